@@ -1,0 +1,66 @@
+//! Server functions: the RPC surface of the UI and of other Leptos apps that depend on this
+//! crate. Every endpoint is stable (`/sfn/<area>/<name>`, no hash suffix) and each function is a
+//! thin adapter over `server::services`.
+
+pub mod auth;
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    //! Glue between server functions and the service layer.
+    use std::net::{IpAddr, SocketAddr};
+
+    use axum::{extract::ConnectInfo, http::HeaderMap};
+    use leptos::prelude::*;
+    use leptos_axum::ResponseOptions;
+
+    use crate::{
+        model::ApiError,
+        server::{auth::AuthUser, error::AppError, state::AppState},
+    };
+
+    pub fn state() -> Result<AppState, ApiError> {
+        use_context::<AppState>().ok_or_else(|| ApiError::new(500, "server state missing"))
+    }
+
+    /// Turns a service error into the function's error, with the matching HTTP status.
+    /// A plain HTML form post (no JavaScript) keeps the framework's redirect back to the form,
+    /// which carries the error in its URL, so its status is left alone.
+    pub fn fail(err: AppError) -> ApiError {
+        let form_post = use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+        });
+        if let Some(response) = use_context::<ResponseOptions>().filter(|_| !form_post) {
+            response.set_status(err.status());
+            if let AppError::RateLimited { retry_after } = &err {
+                if let Ok(value) = retry_after.as_secs().max(1).to_string().parse() {
+                    response.insert_header(axum::http::header::RETRY_AFTER, value);
+                }
+            }
+        }
+        err.to_api_error()
+    }
+
+    pub async fn headers() -> Result<HeaderMap, ApiError> {
+        leptos_axum::extract::<HeaderMap>()
+            .await
+            .map_err(|e| ApiError::new(400, e.to_string()))
+    }
+
+    pub async fn client_ip() -> Option<IpAddr> {
+        leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+            .await
+            .ok()
+            .map(|c| c.0.ip())
+    }
+
+    /// The state and the signed-in user, or a 401.
+    pub async fn authenticated() -> Result<(AppState, AuthUser), ApiError> {
+        let state = state()?;
+        let user = AuthUser::from_headers(&state, &headers().await?).map_err(fail)?;
+        Ok((state, user))
+    }
+}

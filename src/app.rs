@@ -1,0 +1,54 @@
+//! The application shell and routes.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{ParentRoute, Route, Router, Routes},
+    path,
+};
+
+use crate::pages::{
+    auth::{LoginPage, RegisterPage},
+    chat::{ChatLayout, ChatPage},
+    home::HomePage,
+    not_found::NotFound,
+};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/chatkit.css" />
+        <Title text="Tasks chat" />
+        <Meta name="description" content="Manage your to-do list by chatting with an assistant." />
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("") view=HomePage />
+                <Route path=path!("/login") view=LoginPage />
+                <Route path=path!("/register") view=RegisterPage />
+                <ParentRoute path=path!("/chat") view=ChatLayout>
+                    <Route path=path!("") view=ChatPage />
+                    <Route path=path!(":id") view=ChatPage />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

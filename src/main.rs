@@ -1,0 +1,77 @@
+//! The server binary: config, database, then serve until SIGINT/SIGTERM.
+
+#[cfg(feature = "ssr")]
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    use chatkit::server::{self, config::Config, db::Database};
+
+    server::init_tracing();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("configuration error: {err:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let db = match Database::connect(&config).await {
+        Ok(db) => db,
+        Err(err) => {
+            eprintln!("{err:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = run(config, &db).await;
+    db.shutdown().await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn run(
+    config: chatkit::server::config::Config,
+    db: &chatkit::server::db::Database,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use chatkit::server::{self, auth::JwtKeys, state::AppState};
+    let jwt = JwtKeys::from_config(&config)?;
+    let addr = config.addr;
+    let grace = config.shutdown_grace;
+    let options = server::leptos_options(&config);
+    let state = AppState::new(db.pool.clone(), config, jwt, options);
+    let background = state.background.clone();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("listening on http://{addr}");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let mut serving = tokio::spawn(server::serve(listener, server::router(state), async move {
+        let _ = stop_rx.changed().await;
+    }));
+    tokio::select! {
+        result = &mut serving => return result?.map_err(Into::into),
+        _ = server::shutdown_signal() => {}
+    }
+    let _ = stop_tx.send(true);
+    // In-flight requests and agent turns get a bounded time to finish.
+    let drained = tokio::time::timeout(grace, async {
+        let _ = serving.await;
+        background.close();
+        background.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown grace period over; stopping with work still running");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn main() {
+    // The browser side starts in `lib.rs::hydrate`.
+}

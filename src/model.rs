@@ -1,0 +1,227 @@
+//! Types shared by the server and the WASM client: what crosses the wire.
+//! Field names are the JSON shapes of SPEC §4 (snake_case).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest user message, in characters after trimming (SPEC §4).
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Longest task / conversation title, in characters after trimming.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest task description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+/// Shortest acceptable password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Returned by register and login: the user and, for API clients, the bearer token.
+/// Browsers get the same token as an HttpOnly cookie and can ignore it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuthSession {
+    pub user: User,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+/// A task as the user sees it: `id` is the user's own task number (1, 2, 3…).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Task {
+    pub id: i32,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which tasks to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TaskFilter {
+    #[default]
+    All,
+    Pending,
+    Completed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NewTask {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A partial update: absent fields are left as they are. An empty description clears it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TaskPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub completed: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Conversation {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message_count: i32,
+    pub last_message_preview: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Complete,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ToolCallStatus {
+    Success,
+    Error,
+}
+
+/// One tool call the assistant made during a turn, as stored and shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ToolCallRecord {
+    pub tool_name: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub arguments: serde_json::Value,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub result: serde_json::Value,
+    pub timestamp: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub status: ToolCallStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ToolCalls {
+    pub tool_calls: Vec<ToolCallRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    pub tool_calls: Option<ToolCalls>,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub conversation_id: Uuid,
+    pub total_count: i64,
+    pub has_more: bool,
+}
+
+/// The result of one send: the stored user message and the assistant's reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TurnResult {
+    pub user_message: Message,
+    pub assistant_message: Message,
+}
+
+/// What the UI needs to know about the server once per page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// True when no model API key is configured and the built-in offline assistant answers.
+    pub offline_assistant: bool,
+    pub model: String,
+}
+
+/// The error every interface returns: an HTTP status and a sentence for the user.
+/// REST sends it as `{"detail": "..."}`; server functions carry it as their error type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{detail}")]
+pub struct ApiError {
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status == 404
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == 401
+    }
+}
+
+impl leptos::server_fn::error::FromServerFnError for ApiError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        use leptos::server_fn::error::ServerFnErrorErr as E;
+        // Transport and decoding failures are the client's or the network's, not a server bug.
+        let status = match &value {
+            E::Request(_) | E::Response(_) => 0,
+            E::Args(_) | E::Deserialization(_) | E::MissingArg(_) => 400,
+            _ => 500,
+        };
+        Self::new(status, value.to_string())
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per page.
+
+pub mod auth;
+pub mod chat;
+pub mod home;
+pub mod not_found;

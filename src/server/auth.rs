@@ -1,0 +1,287 @@
+//! Passwords (argon2id), session tokens (JWT, algorithm pinned, `exp` required), and how a
+//! request proves who it is: `Authorization: Bearer` for API/MCP clients, an HttpOnly cookie
+//! for browsers (with an Origin check on state changes, see `origin_guard`).
+
+use std::{io::Write, path::Path, time::Duration};
+
+use anyhow::Context;
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderMap, Method},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    config::Config,
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+pub const SESSION_COOKIE: &str = "chatkit_session";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks session tokens.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub ttl: Duration,
+}
+
+impl JwtKeys {
+    /// From `JWT_SECRET`, or the secret generated once into the data directory.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.clone().into_bytes(),
+            None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
+        };
+        Ok(Self::new(&secret, config.jwt_ttl))
+    }
+
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        // Only HS256 is accepted: `alg: none` and algorithm confusion fail validation.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: Uuid) -> AppResult<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|err| AppError::Internal(anyhow::anyhow!("signing a token: {err}")))
+    }
+
+    /// The user id of a valid token; any defect is simply "unauthorized".
+    pub fn verify(&self, token: &str) -> AppResult<Uuid> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|_| AppError::Unauthorized)
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    Ok(secret.into_bytes())
+}
+
+pub async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| AppError::Internal(anyhow::anyhow!("hashing a password: {err}")))
+    })
+    .await
+    .map_err(|err| AppError::Internal(err.into()))?
+}
+
+/// Verifies off the async threads: argon2id is deliberately slow.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The token a request carries: the bearer header first, then the session cookie.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    session_cookie(headers)
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// The `Set-Cookie` value that stores a session (or, with `None`, clears it).
+pub fn session_cookie_header(token: Option<&str>, ttl: Duration, secure: bool) -> String {
+    let mut builder =
+        cookie::Cookie::build((SESSION_COOKIE, token.unwrap_or_default().to_string()))
+            .http_only(true)
+            .same_site(cookie::SameSite::Lax)
+            .secure(secure)
+            .path("/");
+    builder = match token {
+        Some(_) => builder.max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64)),
+        None => builder.max_age(cookie::time::Duration::ZERO),
+    };
+    builder.build().to_string()
+}
+
+/// Whether the session cookie should be `Secure`: configured, or the request came over https.
+pub fn cookie_secure(config: &Config, headers: &HeaderMap) -> bool {
+    config.cookie_secure
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// The authenticated user of a request. Extracting it fails with 401.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: Uuid,
+}
+
+impl AuthUser {
+    pub fn from_headers(state: &AppState, headers: &HeaderMap) -> AppResult<Self> {
+        let token = request_token(headers).ok_or(AppError::Unauthorized)?;
+        state.jwt.verify(&token).map(|id| Self { id })
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Self::from_headers(state, &parts.headers)
+    }
+}
+
+/// CSRF defence: a state-changing request authenticated by the session cookie (and not by a
+/// bearer header, which browsers never add by themselves) must come from an allowed origin:
+/// this site itself or one listed in `CORS_ALLOWED_ORIGINS`.
+pub async fn origin_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let safe_method = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+    let cookie_authenticated =
+        !headers.contains_key(header::AUTHORIZATION) && session_cookie(headers).is_some();
+    if safe_method || !cookie_authenticated || origin_allowed(&state.config, headers) {
+        return next.run(request).await;
+    }
+    AppError::Forbidden("cross-origin request refused: the Origin is not allowed".into())
+        .into_response()
+}
+
+fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            let (scheme, rest) = referer.split_once("://")?;
+            let authority = rest.split('/').next()?;
+            Some(format!("{scheme}://{authority}"))
+        });
+    let Some(origin) = origin else { return false };
+    let origin = origin.trim_end_matches('/');
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    same_origin
+        || config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_other_keys() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let other = JwtKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
+        let id = Uuid::new_v4();
+        let token = keys.issue(id).expect("token");
+        assert_eq!(keys.verify(&token).expect("valid"), id);
+        assert!(other.verify(&token).is_err());
+        assert!(keys.verify("not-a-token").is_err());
+    }
+
+    #[test]
+    fn bearer_beats_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=b; chatkit_session=from-cookie".parse().unwrap(),
+        );
+        assert_eq!(request_token(&headers).as_deref(), Some("from-cookie"));
+        headers.insert(header::AUTHORIZATION, "Bearer from-header".parse().unwrap());
+        assert_eq!(request_token(&headers).as_deref(), Some("from-header"));
+    }
+}

@@ -1,0 +1,164 @@
+//! Settings from the environment (and `.env`), each with a default. The README lists them all.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `ADDR`: where the server listens.
+    pub addr: SocketAddr,
+    /// `DATABASE_URL`: when unset, see `db::connect`.
+    pub database_url: Option<String>,
+    /// `DATA_DIR`: the generated JWT secret and the private Postgres cluster live here.
+    pub data_dir: PathBuf,
+    /// `JWT_SECRET` (≥ 32 bytes); generated once into `DATA_DIR` when unset.
+    pub jwt_secret: Option<String>,
+    /// `JWT_TTL_HOURS`: session length.
+    pub jwt_ttl: Duration,
+    /// `COOKIE_SECURE`: mark the session cookie `Secure` (set it behind https).
+    pub cookie_secure: bool,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated extra origins allowed with credentials.
+    pub allowed_origins: Vec<String>,
+    /// `MCP_ALLOWED_HOSTS`: extra `Host` values the MCP endpoint accepts (loopback and `ADDR` always).
+    pub mcp_allowed_hosts: Vec<String>,
+    /// `AUTH_RATE_PER_MINUTE_IP` / `AUTH_RATE_PER_MINUTE_EMAIL`: login/register attempts.
+    pub auth_rate_per_ip: u32,
+    pub auth_rate_per_email: u32,
+    /// `SEND_RATE_PER_MINUTE`: chat messages per user.
+    pub send_rate_per_user: u32,
+    /// `DB_MAX_CONNECTIONS`: pool size.
+    pub db_max_connections: u32,
+    /// `OPENAI_API_KEY`: selects the OpenAI path; unset means the offline assistant.
+    pub openai_api_key: Option<String>,
+    /// `OPENAI_BASE_URL`: any OpenAI-compatible server.
+    pub openai_base_url: String,
+    /// `OPENAI_MODEL`.
+    pub openai_model: String,
+    /// `MODEL_TIMEOUT_SECS`: per model call.
+    pub model_timeout: Duration,
+    /// `MODEL_MAX_RETRIES`: for 429 and 5xx answers.
+    pub model_max_retries: u32,
+    /// `AGENT_HISTORY_LIMIT`: messages of history sent to the model per turn.
+    pub history_limit: i64,
+    /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests and turns get on shutdown.
+    pub shutdown_grace: Duration,
+    /// `LEPTOS_SITE_ROOT`: where cargo-leptos put the compiled site.
+    pub site_root: String,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        fn num<T: std::str::FromStr>(
+            name: &str,
+            value: Option<String>,
+            default: T,
+        ) -> anyhow::Result<T> {
+            match value {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}")),
+            }
+        }
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().trim_end_matches('/').to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+
+        let addr: SocketAddr = get("ADDR")
+            .or_else(|| get("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".into())
+            .parse()
+            .context("ADDR must look like 127.0.0.1:3000")?;
+        let jwt_secret = get("JWT_SECRET");
+        if let Some(secret) = &jwt_secret {
+            if secret.len() < 32 {
+                bail!("JWT_SECRET must be at least 32 bytes long");
+            }
+        }
+        Ok(Self {
+            addr,
+            database_url: get("DATABASE_URL"),
+            data_dir: get("DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".data")),
+            jwt_secret,
+            jwt_ttl: Duration::from_secs(
+                3600 * num("JWT_TTL_HOURS", get("JWT_TTL_HOURS"), 24 * 7)?,
+            ),
+            cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("1" | "true" | "yes")),
+            allowed_origins: list("CORS_ALLOWED_ORIGINS"),
+            mcp_allowed_hosts: list("MCP_ALLOWED_HOSTS"),
+            auth_rate_per_ip: num(
+                "AUTH_RATE_PER_MINUTE_IP",
+                get("AUTH_RATE_PER_MINUTE_IP"),
+                30,
+            )?,
+            auth_rate_per_email: num(
+                "AUTH_RATE_PER_MINUTE_EMAIL",
+                get("AUTH_RATE_PER_MINUTE_EMAIL"),
+                10,
+            )?,
+            send_rate_per_user: num("SEND_RATE_PER_MINUTE", get("SEND_RATE_PER_MINUTE"), 30)?,
+            db_max_connections: num("DB_MAX_CONNECTIONS", get("DB_MAX_CONNECTIONS"), 16)?,
+            openai_api_key: get("OPENAI_API_KEY"),
+            openai_base_url: get("OPENAI_BASE_URL")
+                .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            model_timeout: Duration::from_secs(num(
+                "MODEL_TIMEOUT_SECS",
+                get("MODEL_TIMEOUT_SECS"),
+                30,
+            )?),
+            model_max_retries: num("MODEL_MAX_RETRIES", get("MODEL_MAX_RETRIES"), 3)?,
+            history_limit: num("AGENT_HISTORY_LIMIT", get("AGENT_HISTORY_LIMIT"), 50)?,
+            shutdown_grace: Duration::from_secs(num(
+                "SHUTDOWN_GRACE_SECS",
+                get("SHUTDOWN_GRACE_SECS"),
+                40,
+            )?),
+            site_root: get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
+        })
+    }
+
+    /// Defaults for tests: nothing read from the environment but the database.
+    pub fn for_tests() -> Self {
+        Self {
+            addr: "127.0.0.1:0".parse().expect("static address"),
+            database_url: None,
+            data_dir: std::env::temp_dir().join("chatkit-tests"),
+            jwt_secret: Some("test-secret-test-secret-test-secret-0123".into()),
+            jwt_ttl: Duration::from_secs(3600),
+            cookie_secure: false,
+            allowed_origins: vec![],
+            mcp_allowed_hosts: vec![],
+            auth_rate_per_ip: 1000,
+            auth_rate_per_email: 1000,
+            send_rate_per_user: 1000,
+            db_max_connections: 8,
+            openai_api_key: None,
+            openai_base_url: "http://127.0.0.1:9/v1".into(),
+            openai_model: "test-model".into(),
+            model_timeout: Duration::from_secs(5),
+            model_max_retries: 2,
+            history_limit: 50,
+            shutdown_grace: Duration::from_secs(5),
+            site_root: "target/site".into(),
+        }
+    }
+
+    pub fn offline_assistant(&self) -> bool {
+        self.openai_api_key.is_none()
+    }
+}

@@ -1,0 +1,4 @@
+//! The service layer: every rule (validation, tenancy, limits) lives here once, and REST,
+//! server functions and MCP tools are thin adapters over it.
+
+pub mod users;

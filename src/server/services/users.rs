@@ -1,0 +1,174 @@
+//! Accounts: register, log in, look up. Validation and rate limits live here, once.
+
+use std::net::IpAddr;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    model::{AuthSession, Credentials, User, MIN_PASSWORD_CHARS},
+    server::{
+        auth::{hash_password, verify_password},
+        error::{AppError, AppResult},
+        state::AppState,
+    },
+};
+
+/// Longest accepted password: argon2 hashing is costly, so unbounded input is a DoS vector.
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    password_hash: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub fn normalize_email(email: &str) -> AppResult<String> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email.to_string())
+    } else {
+        Err(AppError::validation(
+            "enter a valid email address, like name@example.com",
+        ))
+    }
+}
+
+fn check_password(password: &str) -> AppResult<()> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(AppError::validation(format!(
+            "the password must be at least {MIN_PASSWORD_CHARS} characters long"
+        )));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(AppError::validation(format!(
+            "the password must be at most {MAX_PASSWORD_CHARS} characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// Counts one login/register attempt against the caller's IP and the email it names.
+fn rate_limit(state: &AppState, ip: Option<IpAddr>, email: &str) -> AppResult<()> {
+    if let Some(ip) = ip {
+        state.limits.auth_by_ip.check(&ip)?;
+    }
+    state.limits.auth_by_email.check(&email.to_lowercase())
+}
+
+fn session(state: &AppState, user: User) -> AppResult<AuthSession> {
+    Ok(AuthSession {
+        access_token: state.jwt.issue(user.id)?,
+        token_type: "Bearer".into(),
+        expires_in: state.jwt.ttl.as_secs() as i64,
+        user,
+    })
+}
+
+pub async fn register(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    creds: Credentials,
+) -> AppResult<AuthSession> {
+    let email = normalize_email(&creds.email)?;
+    rate_limit(state, ip, &email)?;
+    check_password(&creds.password)?;
+    let password_hash = hash_password(creds.password).await?;
+    let inserted = sqlx::query_as::<_, UserRow>(
+        "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING
+         RETURNING id, email, password_hash, created_at",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&email)
+    .bind(&password_hash)
+    .fetch_optional(&state.pool)
+    .await?;
+    let user = inserted
+        .ok_or_else(|| AppError::Conflict("an account with this email already exists".into()))?;
+    tracing::info!(user_id = %user.id, "registered a new user");
+    session(state, user.into())
+}
+
+pub async fn login(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    creds: Credentials,
+) -> AppResult<AuthSession> {
+    let email = normalize_email(&creds.email).map_err(|_| AppError::InvalidCredentials)?;
+    rate_limit(state, ip, &email)?;
+    let row = sqlx::query_as::<_, UserRow>(
+        "SELECT id, email, password_hash, created_at FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(&email)
+    .fetch_optional(&state.pool)
+    .await?;
+    // Verify against a dummy hash when the user is unknown so timing does not reveal accounts.
+    const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yq3rQ5H3lDCQ3mXKvV0Jx8u1bT+7aC2sBfGkQJ0qVxE";
+    let hash = row
+        .as_ref()
+        .map_or(DUMMY_HASH.to_string(), |r| r.password_hash.clone());
+    let valid = verify_password(creds.password, hash).await;
+    match row {
+        Some(row) if valid => session(state, row.into()),
+        _ => Err(AppError::InvalidCredentials),
+    }
+}
+
+pub async fn get(pool: &PgPool, user_id: Uuid) -> AppResult<User> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, email, password_hash, created_at FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?
+    .map(User::from)
+    .ok_or(AppError::Unauthorized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email("  A@Example.com ").unwrap(),
+            "A@Example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@b.com.",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}
