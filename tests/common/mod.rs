@@ -1,0 +1,107 @@
+//! A real server on a real port over the per-test database `#[sqlx::test]` provides.
+#![allow(dead_code)]
+
+use chatkit::server::{self, auth::JwtKeys, config::Config, state::AppState};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub http: Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, |_| {}).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, configure: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests();
+        configure(&mut config);
+        let jwt = JwtKeys::from_config(&config).expect("jwt keys");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        config.addr = addr;
+        let options = server::leptos_options(&config);
+        let state = AppState::new(pool, config, jwt, options);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = server::router(state.clone());
+        tokio::spawn(server::serve(listener, app, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            url: format!("http://{addr}"),
+            state,
+            http: Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Registers `email` and returns its bearer token.
+    pub async fn register(&self, email: &str) -> String {
+        let res = self
+            .http
+            .post(self.at("/api/auth/register"))
+            .json(&json!({ "email": email, "password": "password123" }))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
+        let body: Value = res.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.http
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> Response {
+        self.http
+            .request(method, self.at(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Response {
+        self.send_json(reqwest::Method::POST, token, path, body)
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts the status and the `{"detail": ...}` error shape; returns the detail.
+pub async fn expect_error(res: Response, status: StatusCode) -> String {
+    assert_eq!(res.status(), status, "unexpected status");
+    let body: Value = res.json().await.expect("error body is JSON");
+    body["detail"].as_str().expect("detail string").to_string()
+}
