@@ -3,6 +3,7 @@
 //! thin adapter over `server::services`.
 
 pub mod auth;
+pub mod tasks;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {

@@ -20,8 +20,9 @@ pub enum AppError {
     InvalidCredentials,
     #[error("{0}")]
     Forbidden(String),
+    /// What was not found, e.g. "task 7": the message must be actionable for a model too.
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]

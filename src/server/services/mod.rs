@@ -1,4 +1,5 @@
 //! The service layer: every rule (validation, tenancy, limits) lives here once, and REST,
 //! server functions and MCP tools are thin adapters over it.
 
+pub mod tasks;
 pub mod users;

@@ -1,0 +1,116 @@
+//! `/api/tasks`: the signed-in user's to-do list.
+
+use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{ApiJson, ApiPath, ApiQuery};
+use crate::{
+    model::{NewTask, Task, TaskFilter, TaskPatch},
+    server::{auth::AuthUser, error::AppResult, services::tasks, state::AppState},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, update_task, delete_task))
+        .routes(routes!(complete_task))
+        .routes(routes!(reopen_task))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// all (default), pending or completed
+    #[serde(default)]
+    status: TaskFilter,
+}
+
+/// The user's tasks, oldest first.
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(ListParams),
+    responses((status = 200, body = Vec<Task>), (status = 400), (status = 401)))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> AppResult<ApiJson<Vec<Task>>> {
+    tasks::list(&state.pool, user.id, params.status)
+        .await
+        .map(ApiJson)
+}
+
+/// Add a task.
+#[utoipa::path(post, path = "/api/tasks", tag = "tasks", request_body = NewTask,
+    responses((status = 201, body = Task), (status = 400), (status = 401)))]
+async fn create_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(new): ApiJson<NewTask>,
+) -> AppResult<(StatusCode, ApiJson<Task>)> {
+    let task = tasks::create(&state.pool, user.id, new).await?;
+    Ok((StatusCode::CREATED, ApiJson(task)))
+}
+
+/// One task by its number.
+#[utoipa::path(get, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    responses((status = 200, body = Task), (status = 400), (status = 401), (status = 404)))]
+async fn get_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+) -> AppResult<ApiJson<Task>> {
+    tasks::get(&state.pool, user.id, id).await.map(ApiJson)
+}
+
+/// Change the title, description (empty string clears it) or completion.
+#[utoipa::path(put, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    request_body = TaskPatch,
+    responses((status = 200, body = Task), (status = 400), (status = 401), (status = 404)))]
+async fn update_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+    ApiJson(patch): ApiJson<TaskPatch>,
+) -> AppResult<ApiJson<Task>> {
+    tasks::update(&state.pool, user.id, id, patch)
+        .await
+        .map(ApiJson)
+}
+
+/// Delete a task.
+#[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    responses((status = 204), (status = 400), (status = 401), (status = 404)))]
+async fn delete_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+) -> AppResult<StatusCode> {
+    tasks::delete(&state.pool, user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mark a task done.
+#[utoipa::path(post, path = "/api/tasks/{id}/complete", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    responses((status = 200, body = Task), (status = 400), (status = 401), (status = 404)))]
+async fn complete_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+) -> AppResult<ApiJson<Task>> {
+    tasks::set_completed(&state.pool, user.id, id, true)
+        .await
+        .map(ApiJson)
+}
+
+/// Mark a task not done again.
+#[utoipa::path(post, path = "/api/tasks/{id}/reopen", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    responses((status = 200, body = Task), (status = 400), (status = 401), (status = 404)))]
+async fn reopen_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+) -> AppResult<ApiJson<Task>> {
+    tasks::set_completed(&state.pool, user.id, id, false)
+        .await
+        .map(ApiJson)
+}
