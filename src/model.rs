@@ -169,6 +169,54 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
+/// A message to send: `client_id` makes retries safe (the same id never creates a second turn).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SendMessage {
+    pub content: String,
+    #[serde(default)]
+    pub client_id: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ConversationTitle {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// Which page of a conversation's messages to read (at most one of after / before / since).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+pub struct MessageQuery {
+    /// 1..100, default 50.
+    #[serde(default)]
+    pub limit: Option<i64>,
+    /// Messages with a larger seq (polling).
+    #[serde(default)]
+    pub after: Option<i64>,
+    /// Messages with a smaller seq (older pages).
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Messages created after this RFC 3339 instant (kept for compatibility).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// One page of the conversation list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+pub struct ConversationQuery {
+    /// 1..100, default 20.
+    #[serde(default)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// The result of one send: the stored user message and the assistant's reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -3,6 +3,7 @@
 //! thin adapter over `server::services`.
 
 pub mod auth;
+pub mod chat;
 pub mod tasks;
 
 #[cfg(feature = "ssr")]

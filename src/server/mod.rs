@@ -1,5 +1,6 @@
 //! Everything that runs only on the server (the `ssr` feature).
 
+pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -6,7 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
-use super::{auth::JwtKeys, config::Config, rate_limit::Limits};
+use super::{agent::ChatModel, auth::JwtKeys, config::Config, rate_limit::Limits};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,6 +14,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
+    /// The agent's language model: OpenAI-compatible, or the offline assistant.
+    pub model: Arc<ChatModel>,
     pub leptos_options: LeptosOptions,
     /// Work that must outlive its request (agent turns); drained on graceful shutdown.
     pub background: tokio_util::task::TaskTracker,
@@ -24,6 +26,7 @@ impl AppState {
         Self {
             pool,
             limits: Arc::new(Limits::new(&config)),
+            model: Arc::new(ChatModel::from_config(&config)),
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             leptos_options,

@@ -1,6 +1,7 @@
 //! REST adapters over the service layer, with the OpenAPI document generated from the routes.
 
 pub mod auth;
+pub mod chat;
 pub mod tasks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(tasks::router())
+        .merge(chat::router())
         .split_for_parts();
     let document = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     router.route(

@@ -1,0 +1,89 @@
+//! Conversation server functions (`/sfn/chat/*`), the same operations as the REST API.
+
+use leptos::prelude::*;
+use uuid::Uuid;
+
+use crate::model::{
+    ApiError, Conversation, ConversationPage, ConversationQuery, MessagePage, MessageQuery,
+    ServerInfo, TurnResult,
+};
+
+/// Conversations, newest first. Endpoint: `POST /sfn/chat/conversations`.
+#[server(prefix = "/sfn/chat", endpoint = "conversations")]
+pub async fn list_conversations(query: ConversationQuery) -> Result<ConversationPage, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::list(&state.pool, user.id, &query)
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// Start a conversation. Endpoint: `POST /sfn/chat/create`.
+#[server(prefix = "/sfn/chat", endpoint = "create")]
+pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// One conversation. Endpoint: `POST /sfn/chat/get`.
+#[server(prefix = "/sfn/chat", endpoint = "get")]
+pub async fn get_conversation(id: Uuid) -> Result<Conversation, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::get(&state.pool, user.id, id)
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// Rename. Endpoint: `POST /sfn/chat/rename`.
+#[server(prefix = "/sfn/chat", endpoint = "rename")]
+pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::rename(&state.pool, user.id, id, &title)
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// Soft delete. Endpoint: `POST /sfn/chat/delete`.
+#[server(prefix = "/sfn/chat", endpoint = "delete")]
+pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::delete(&state.pool, user.id, id)
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// Messages. Endpoint: `POST /sfn/chat/messages`.
+#[server(prefix = "/sfn/chat", endpoint = "messages")]
+pub async fn list_messages(id: Uuid, query: MessageQuery) -> Result<MessagePage, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    crate::server::services::chat::messages(&state.pool, user.id, id, &query)
+        .await
+        .map_err(super::ssr::fail)
+}
+
+/// Send a message and run one agent turn. Endpoint: `POST /sfn/chat/send`.
+/// A plain form post (no JavaScript) is redirected back to the conversation.
+#[server(prefix = "/sfn/chat", endpoint = "send")]
+pub async fn send_message(
+    id: Uuid,
+    content: String,
+    client_id: Option<Uuid>,
+) -> Result<TurnResult, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    let turn = crate::server::agent::send(&state, user.id, id, &content, client_id)
+        .await
+        .map_err(super::ssr::fail)?;
+    leptos_axum::redirect(&format!("/chat/{id}"));
+    Ok(turn)
+}
+
+/// Whether the offline assistant answers, and the model name. Endpoint: `POST /sfn/chat/info`.
+#[server(prefix = "/sfn/chat", endpoint = "info")]
+pub async fn get_server_info() -> Result<ServerInfo, ApiError> {
+    let state = super::ssr::state()?;
+    Ok(ServerInfo {
+        offline_assistant: state.config.offline_assistant(),
+        model: state.model.name(),
+    })
+}

@@ -1,0 +1,132 @@
+//! `/api/chat/conversations…`: conversations, their messages, and sending (one agent turn).
+
+use axum::{extract::State, http::StatusCode};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{ApiJson, ApiPath, ApiQuery};
+use crate::{
+    model::{
+        Conversation, ConversationPage, ConversationQuery, ConversationTitle, MessagePage,
+        MessageQuery, SendMessage, TurnResult,
+    },
+    server::{
+        agent,
+        auth::AuthUser,
+        error::{AppError, AppResult},
+        services::chat,
+        state::AppState,
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations, create_conversation))
+        .routes(routes!(
+            get_conversation,
+            rename_conversation,
+            delete_conversation
+        ))
+        .routes(routes!(list_messages, send_message))
+}
+
+/// The user's conversations, most recently active first.
+#[utoipa::path(get, path = "/api/chat/conversations", tag = "chat", params(ConversationQuery),
+    responses((status = 200, body = ConversationPage), (status = 400), (status = 401)))]
+async fn list_conversations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<ConversationQuery>,
+) -> AppResult<ApiJson<ConversationPage>> {
+    chat::list(&state.pool, user.id, &query).await.map(ApiJson)
+}
+
+/// Start a conversation. Without a title it is named after its first message.
+#[utoipa::path(post, path = "/api/chat/conversations", tag = "chat", request_body = ConversationTitle,
+    responses((status = 201, body = Conversation), (status = 400), (status = 401)))]
+async fn create_conversation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: axum::body::Bytes,
+) -> AppResult<(StatusCode, ApiJson<Conversation>)> {
+    // The body is optional: no body (or `{}`) means "no title yet".
+    let title = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<ConversationTitle>(&body)
+            .map_err(|err| AppError::validation(format!("invalid JSON body: {err}")))?
+            .title
+    };
+    let conversation = chat::create(&state.pool, user.id, title.as_deref()).await?;
+    Ok((StatusCode::CREATED, ApiJson(conversation)))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/chat/conversations/{id}", tag = "chat", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Conversation), (status = 400), (status = 401), (status = 404)))]
+async fn get_conversation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<ApiJson<Conversation>> {
+    chat::get(&state.pool, user.id, id).await.map(ApiJson)
+}
+
+/// Rename a conversation (it then keeps that title).
+#[utoipa::path(put, path = "/api/chat/conversations/{id}", tag = "chat", params(("id" = Uuid, Path)),
+    request_body = ConversationTitle,
+    responses((status = 200, body = Conversation), (status = 400), (status = 401), (status = 404)))]
+async fn rename_conversation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ConversationTitle>,
+) -> AppResult<ApiJson<Conversation>> {
+    let title = body
+        .title
+        .ok_or_else(|| AppError::validation("title is required"))?;
+    chat::rename(&state.pool, user.id, id, &title)
+        .await
+        .map(ApiJson)
+}
+
+/// Delete a conversation (soft: it disappears, its rows are kept).
+#[utoipa::path(delete, path = "/api/chat/conversations/{id}", tag = "chat", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 400), (status = 401), (status = 404)))]
+async fn delete_conversation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<StatusCode> {
+    chat::delete(&state.pool, user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Messages in order. No cursor: the latest page; `after` polls; `before` pages back.
+#[utoipa::path(get, path = "/api/chat/conversations/{id}/messages", tag = "chat", params(("id" = Uuid, Path), MessageQuery),
+    responses((status = 200, body = MessagePage), (status = 400), (status = 401), (status = 404)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<MessageQuery>,
+) -> AppResult<ApiJson<MessagePage>> {
+    chat::messages(&state.pool, user.id, id, &query)
+        .await
+        .map(ApiJson)
+}
+
+/// Send a message and get the assistant's reply (one agent turn). Repeating a `client_id`
+/// returns the first result.
+#[utoipa::path(post, path = "/api/chat/conversations/{id}/messages", tag = "chat", params(("id" = Uuid, Path)),
+    request_body = SendMessage,
+    responses((status = 201, body = TurnResult), (status = 400), (status = 401), (status = 404), (status = 429)))]
+async fn send_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SendMessage>,
+) -> AppResult<(StatusCode, ApiJson<TurnResult>)> {
+    let turn = agent::send(&state, user.id, id, &body.content, body.client_id).await?;
+    Ok((StatusCode::CREATED, ApiJson(turn)))
+}

@@ -1,0 +1,513 @@
+//! Conversations and their messages. Every query is scoped by the caller's user id; a deleted
+//! or foreign conversation is "not found" everywhere.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    model::{
+        Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
+        MessageStatus, Role, ToolCalls, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
+    },
+    server::error::{AppError, AppResult},
+};
+
+pub const DEFAULT_TITLE: &str = "New conversation";
+const AUTO_TITLE_CHARS: usize = 50;
+const PREVIEW_CHARS: usize = 100;
+
+const CONVERSATION_COLUMNS: &str =
+    "id, user_id, title, created_at, updated_at, message_count, last_message_preview";
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, seq, role, content, tool_calls, status, created_at";
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: Uuid,
+    user_id: Uuid,
+    title: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    message_count: i32,
+    last_message_preview: Option<String>,
+}
+
+impl From<ConversationRow> for Conversation {
+    fn from(r: ConversationRow) -> Self {
+        Self {
+            id: r.id,
+            user_id: r.user_id,
+            title: r.title,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            message_count: r.message_count,
+            last_message_preview: r.last_message_preview,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    conversation_id: Uuid,
+    seq: i64,
+    role: String,
+    content: String,
+    tool_calls: Option<sqlx::types::Json<ToolCalls>>,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Self {
+            id: r.id,
+            conversation_id: r.conversation_id,
+            seq: r.seq,
+            role: if r.role == "user" {
+                Role::User
+            } else {
+                Role::Assistant
+            },
+            content: r.content,
+            tool_calls: r.tool_calls.map(|j| j.0),
+            status: if r.status == "error" {
+                MessageStatus::Error
+            } else {
+                MessageStatus::Complete
+            },
+            created_at: r.created_at,
+        }
+    }
+}
+
+fn conversation_not_found() -> AppError {
+    AppError::NotFound("conversation".into())
+}
+
+/// Trimmed, 1..=200 characters.
+pub fn clean_title(title: &str) -> AppResult<String> {
+    let title = title.trim();
+    match title.chars().count() {
+        0 => Err(AppError::validation("the title cannot be empty")),
+        n if n > MAX_TITLE_CHARS => Err(AppError::validation(format!(
+            "the title is {n} characters long; the limit is {MAX_TITLE_CHARS}"
+        ))),
+        _ => Ok(title.to_string()),
+    }
+}
+
+/// Trimmed, 1..=10,000 characters.
+pub fn clean_content(content: &str) -> AppResult<String> {
+    let content = content.trim();
+    match content.chars().count() {
+        0 => Err(AppError::validation("the message is empty")),
+        n if n > MAX_MESSAGE_CHARS => Err(AppError::validation(format!(
+            "the message is {n} characters long; the limit is {MAX_MESSAGE_CHARS}"
+        ))),
+        _ => Ok(content.to_string()),
+    }
+}
+
+/// The first ~50 characters of a message, cut at a word boundary, on one line.
+pub fn auto_title(content: &str) -> String {
+    let flat = content.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= AUTO_TITLE_CHARS {
+        return if flat.is_empty() {
+            DEFAULT_TITLE.into()
+        } else {
+            flat
+        };
+    }
+    let cut: String = flat.chars().take(AUTO_TITLE_CHARS).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(i) if i >= AUTO_TITLE_CHARS / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!(
+        "{}…",
+        at_word.trim_end_matches([',', '.', ';', ':', '-', ' '])
+    )
+}
+
+fn preview(content: &str) -> String {
+    let flat = content.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= PREVIEW_CHARS {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(PREVIEW_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+fn encode_cursor(updated_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", updated_at.timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+    let invalid = || AppError::validation("invalid cursor");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (micros, id) = raw.split_once('|').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    Ok((at, id.parse().map_err(|_| invalid())?))
+}
+
+fn page_limit(limit: Option<i64>, default: i64) -> AppResult<i64> {
+    match limit.unwrap_or(default) {
+        n @ 1..=100 => Ok(n),
+        n => Err(AppError::validation(format!(
+            "limit must be between 1 and 100, got {n}"
+        ))),
+    }
+}
+
+pub async fn list(
+    pool: &PgPool,
+    user: Uuid,
+    query: &ConversationQuery,
+) -> AppResult<ConversationPage> {
+    let limit = page_limit(query.limit, 20)?;
+    let cursor = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
+    let (after_at, after_id) = cursor.unzip();
+    // Row comparison on the index's own columns: exact under ties, one index range scan.
+    let mut rows = sqlx::query_as::<_, ConversationRow>(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations
+         WHERE user_id = $1 AND deleted_at IS NULL
+           AND ($2::timestamptz IS NULL OR (updated_at, id) < ($2, $3))
+         ORDER BY updated_at DESC, id DESC
+         LIMIT $4"
+    ))
+    .bind(user)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|r| encode_cursor(r.updated_at, r.id)))
+        .flatten();
+    Ok(ConversationPage {
+        conversations: rows.into_iter().map(Conversation::from).collect(),
+        next_cursor,
+        has_more,
+    })
+}
+
+pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult<Conversation> {
+    let custom = title.map(clean_title).transpose()?;
+    sqlx::query_as::<_, ConversationRow>(&format!(
+        "INSERT INTO conversations (id, user_id, title, title_is_custom) VALUES ($1, $2, $3, $4)
+         RETURNING {CONVERSATION_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(user)
+    .bind(custom.as_deref().unwrap_or(DEFAULT_TITLE))
+    .bind(custom.is_some())
+    .fetch_one(pool)
+    .await
+    .map(Conversation::from)
+    .map_err(Into::into)
+}
+
+pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Conversation> {
+    sqlx::query_as::<_, ConversationRow>(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+    ))
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .map(Conversation::from)
+    .ok_or_else(conversation_not_found)
+}
+
+pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResult<Conversation> {
+    let title = clean_title(title)?;
+    sqlx::query_as::<_, ConversationRow>(&format!(
+        "UPDATE conversations SET title = $3, title_is_custom = true
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
+         RETURNING {CONVERSATION_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(user)
+    .bind(title)
+    .fetch_optional(pool)
+    .await?
+    .map(Conversation::from)
+    .ok_or_else(conversation_not_found)
+}
+
+/// Soft delete: the rows stay, the conversation disappears from every interface.
+pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<()> {
+    let result = sqlx::query(
+        "UPDATE conversations SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    if result.rows_affected() == 0 {
+        return Err(conversation_not_found());
+    }
+    Ok(())
+}
+
+pub async fn messages(
+    pool: &PgPool,
+    user: Uuid,
+    id: Uuid,
+    query: &MessageQuery,
+) -> AppResult<MessagePage> {
+    let limit = page_limit(query.limit, 50)?;
+    let cursors = [
+        query.after.is_some(),
+        query.before.is_some(),
+        query.since.is_some(),
+    ];
+    if cursors.iter().filter(|c| **c).count() > 1 {
+        return Err(AppError::validation(
+            "use at most one of after, before and since",
+        ));
+    }
+    if query.after.is_some_and(|s| s < 0) || query.before.is_some_and(|s| s < 0) {
+        return Err(AppError::validation(
+            "after and before must be sequence numbers (0 or more)",
+        ));
+    }
+    // Ownership check and total in one indexed lookup.
+    let total: i32 = sqlx::query_scalar(
+        "SELECT message_count FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(conversation_not_found)?;
+
+    let fetch = limit + 1;
+    let (mut rows, newest_first) = if let Some(after) = query.after {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        (
+            sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(id)
+                .bind(after)
+                .bind(fetch)
+                .fetch_all(pool)
+                .await?,
+            false,
+        )
+    } else if let Some(since) = query.since {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND created_at > $2 ORDER BY seq LIMIT $3");
+        (
+            sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(id)
+                .bind(since)
+                .bind(fetch)
+                .fetch_all(pool)
+                .await?,
+            false,
+        )
+    } else {
+        let before = query.before.unwrap_or(i64::MAX);
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3");
+        (
+            sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(id)
+                .bind(before)
+                .bind(fetch)
+                .fetch_all(pool)
+                .await?,
+            true,
+        )
+    };
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    if newest_first {
+        rows.reverse();
+    }
+    Ok(MessagePage {
+        messages: rows.into_iter().map(Message::from).collect(),
+        conversation_id: id,
+        total_count: i64::from(total),
+        has_more,
+    })
+}
+
+/// A message to append to a conversation.
+pub struct NewMessage<'a> {
+    pub role: Role,
+    pub content: &'a str,
+    pub tool_calls: Option<&'a ToolCalls>,
+    pub status: MessageStatus,
+    pub client_id: Option<Uuid>,
+}
+
+/// Appends a message with the next `seq`, allocated under the conversation row's lock inside
+/// this transaction: a poller reading `after=seq` can never skip a message that commits later.
+pub async fn append(
+    pool: &PgPool,
+    user: Uuid,
+    conversation: Uuid,
+    message: NewMessage<'_>,
+) -> AppResult<Message> {
+    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
+    let first_title = (message.role == Role::User).then(|| auto_title(message.content));
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE conversations SET
+             last_seq = last_seq + 1,
+             message_count = message_count + 1,
+             updated_at = clock_timestamp(),
+             last_message_preview = $3,
+             title = CASE WHEN $4::text IS NOT NULL AND NOT title_is_custom AND message_count = 0 THEN $4 ELSE title END
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
+         RETURNING last_seq",
+    )
+    .bind(conversation)
+    .bind(user)
+    .bind(preview(message.content))
+    .bind(first_title)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(conversation_not_found)?;
+    let row = sqlx::query_as::<_, MessageRow>(&format!(
+        "INSERT INTO messages (id, conversation_id, seq, role, content, tool_calls, status, client_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {MESSAGE_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(conversation)
+    .bind(seq)
+    .bind(match message.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    })
+    .bind(message.content)
+    .bind(message.tool_calls.map(sqlx::types::Json))
+    .bind(match message.status {
+        MessageStatus::Complete => "complete",
+        MessageStatus::Error => "error",
+    })
+    .bind(message.client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// The user message sent with `client_id`, and the reply that followed it, if any.
+pub async fn find_by_client_id(
+    pool: &PgPool,
+    conversation: Uuid,
+    client_id: Uuid,
+) -> AppResult<Option<(Message, Option<Message>)>> {
+    let rows = sqlx::query_as::<_, MessageRow>(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE conversation_id = $1
+           AND seq IN (SELECT seq + d FROM messages, (VALUES (0), (1)) AS v(d)
+                       WHERE conversation_id = $1 AND client_id = $2)
+         ORDER BY seq"
+    ))
+    .bind(conversation)
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?;
+    let mut messages = rows.into_iter().map(Message::from);
+    let Some(user_message) = messages.next() else {
+        return Ok(None);
+    };
+    let reply = messages.next().filter(|m| m.role == Role::Assistant);
+    Ok(Some((user_message, reply)))
+}
+
+/// The `limit` messages ending at `up_to_seq`, oldest first: the agent's history.
+pub async fn history(
+    pool: &PgPool,
+    conversation: Uuid,
+    up_to_seq: i64,
+    limit: i64,
+) -> AppResult<Vec<Message>> {
+    let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3"
+    ))
+    .bind(conversation)
+    .bind(up_to_seq)
+    .bind(limit.max(1))
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows.into_iter().map(Message::from).collect())
+}
+
+/// Conversations whose last message is a user message: a turn that never got its reply.
+pub async fn unanswered(pool: &PgPool) -> AppResult<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT c.id, c.user_id FROM conversations c
+         JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+         WHERE m.role = 'user' AND c.deleted_at IS NULL",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The last message of a conversation, if any.
+pub async fn last_message(pool: &PgPool, conversation: Uuid) -> AppResult<Option<Message>> {
+    Ok(sqlx::query_as::<_, MessageRow>(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"
+    ))
+    .bind(conversation)
+    .fetch_optional(pool)
+    .await?
+    .map(Message::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_titles_cut_at_a_word() {
+        assert_eq!(auto_title("  Add   milk\n"), "Add milk");
+        let long =
+            "Please add a task to buy groceries and then remind me about the dentist appointment";
+        let title = auto_title(long);
+        assert!(title.chars().count() <= AUTO_TITLE_CHARS + 1, "{title}");
+        assert!(title.ends_with('…'));
+        assert!(long.starts_with(title.trim_end_matches('…')));
+        assert!(!title.trim_end_matches('…').ends_with(' '));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        for bad in [
+            "",
+            "!!",
+            "bm90LWEtY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("12|not-a-uuid"),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_bounds() {
+        assert!(clean_content(&"a".repeat(MAX_MESSAGE_CHARS)).is_ok());
+        assert!(clean_content(&"a".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+        assert!(clean_content(" \n\t ").is_err());
+        assert_eq!(clean_content("  hi  ").unwrap(), "hi");
+    }
+}
