@@ -10,7 +10,9 @@ use crate::model::{
 
 /// Conversations, newest first. Endpoint: `POST /sfn/chat/conversations`.
 #[server(prefix = "/sfn/chat", endpoint = "conversations")]
-pub async fn list_conversations(query: ConversationQuery) -> Result<ConversationPage, ApiError> {
+pub async fn list_conversations(
+    #[server(default)] query: ConversationQuery,
+) -> Result<ConversationPage, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
     crate::server::services::chat::list(&state.pool, user.id, &query)
         .await
@@ -55,7 +57,10 @@ pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
 
 /// Messages. Endpoint: `POST /sfn/chat/messages`.
 #[server(prefix = "/sfn/chat", endpoint = "messages")]
-pub async fn list_messages(id: Uuid, query: MessageQuery) -> Result<MessagePage, ApiError> {
+pub async fn list_messages(
+    id: Uuid,
+    #[server(default)] query: MessageQuery,
+) -> Result<MessagePage, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
     crate::server::services::chat::messages(&state.pool, user.id, id, &query)
         .await

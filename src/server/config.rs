@@ -29,6 +29,8 @@ pub struct Config {
     pub send_rate_per_user: u32,
     /// `DB_MAX_CONNECTIONS`: pool size.
     pub db_max_connections: u32,
+    /// `TURN_LOCK_CONNECTIONS`: agent turns running or waiting at once (each holds a lock connection).
+    pub turn_lock_connections: u32,
     /// `OPENAI_API_KEY`: selects the OpenAI path; unset means the offline assistant.
     pub openai_api_key: Option<String>,
     /// `OPENAI_BASE_URL`: any OpenAI-compatible server.
@@ -112,6 +114,7 @@ impl Config {
             )?,
             send_rate_per_user: num("SEND_RATE_PER_MINUTE", get("SEND_RATE_PER_MINUTE"), 30)?,
             db_max_connections: num("DB_MAX_CONNECTIONS", get("DB_MAX_CONNECTIONS"), 16)?,
+            turn_lock_connections: num("TURN_LOCK_CONNECTIONS", get("TURN_LOCK_CONNECTIONS"), 32)?,
             openai_api_key: get("OPENAI_API_KEY"),
             openai_base_url: get("OPENAI_BASE_URL")
                 .unwrap_or_else(|| "https://api.openai.com/v1".into()),
@@ -147,6 +150,7 @@ impl Config {
             auth_rate_per_email: 1000,
             send_rate_per_user: 1000,
             db_max_connections: 8,
+            turn_lock_connections: 32,
             openai_api_key: None,
             openai_base_url: "http://127.0.0.1:9/v1".into(),
             openai_model: "test-model".into(),

@@ -11,6 +11,9 @@ use super::{agent::ChatModel, auth::JwtKeys, config::Config, rate_limit::Limits}
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Connections that hold per-conversation advisory locks for whole agent turns. Separate
+    /// from `pool`, so turns waiting for a lock can never starve the turn that holds it.
+    pub lock_pool: PgPool,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
@@ -23,8 +26,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, leptos_options: LeptosOptions) -> Self {
+        let lock_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(config.turn_lock_connections)
+            .min_connections(0)
+            .acquire_timeout(std::time::Duration::from_secs(120))
+            .connect_lazy_with((*pool.connect_options()).clone());
         Self {
             pool,
+            lock_pool,
             limits: Arc::new(Limits::new(&config)),
             model: Arc::new(ChatModel::from_config(&config)),
             config: Arc::new(config),

@@ -1,6 +1,8 @@
 //! A real server on a real port over the per-test database `#[sqlx::test]` provides.
 #![allow(dead_code)]
 
+pub mod mock_model;
+
 use chatkit::server::{self, auth::JwtKeys, config::Config, state::AppState};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
@@ -104,4 +106,29 @@ pub async fn expect_error(res: Response, status: StatusCode) -> String {
     assert_eq!(res.status(), status, "unexpected status");
     let body: Value = res.json().await.expect("error body is JSON");
     body["detail"].as_str().expect("detail string").to_string()
+}
+
+impl TestApp {
+    /// Creates a conversation and returns its id.
+    pub async fn conversation(&self, token: &str) -> String {
+        let res = self.post(token, "/api/chat/conversations", json!({})).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Sends a message; returns the turn's JSON.
+    pub async fn say(&self, token: &str, conversation: &str, content: &str) -> Value {
+        let path = format!("/api/chat/conversations/{conversation}/messages");
+        let res = self.post(token, &path, json!({ "content": content })).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "send {content:?}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn user_id(&self, token: &str) -> uuid::Uuid {
+        let me: Value = self.get(token, "/api/auth/me").await.json().await.unwrap();
+        me["id"].as_str().unwrap().parse().unwrap()
+    }
 }

@@ -151,7 +151,7 @@ async fn with_conversation_lock<T>(
     wait: bool,
     work: impl std::future::Future<Output = AppResult<T>>,
 ) -> AppResult<Option<T>> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.lock_pool.acquire().await?;
     let key = lock_key(conversation);
     if wait {
         sqlx::query("SELECT pg_advisory_lock($1)")

@@ -1,0 +1,122 @@
+//! A scripted OpenAI-compatible server over real HTTP: answers `/v1/chat/completions` from a
+//! script, records every request body it received.
+#![allow(dead_code)]
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+};
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::post, Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Clone)]
+pub enum Step {
+    /// A final text answer.
+    Text(String),
+    /// Tool calls: (name, raw arguments text).
+    Tools(Vec<(String, String)>),
+    /// An HTTP error with optional Retry-After seconds.
+    Status(u16, Option<u64>),
+}
+
+#[derive(Clone, Default)]
+struct Script {
+    steps: Arc<Mutex<VecDeque<Step>>>,
+    /// Used when the script runs out.
+    fallback: Arc<Mutex<Option<Step>>>,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+pub struct MockModel {
+    pub base_url: String,
+    script: Script,
+}
+
+impl MockModel {
+    pub async fn start(steps: Vec<Step>) -> Self {
+        Self::start_with_fallback(steps, None).await
+    }
+
+    pub async fn start_with_fallback(steps: Vec<Step>, fallback: Option<Step>) -> Self {
+        let script = Script {
+            steps: Arc::new(Mutex::new(steps.into())),
+            fallback: Arc::new(Mutex::new(fallback)),
+            requests: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            script,
+        }
+    }
+
+    pub fn push(&self, step: Step) {
+        self.script.steps.lock().unwrap().push_back(step);
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.script.requests.lock().unwrap().clone()
+    }
+}
+
+async fn complete(
+    State(script): State<Script>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    script.requests.lock().unwrap().push(body);
+    let step = script
+        .steps
+        .lock()
+        .unwrap()
+        .pop_front()
+        .or_else(|| script.fallback.lock().unwrap().clone());
+    let n = script.requests.lock().unwrap().len();
+    match step.unwrap_or(Step::Text("(script exhausted)".into())) {
+        Step::Text(text) => Json(completion(
+            json!({ "role": "assistant", "content": text }),
+            "stop",
+        ))
+        .into_response(),
+        Step::Tools(calls) => {
+            let tool_calls: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, args))| {
+                    json!({ "id": format!("call_{n}_{i}"), "type": "function", "function": { "name": name, "arguments": args } })
+                })
+                .collect();
+            Json(completion(
+                json!({ "role": "assistant", "content": null, "tool_calls": tool_calls }),
+                "tool_calls",
+            ))
+            .into_response()
+        }
+        Step::Status(code, retry_after) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            let body = Json(
+                json!({ "error": { "message": "scripted failure", "type": "server_error", "param": null, "code": null } }),
+            );
+            match retry_after {
+                Some(secs) => (status, [("retry-after", secs.to_string())], body).into_response(),
+                None => (status, body).into_response(),
+            }
+        }
+    }
+}
+
+fn completion(message: Value, finish_reason: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1_700_000_000u32,
+        "model": "scripted",
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason, "logprobs": null }],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 }
+    })
+}
