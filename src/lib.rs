@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! chatkit: a to-do list you manage by chatting with an assistant.
 //!
 //! - `app`, `pages`, `components`: the Leptos UI (server-rendered, hydrated in the browser);
@@ -8,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod components;
+pub mod markdown;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -23,9 +23,11 @@ pub async fn list_conversations(
 #[server(prefix = "/sfn/chat", endpoint = "create")]
 pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+    let conversation = crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
         .await
-        .map_err(super::ssr::fail)
+        .map_err(super::ssr::fail)?;
+    super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
+    Ok(conversation)
 }
 
 /// One conversation. Endpoint: `POST /sfn/chat/get`.
@@ -79,7 +81,22 @@ pub async fn send_message(
     let turn = crate::server::agent::send(&state, user.id, id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;
-    leptos_axum::redirect(&format!("/chat/{id}"));
+    super::ssr::redirect_form_post(&format!("/chat/{id}"));
+    Ok(turn)
+}
+
+/// Start a conversation with its first message (the empty state's composer).
+/// Endpoint: `POST /sfn/chat/start`. A plain form post is redirected to the new conversation.
+#[server(prefix = "/sfn/chat", endpoint = "start")]
+pub async fn start_conversation(content: String, client_id: Option<Uuid>) -> Result<TurnResult, ApiError> {
+    use crate::server::{agent, services::chat};
+    let (state, user) = super::ssr::authenticated().await?;
+    chat::clean_content(&content).map_err(super::ssr::fail)?;
+    let conversation = chat::create(&state.pool, user.id, None).await.map_err(super::ssr::fail)?;
+    let turn = agent::send(&state, user.id, conversation.id, &content, client_id)
+        .await
+        .map_err(super::ssr::fail)?;
+    super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
     Ok(turn)
 }
 

@@ -28,14 +28,7 @@ pub(crate) mod ssr {
     /// A plain HTML form post (no JavaScript) keeps the framework's redirect back to the form,
     /// which carries the error in its URL, so its status is left alone.
     pub fn fail(err: AppError) -> ApiError {
-        let form_post = use_context::<axum::http::request::Parts>().is_some_and(|parts| {
-            parts
-                .headers
-                .get(axum::http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-        });
-        if let Some(response) = use_context::<ResponseOptions>().filter(|_| !form_post) {
+        if let Some(response) = use_context::<ResponseOptions>().filter(|_| !is_form_post()) {
             response.set_status(err.status());
             if let AppError::RateLimited { retry_after } = &err {
                 if let Ok(value) = retry_after.as_secs().max(1).to_string().parse() {
@@ -44,6 +37,24 @@ pub(crate) mod ssr {
             }
         }
         err.to_api_error()
+    }
+
+    /// A plain HTML form post (no JavaScript) asks for HTML back.
+    fn is_form_post() -> bool {
+        use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+        })
+    }
+
+    /// Redirects a plain HTML form post; script callers get data, not a redirect.
+    pub fn redirect_form_post(path: &str) {
+        if is_form_post() {
+            leptos_axum::redirect(path);
+        }
     }
 
     pub async fn headers() -> Result<HeaderMap, ApiError> {

@@ -1,1 +1,8 @@
-//! Reusable UI pieces.
+//! Reusable UI pieces of the chat page.
+
+pub mod browser;
+pub mod composer;
+pub mod message;
+pub mod sidebar;
+pub mod task_panel;
+pub mod thread;

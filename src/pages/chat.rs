@@ -1,17 +1,51 @@
-//! `/chat` and `/chat/:id`: the signed-in home.
+//! `/chat` and `/chat/:id`: sidebar, thread, composer and task panel.
 
 use leptos::prelude::*;
-use leptos_router::components::{Outlet, Redirect};
+use leptos_router::{
+    components::{Outlet, Redirect},
+    hooks::use_params_map,
+};
+use uuid::Uuid;
 
 use crate::{
-    api::auth::{current_user, Logout},
-    model::User,
+    api::{
+        auth::{current_user, Logout},
+        chat::{get_server_info, list_messages},
+    },
+    components::{
+        composer::StartComposer,
+        sidebar::Sidebar,
+        task_panel::TaskPanel,
+        thread::{Thread, ThreadGone},
+    },
+    model::{MessageQuery, User},
 };
+
+/// Signals shared by the chat page's parts.
+#[derive(Clone, Copy)]
+pub struct ChatContext {
+    /// Bumped when the conversation list should be reloaded (send, rename, delete…).
+    pub sidebar_version: RwSignal<u32>,
+    /// Bumped when tasks may have changed (a turn used tools, a tick in the panel).
+    pub tasks_version: RwSignal<u32>,
+    /// False while the server cannot be reached; a banner shows and polling keeps trying.
+    pub online: RwSignal<bool>,
+    /// The sidebar drawer on narrow screens.
+    pub drawer_open: RwSignal<bool>,
+}
 
 /// Checks the session once for every chat route; signed-out visitors go to `/login`.
 #[component]
 pub fn ChatLayout() -> impl IntoView {
     let user = Resource::new_blocking(|| (), |_| current_user());
+    let info = Resource::new(|| (), |_| get_server_info());
+    let ctx = ChatContext {
+        sidebar_version: RwSignal::new(0),
+        tasks_version: RwSignal::new(0),
+        online: RwSignal::new(true),
+        drawer_open: RwSignal::new(false),
+    };
+    provide_context(ctx);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -19,9 +53,23 @@ pub fn ChatLayout() -> impl IntoView {
                     Ok(Some(user)) => {
                         provide_context(user.clone());
                         view! {
-                            <div class="app-frame">
-                                <TopBar user />
-                                <Outlet />
+                            <div class="app-frame" class:drawer-open=move || ctx.drawer_open.get()>
+                                <TopBar user info />
+                                <Show when=move || !ctx.online.get()>
+                                    <div class="banner offline" role="status">
+                                        "Connection lost. Reconnecting…"
+                                    </div>
+                                </Show>
+                                <div class="chat-shell">
+                                    <Sidebar />
+                                    <button
+                                        class="drawer-scrim"
+                                        aria-label="Close the conversation list"
+                                        on:click=move |_| ctx.drawer_open.set(false)
+                                    ></button>
+                                    <Outlet />
+                                    <TaskPanel />
+                                </div>
                             </div>
                         }
                             .into_any()
@@ -34,11 +82,40 @@ pub fn ChatLayout() -> impl IntoView {
 }
 
 #[component]
-fn TopBar(user: User) -> impl IntoView {
+fn TopBar(user: User, info: Resource<Result<crate::model::ServerInfo, crate::model::ApiError>>) -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="topbar">
+            <button
+                class="icon-button menu-button"
+                aria-label="Open the conversation list"
+                aria-controls="sidebar"
+                aria-expanded=move || ctx.drawer_open.get().to_string()
+                on:click=move |_| ctx.drawer_open.update(|open| *open = !*open)
+            >
+                "☰"
+            </button>
             <span class="brand">"✓ Tasks chat"</span>
+            <Transition>
+                {move || {
+                    info.get()
+                        .and_then(Result::ok)
+                        .map(|info| {
+                            if info.offline_assistant {
+                                view! {
+                                    <span class="badge" title="No OPENAI_API_KEY is set: the built-in assistant answers">
+                                        "Offline assistant"
+                                    </span>
+                                }
+                                    .into_any()
+                            } else {
+                                view! { <span class="badge model">{info.model}</span> }.into_any()
+                            }
+                        })
+                }}
+            </Transition>
+            <span class="spacer"></span>
             <span class="who" data-testid="current-user">{user.email}</span>
             <ActionForm action=logout attr:class="logout-form">
                 <button type="submit" class="ghost">"Log out"</button>
@@ -47,11 +124,55 @@ fn TopBar(user: User) -> impl IntoView {
     }
 }
 
+/// The conversation in the URL, or the empty state.
 #[component]
 pub fn ChatPage() -> impl IntoView {
+    let params = use_params_map();
+    let conversation = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<Uuid>().ok()));
+    let has_id = Memo::new(move |_| params.read().get("id").is_some());
+    let initial = Resource::new_blocking(
+        move || conversation.get(),
+        |id| async move {
+            match id {
+                Some(id) => Some(list_messages(id, MessageQuery::default()).await),
+                None => None,
+            }
+        },
+    );
     view! {
-        <main class="chat-main">
-            <h1>"Your assistant"</h1>
+        <main class="chat-main" id="main">
+            <Suspense fallback=|| view! { <p class="loading">"Loading messages…"</p> }>
+                {move || Suspend::new(async move {
+                    match (initial.await, conversation.get_untracked()) {
+                        (Some(Ok(page)), Some(id)) => view! { <Thread id initial=page /> }.into_any(),
+                        (Some(Err(err)), _) if err.is_not_found() => view! { <ThreadGone /> }.into_any(),
+                        (Some(Err(err)), _) => {
+                            view! { <p class="form-error" role="alert">{err.detail}</p> }.into_any()
+                        }
+                        (None, _) if has_id.get_untracked() => view! { <ThreadGone /> }.into_any(),
+                        _ => view! { <EmptyState /> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </main>
+    }
+}
+
+/// No conversation selected: a welcome with first messages to try.
+#[component]
+fn EmptyState() -> impl IntoView {
+    let suggestions = ["Add a task to buy groceries", "Show my pending tasks", "What have I completed?"];
+    view! {
+        <section class="empty-state" aria-labelledby="empty-title">
+            <h1 id="empty-title">"What needs doing?"</h1>
+            <p>"Tell the assistant about your tasks in plain words. Try:"</p>
+            <ul class="suggestions">
+                {suggestions
+                    .into_iter()
+                    .map(|text| view! { <li><code>{text}</code></li> })
+                    .collect_view()}
+            </ul>
+            <StartComposer />
+        </section>
     }
 }

@@ -1,0 +1,49 @@
+//! Small browser-only helpers (they run in event handlers and effects, never on the server).
+
+use leptos::{html, prelude::*};
+use web_sys::wasm_bindgen::JsCast;
+
+pub fn tab_visible() -> bool {
+    document().visibility_state() != web_sys::VisibilityState::Hidden
+}
+
+/// Whether the user is reading the latest messages (so new ones may scroll into view).
+pub fn near_bottom(el: &web_sys::HtmlDivElement) -> bool {
+    el.scroll_height() - el.scroll_top() - el.client_height() < 80
+}
+
+pub fn scroll_to_bottom_soon(node: NodeRef<html::Div>) {
+    request_animation_frame(move || {
+        if let Some(el) = node.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+}
+
+/// After older messages were prepended: keep the same distance from the bottom, so the
+/// message the user was reading does not jump.
+pub fn keep_anchor_soon(node: NodeRef<html::Div>, distance_from_bottom: i32) {
+    request_animation_frame(move || {
+        if let Some(el) = node.get_untracked() {
+            el.set_scroll_top(el.scroll_height() - distance_from_bottom);
+        }
+    });
+}
+
+/// Event delegation for the copy buttons inside rendered markdown code blocks.
+pub fn copy_code_on_click(ev: web_sys::MouseEvent) {
+    let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+    let Ok(Some(button)) = target.closest(".copy-code") else { return };
+    let code = button
+        .closest(".code-block")
+        .ok()
+        .flatten()
+        .and_then(|block| block.query_selector("code").ok().flatten())
+        .and_then(|code| code.text_content());
+    if let Some(code) = code {
+        let _ = window().navigator().clipboard().write_text(&code);
+        button.set_text_content(Some("Copied"));
+        let button = button.clone();
+        set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
+    }
+}

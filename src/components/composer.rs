@@ -1,0 +1,142 @@
+//! The message composer. A real `<form>` that posts to the send server function, so it works
+//! without JavaScript; once hydrated it sends in place (Enter sends, Shift+Enter is a new line).
+
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_navigate;
+use uuid::Uuid;
+
+use crate::{api::chat::start_conversation, model::MAX_MESSAGE_CHARS, pages::chat::ChatContext};
+
+/// Show the counter from this many characters on.
+const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 1_000;
+
+#[component]
+pub fn Composer(
+    /// The conversation to post into; `None` starts a new one with this message.
+    conversation: Option<Uuid>,
+    /// Called with the text when sent in place (JavaScript).
+    on_submit: Callback<String>,
+) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let count = Memo::new(move |_| draft.with(|d| d.trim().chars().count()));
+    let too_long = move || count.get() > MAX_MESSAGE_CHARS;
+    // Server-rendered, the button stays enabled so the form can be posted without JavaScript.
+    let blocked = move || hydrated.get() && (count.get() == 0 || too_long());
+
+    let send = move || {
+        if blocked() {
+            return;
+        }
+        let text = draft.get_untracked();
+        draft.set(String::new());
+        on_submit.run(text);
+    };
+    let on_keydown = move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let action = if conversation.is_some() { "/sfn/chat/send" } else { "/sfn/chat/start" };
+    view! {
+        <form
+            class="composer"
+            method="post"
+            action=action
+            on:submit=move |ev| {
+                ev.prevent_default();
+                send();
+            }
+        >
+            {conversation.map(|id| view! { <input type="hidden" name="id" value=id.to_string() /> })}
+            <label for="composer-input" class="visually-hidden">"Message"</label>
+            <textarea
+                id="composer-input"
+                name="content"
+                rows="2"
+                placeholder="Type a message..."
+                aria-describedby="composer-counter"
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:keydown=on_keydown
+            ></textarea>
+            <div class="composer-side">
+                <span
+                    id="composer-counter"
+                    class="counter"
+                    class:over=too_long
+                    aria-live="polite"
+                    hidden=move || count.get() < COUNTER_FROM
+                >
+                    {move || format!("{} / {}", count.get(), MAX_MESSAGE_CHARS)}
+                </span>
+                <button type="submit" class="primary" disabled=blocked>
+                    "Send"
+                </button>
+            </div>
+        </form>
+    }
+}
+
+/// The empty state's composer: starts a conversation with the first message, then opens it.
+#[component]
+pub fn StartComposer() -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
+    let pending = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
+    let on_submit = Callback::new(move |content: String| {
+        pending.set(Some(content.clone()));
+        error.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match start_conversation(content.clone(), Some(Uuid::new_v4())).await {
+                Ok(turn) => {
+                    ctx.sidebar_version.update(|v| *v += 1);
+                    if turn.assistant_message.tool_calls.is_some() {
+                        ctx.tasks_version.update(|v| *v += 1);
+                    }
+                    navigate(&format!("/chat/{}", turn.user_message.conversation_id), Default::default());
+                }
+                Err(err) => {
+                    error.set(Some(format!("Not sent: {}", err.detail)));
+                    pending.set(Some(content));
+                }
+            }
+        });
+    });
+    view! {
+        <Show when=move || pending.get().is_some()>
+            <ol class="messages">
+                <li class="message user pending" class:failed=move || error.get().is_some()>
+                    <div class="bubble"><p class="plain">{move || pending.get().unwrap_or_default()}</p></div>
+                    {move || {
+                        error.get().map(|e| {
+                            view! {
+                                <div class="send-error" role="alert">
+                                    <span>{e}</span>
+                                    <button
+                                        class="ghost"
+                                        on:click=move |_| {
+                                            if let Some(text) = pending.get_untracked() {
+                                                on_submit.run(text);
+                                            }
+                                        }
+                                    >
+                                        "Retry"
+                                    </button>
+                                </div>
+                            }
+                        })
+                    }}
+                </li>
+                <Show when=move || error.get().is_none()>
+                    <li class="typing" role="status"><span class="dot"></span><span class="dot"></span><span class="dot"></span></li>
+                </Show>
+            </ol>
+        </Show>
+        <Composer conversation=None on_submit />
+    }
+}

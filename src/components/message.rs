@@ -1,0 +1,104 @@
+//! One message: user text as typed, assistant markdown rendered safely, tool calls as a
+//! compact expandable record, failed replies with a retry.
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+use crate::{
+    markdown,
+    model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus},
+};
+
+#[component]
+pub fn MessageView(message: Message, resend: Callback<String>, question: Option<String>) -> impl IntoView {
+    let is_user = message.role == Role::User;
+    let failed = message.status == MessageStatus::Error;
+    let records = message.tool_calls.map(|t| t.tool_calls).unwrap_or_default();
+    let body = if is_user {
+        view! { <p class="plain">{message.content}</p> }.into_any()
+    } else {
+        view! { <div class="markdown" inner_html=markdown::render(&message.content)></div> }.into_any()
+    };
+    view! {
+        <li
+            class="message"
+            class:user=is_user
+            class:assistant=!is_user
+            class:error=failed
+            data-seq=message.seq
+            data-testid=if is_user { "user-message" } else { "assistant-message" }
+        >
+            <div class="meta">
+                <span class="author">{if is_user { "You" } else { "Assistant" }}</span>
+                <Timestamp at=message.created_at />
+            </div>
+            {(!records.is_empty()).then(|| view! { <ToolCalls records /> })}
+            <div class="bubble">{body}</div>
+            {(failed && question.is_some())
+                .then(|| {
+                    let question = question.clone().unwrap_or_default();
+                    view! {
+                        <button class="ghost retry" on:click=move |_| resend.run(question.clone())>
+                            "Retry"
+                        </button>
+                    }
+                })}
+        </li>
+    }
+}
+
+#[component]
+fn ToolCalls(records: Vec<ToolCallRecord>) -> impl IntoView {
+    view! {
+        <ul class="tool-calls" aria-label="Tools used">
+            {records
+                .into_iter()
+                .map(|r| {
+                    let ok = r.status == ToolCallStatus::Success;
+                    let arguments = serde_json::to_string_pretty(&r.arguments).unwrap_or_default();
+                    let result = serde_json::to_string_pretty(&r.result).unwrap_or_default();
+                    view! {
+                        <li class="tool-call" class:failed=!ok data-testid="tool-call">
+                            <details>
+                                <summary>
+                                    <span class="tool-icon" aria-hidden="true">{if ok { "⚙" } else { "⚠" }}</span>
+                                    <span class="tool-name">{r.tool_name}</span>
+                                    <span class="tool-status">{if ok { "done" } else { "failed" }}</span>
+                                    <span class="tool-duration">{format!("{} ms", r.duration_ms)}</span>
+                                </summary>
+                                <div class="tool-detail">
+                                    <h4>"Arguments"</h4>
+                                    <pre>{arguments}</pre>
+                                    <h4>"Result"</h4>
+                                    <pre>{result}</pre>
+                                </div>
+                            </details>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
+    }
+}
+
+#[component]
+pub fn Timestamp(at: DateTime<Utc>) -> impl IntoView {
+    let iso = at.to_rfc3339();
+    view! {
+        <time datetime=iso.clone() title=iso>
+            {relative(at)}
+        </time>
+    }
+}
+
+/// "just now", "5 min ago", "3 h ago", "Nov 3".
+pub fn relative(at: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - at).num_seconds().max(0);
+    match secs {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        86_400..=604_799 => format!("{} d ago", secs / 86_400),
+        _ => at.format("%b %-d").to_string(),
+    }
+}

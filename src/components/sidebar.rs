@@ -1,0 +1,248 @@
+//! The conversation list: newest first, more on scroll, new / rename / delete, live updates.
+
+use std::time::Duration;
+
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::{
+    components::A,
+    hooks::{use_location, use_navigate},
+};
+use uuid::Uuid;
+
+use super::{browser, message::relative};
+use crate::{
+    api::chat::{create_conversation, delete_conversation, list_conversations, rename_conversation},
+    model::{Conversation, ConversationQuery},
+    pages::chat::ChatContext,
+};
+
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+#[component]
+pub fn Sidebar() -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
+    let first_page = Resource::new(move || ctx.sidebar_version.get(), |_| list_conversations(ConversationQuery::default()));
+    // Pages loaded by scrolling, after the first one.
+    let more: RwSignal<Vec<Conversation>> = RwSignal::new(Vec::new());
+    let cursor: RwSignal<Option<String>> = RwSignal::new(None);
+    let loading_more = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = first_page.get() {
+            more.set(Vec::new());
+            cursor.set(page.next_cursor);
+        }
+    });
+    // Live updates from other tabs and devices.
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                if browser::tab_visible() {
+                    ctx.sidebar_version.update(|v| *v += 1);
+                }
+            },
+            REFRESH_EVERY,
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let load_more = move || {
+        let Some(next) = cursor.get_untracked() else { return };
+        if loading_more.get_untracked() {
+            return;
+        }
+        loading_more.set(true);
+        spawn_local(async move {
+            let query = ConversationQuery { cursor: Some(next), ..Default::default() };
+            if let Ok(page) = list_conversations(query).await {
+                more.update(|list| {
+                    for c in page.conversations {
+                        if !list.iter().any(|x| x.id == c.id) {
+                            list.push(c);
+                        }
+                    }
+                });
+                cursor.set(page.next_cursor);
+            }
+            loading_more.set(false);
+        });
+    };
+    let location = use_location();
+    let active = Memo::new(move |_| {
+        location.pathname.get().strip_prefix("/chat/").and_then(|id| id.parse::<Uuid>().ok())
+    });
+    let navigate = use_navigate();
+    let new_conversation = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            if let Ok(conversation) = create_conversation(None).await {
+                ctx.sidebar_version.update(|v| *v += 1);
+                ctx.drawer_open.set(false);
+                navigate(&format!("/chat/{}", conversation.id), Default::default());
+            }
+        });
+    };
+
+    view! {
+        <nav id="sidebar" class="sidebar" aria-label="Conversations">
+            <form method="post" action="/sfn/chat/create" on:submit=new_conversation>
+                <button type="submit" class="primary new-conversation">"New conversation"</button>
+            </form>
+            <div
+                class="conversation-scroll"
+                on:scroll=move |ev| {
+                    let el = event_target::<web_sys::HtmlElement>(&ev);
+                    if el.scroll_height() - el.scroll_top() - el.client_height() < 120 {
+                        load_more();
+                    }
+                }
+            >
+                <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || {
+                        first_page
+                            .get()
+                            .map(|page| match page {
+                                Ok(page) => {
+                                    let empty = page.conversations.is_empty();
+                                    view! {
+                                        <ul class="conversation-list" data-testid="conversation-list">
+                                            <For
+                                                each=move || {
+                                                    let mut all = page.conversations.clone();
+                                                    all.extend(more.get());
+                                                    all
+                                                }
+                                                key=|c| (c.id, c.title.clone(), c.updated_at)
+                                                let(conversation)
+                                            >
+                                                <ConversationItem conversation active />
+                                            </For>
+                                        </ul>
+                                        {empty.then(|| view! { <p class="hint">"No conversations yet."</p> })}
+                                    }
+                                        .into_any()
+                                }
+                                Err(err) => view! { <p class="form-error">{err.detail}</p> }.into_any(),
+                            })
+                    }}
+                </Transition>
+                <Show when=move || cursor.get().is_some()>
+                    <button class="ghost load-more" on:click=move |_| load_more() disabled=move || loading_more.get()>
+                        "Load more"
+                    </button>
+                </Show>
+            </div>
+        </nav>
+    }
+}
+
+#[component]
+fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
+    let id = conversation.id;
+    let editing = RwSignal::new(false);
+    let confirming = RwSignal::new(false);
+    let title = RwSignal::new(conversation.title.clone());
+    let draft = RwSignal::new(conversation.title.clone());
+    let error = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
+
+    let save = move || {
+        let new_title = draft.get_untracked();
+        spawn_local(async move {
+            match rename_conversation(id, new_title).await {
+                Ok(c) => {
+                    title.set(c.title);
+                    editing.set(false);
+                    error.set(None);
+                    ctx.sidebar_version.update(|v| *v += 1);
+                }
+                Err(err) => error.set(Some(err.detail)),
+            }
+        });
+    };
+    let remove = move || {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            if delete_conversation(id).await.is_ok() || true {
+                confirming.set(false);
+                ctx.sidebar_version.update(|v| *v += 1);
+                if active.get_untracked() == Some(id) {
+                    navigate("/chat", Default::default());
+                }
+            }
+        });
+    };
+    let remove = StoredValue::new(remove);
+    let href = format!("/chat/{id}");
+    let preview = conversation.last_message_preview.clone().unwrap_or_default();
+    let when = relative(conversation.updated_at);
+    view! {
+        <li class="conversation" class:active=move || active.get() == Some(id) data-testid="conversation">
+            <Show
+                when=move || editing.get()
+                fallback=move || {
+                    let href = href.clone();
+                    let preview = preview.clone();
+                    let when = when.clone();
+                    view! {
+                        <A href=href attr:class="conversation-link" on:click=move |_| ctx.drawer_open.set(false)>
+                            <span class="conversation-title">{move || title.get()}</span>
+                            <span class="conversation-time">{when}</span>
+                            <span class="conversation-preview">{preview}</span>
+                        </A>
+                    }
+                }
+            >
+                <input
+                    class="rename-input"
+                    aria-label="Conversation title"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                        "Enter" => {
+                            ev.prevent_default();
+                            save();
+                        }
+                        "Escape" => {
+                            draft.set(title.get_untracked());
+                            editing.set(false);
+                            error.set(None);
+                        }
+                        _ => {}
+                    }
+                    autofocus
+                />
+            </Show>
+            <Show when=move || !editing.get() && !confirming.get()>
+                <div class="conversation-actions">
+                    <button
+                        class="icon-button"
+                        aria-label=move || format!("Rename {}", title.get())
+                        on:click=move |_| {
+                            draft.set(title.get_untracked());
+                            editing.set(true);
+                        }
+                    >
+                        "✎"
+                    </button>
+                    <button
+                        class="icon-button"
+                        aria-label=move || format!("Delete {}", title.get())
+                        on:click=move |_| confirming.set(true)
+                    >
+                        "🗑"
+                    </button>
+                </div>
+            </Show>
+            <Show when=move || confirming.get()>
+                <div class="confirm" role="alertdialog" aria-label="Confirm deletion">
+                    <span>"Delete this conversation?"</span>
+                    <button class="danger" on:click=move |_| remove.with_value(|f| f())>"Delete"</button>
+                    <button class="ghost" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                </div>
+            </Show>
+            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+        </li>
+    }
+}

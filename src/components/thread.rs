@@ -1,0 +1,275 @@
+//! The message thread: history (server-rendered), older pages on scroll-up, polling for new
+//! messages every 2 s while the tab is visible, optimistic sends with a `client_id`.
+
+use std::time::Duration;
+
+use leptos::{html, prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_navigate};
+use uuid::Uuid;
+
+use super::{browser, composer::Composer, message::MessageView};
+use crate::{
+    api::chat::{list_messages, send_message},
+    model::{ApiError, Message, MessagePage, MessageQuery, Role},
+    pages::chat::ChatContext,
+};
+
+const POLL_EVERY: Duration = Duration::from_secs(2);
+const PAGE: i64 = 50;
+
+/// A message the user sent that the server has not confirmed yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub client_id: Uuid,
+    pub content: String,
+    /// The last confirmed seq when it was sent: a later user message with the same text is it.
+    pub after_seq: i64,
+    pub error: Option<String>,
+}
+
+#[component]
+pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
+    let messages = RwSignal::new(initial.messages);
+    let has_older = RwSignal::new(initial.has_more);
+    let loading_older = RwSignal::new(false);
+    let outgoing: RwSignal<Vec<Outgoing>> = RwSignal::new(Vec::new());
+    let gone = RwSignal::new(false);
+    let unseen = RwSignal::new(false);
+    let scroller = NodeRef::<html::Div>::new();
+
+    let last_seq = move || messages.with(|m| m.last().map_or(0, |m| m.seq));
+    // Adds confirmed messages, in seq order, without duplicates; reports tool use.
+    let merge = move |incoming: Vec<Message>| {
+        if incoming.is_empty() {
+            return;
+        }
+        let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
+        let stick = scroller.get_untracked().is_some_and(|el| browser::near_bottom(&el));
+        messages.update(|list| {
+            for message in incoming {
+                if !list.iter().any(|m| m.id == message.id) {
+                    list.push(message);
+                }
+            }
+            list.sort_by_key(|m| m.seq);
+        });
+        // Confirmed messages replace their optimistic copies.
+        outgoing.update(|pending| {
+            let list = messages.get_untracked();
+            pending.retain(|o| {
+                o.error.is_some()
+                    || !list.iter().any(|m| m.role == Role::User && m.seq > o.after_seq && m.content == o.content.trim())
+            });
+        });
+        if used_tools {
+            ctx.tasks_version.update(|v| *v += 1);
+        }
+        ctx.sidebar_version.update(|v| *v += 1);
+        if stick {
+            browser::scroll_to_bottom_soon(scroller);
+        } else {
+            unseen.set(true);
+        }
+    };
+
+    // Polling: `after=<last seq>` every 2 s while the tab is visible.
+    let polling = StoredValue::new(false);
+    let poll = move || {
+        if gone.get_untracked() || polling.get_value() || !browser::tab_visible() {
+            return;
+        }
+        polling.set_value(true);
+        spawn_local(async move {
+            let query = MessageQuery { after: Some(last_seq()), limit: Some(100), ..Default::default() };
+            match list_messages(id, query).await {
+                Ok(page) => {
+                    ctx.online.set(true);
+                    merge(page.messages);
+                }
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.status == 0 => ctx.online.set(false),
+                Err(_) => {}
+            }
+            polling.set_value(false);
+        });
+    };
+    Effect::new(move |_| {
+        browser::scroll_to_bottom_soon(scroller);
+        if let Ok(handle) = set_interval_with_handle(poll, POLL_EVERY) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+
+    // Older pages when scrolled to the top, keeping the view where it was.
+    let load_older = move || {
+        if loading_older.get_untracked() || !has_older.get_untracked() {
+            return;
+        }
+        let Some(first) = messages.with_untracked(|m| m.first().map(|m| m.seq)) else { return };
+        loading_older.set(true);
+        spawn_local(async move {
+            let query = MessageQuery { before: Some(first), limit: Some(PAGE), ..Default::default() };
+            if let Ok(page) = list_messages(id, query).await {
+                let anchor = scroller.get_untracked().map(|el| el.scroll_height() - el.scroll_top());
+                has_older.set(page.has_more);
+                messages.update(|list| {
+                    let mut older = page.messages;
+                    older.retain(|m| !list.iter().any(|x| x.id == m.id));
+                    older.append(list);
+                    *list = older;
+                });
+                if let Some(anchor) = anchor {
+                    browser::keep_anchor_soon(scroller, anchor);
+                }
+            }
+            loading_older.set(false);
+        });
+    };
+    let on_scroll = move |_| {
+        if let Some(el) = scroller.get_untracked() {
+            if el.scroll_top() < 120 {
+                load_older();
+            }
+            if browser::near_bottom(&el) {
+                unseen.set(false);
+            }
+        }
+    };
+
+    let send = move |content: String, client_id: Uuid| {
+        spawn_local(async move {
+            match send_message(id, content.clone(), Some(client_id)).await {
+                Ok(turn) => merge(vec![turn.user_message, turn.assistant_message]),
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) => outgoing.update(|pending| {
+                    if let Some(o) = pending.iter_mut().find(|o| o.client_id == client_id) {
+                        o.error = Some(describe_send_error(&err));
+                    }
+                }),
+            }
+        });
+    };
+    let submit = Callback::new(move |content: String| {
+        let client_id = Uuid::new_v4();
+        outgoing.update(|pending| {
+            pending.push(Outgoing { client_id, content: content.clone(), after_seq: last_seq(), error: None })
+        });
+        browser::scroll_to_bottom_soon(scroller);
+        send(content, client_id);
+    });
+    // Retrying reuses the client_id: if the first attempt did reach the server, no duplicate.
+    let retry = move |client_id: Uuid| {
+        let content = outgoing.with_untracked(|p| p.iter().find(|o| o.client_id == client_id).map(|o| o.content.clone()));
+        if let Some(content) = content {
+            outgoing.update(|p| p.iter_mut().filter(|o| o.client_id == client_id).for_each(|o| o.error = None));
+            send(content, client_id);
+        }
+    };
+    // A failed assistant reply: send the question again as a new message.
+    let resend = Callback::new(move |content: String| submit.run(content));
+
+    let waiting = move || {
+        outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
+            || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
+    };
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if gone.get() {
+            ctx.sidebar_version.update(|v| *v += 1);
+            let navigate = navigate.clone();
+            set_timeout(move || navigate("/chat", Default::default()), Duration::from_millis(2500));
+        }
+    });
+
+    view! {
+        <Show when=move || !gone.get() fallback=|| view! { <ThreadGone /> }>
+            <div class="thread" node_ref=scroller on:scroll=on_scroll on:click=browser::copy_code_on_click>
+                <ol class="messages" aria-label="Messages" aria-live="polite">
+                    <Show when=move || has_older.get()>
+                        <li class="older">
+                            <button class="ghost" on:click=move |_| load_older() disabled=move || loading_older.get()>
+                                {move || if loading_older.get() { "Loading…" } else { "Load older messages" }}
+                            </button>
+                        </li>
+                    </Show>
+                    <Show when=move || messages.with(Vec::is_empty) && outgoing.with(Vec::is_empty)>
+                        <li class="hint">"Say hello, or ask the assistant to add a task."</li>
+                    </Show>
+                    <For each=move || messages.get() key=|m| m.id let(message)>
+                        {
+                            let question = previous_user_text(messages, message.seq);
+                            view! { <MessageView message resend question /> }
+                        }
+                    </For>
+                    <For each=move || outgoing.get() key=|o| (o.client_id, o.error.clone()) let(o)>
+                        <OutgoingView outgoing=o retry />
+                    </For>
+                    <Show when=waiting>
+                        <li class="typing" role="status" aria-label="The assistant is working">
+                            <span class="dot"></span><span class="dot"></span><span class="dot"></span>
+                            <span class="typing-label">"Assistant is working…"</span>
+                        </li>
+                    </Show>
+                </ol>
+            </div>
+            <Show when=move || unseen.get()>
+                <button
+                    class="new-messages"
+                    on:click=move |_| {
+                        unseen.set(false);
+                        browser::scroll_to_bottom_soon(scroller);
+                    }
+                >
+                    "New messages ↓"
+                </button>
+            </Show>
+            <Composer conversation=Some(id) on_submit=submit />
+        </Show>
+    }
+}
+
+/// The user message an assistant reply answered (for "retry" on error replies).
+fn previous_user_text(messages: RwSignal<Vec<Message>>, seq: i64) -> Option<String> {
+    messages.with_untracked(|list| {
+        list.iter().rev().find(|m| m.seq < seq && m.role == Role::User).map(|m| m.content.clone())
+    })
+}
+
+fn describe_send_error(err: &ApiError) -> String {
+    match err.status {
+        0 => "Not sent: the server can't be reached.".into(),
+        429 => format!("Not sent: {}", err.detail),
+        _ => format!("Not sent: {}", err.detail),
+    }
+}
+
+#[component]
+fn OutgoingView(outgoing: Outgoing, retry: impl Fn(Uuid) + Copy + Send + Sync + 'static) -> impl IntoView {
+    let failed = outgoing.error.clone();
+    let client_id = outgoing.client_id;
+    view! {
+        <li class="message user pending" class:failed=outgoing.error.is_some() data-testid="outgoing">
+            <div class="bubble"><p class="plain">{outgoing.content}</p></div>
+            {failed
+                .map(|error| {
+                    view! {
+                        <div class="send-error" role="alert">
+                            <span>{error}</span>
+                            <button class="ghost" on:click=move |_| retry(client_id)>"Retry"</button>
+                        </div>
+                    }
+                })}
+        </li>
+    }
+}
+
+#[component]
+pub fn ThreadGone() -> impl IntoView {
+    view! {
+        <section class="gone" role="alert">
+            <h2>"This conversation is no longer available"</h2>
+            <p>"It may have been deleted. " <A href="/chat">"Back to your conversations"</A></p>
+        </section>
+    }
+}
