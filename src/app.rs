@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 use crate::pages::{
@@ -41,10 +41,11 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="Manage your to-do list by chatting with an assistant." />
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("") view=HomePage />
+                <Route path=path!("") view=HomePage ssr=SsrMode::Async />
                 <Route path=path!("/login") view=LoginPage />
                 <Route path=path!("/register") view=RegisterPage />
-                <ParentRoute path=path!("/chat") view=ChatLayout>
+                // Rendered whole before sending, so history and forms work without JavaScript.
+                <ParentRoute path=path!("/chat") view=ChatLayout ssr=SsrMode::Async>
                     <Route path=path!("") view=ChatPage />
                     <Route path=path!(":id") view=ChatPage />
                 </ParentRoute>

@@ -8,7 +8,8 @@
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 pub fn render(markdown: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut events: Vec<Event> = Vec::new();
     let mut code: Option<(String, String)> = None; // (language, text) while inside a code block
     let mut link_stack: Vec<bool> = Vec::new(); // whether each open link was kept
@@ -16,7 +17,11 @@ pub fn render(markdown: &str) -> String {
         match event {
             Event::Start(Tag::CodeBlock(kind)) => {
                 let lang = match kind {
-                    CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or_default().to_lowercase(),
+                    CodeBlockKind::Fenced(info) => info
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_lowercase(),
                     CodeBlockKind::Indented => String::new(),
                 };
                 code = Some((lang, String::new()));
@@ -33,12 +38,22 @@ pub fn render(markdown: &str) -> String {
             }
             // Raw HTML from the author becomes visible text.
             Event::Html(html) | Event::InlineHtml(html) => events.push(Event::Text(html)),
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
                 // Email autolinks (`<a@b.c>`) become `mailto:` links.
                 let keep = safe_url(&dest_url) || matches!(link_type, LinkType::Email);
                 link_stack.push(keep);
                 if keep {
-                    events.push(Event::Start(Tag::Link { link_type, dest_url, title, id }));
+                    events.push(Event::Start(Tag::Link {
+                        link_type,
+                        dest_url,
+                        title,
+                        id,
+                    }));
                 }
             }
             Event::End(TagEnd::Link) => {
@@ -47,11 +62,21 @@ pub fn render(markdown: &str) -> String {
                 }
             }
             // Images never load: their alt text is shown, linked when the URL is safe.
-            Event::Start(Tag::Image { dest_url, title, id, .. }) => {
+            Event::Start(Tag::Image {
+                dest_url,
+                title,
+                id,
+                ..
+            }) => {
                 let keep = safe_url(&dest_url);
                 link_stack.push(keep);
                 if keep {
-                    events.push(Event::Start(Tag::Link { link_type: LinkType::Inline, dest_url, title, id }));
+                    events.push(Event::Start(Tag::Link {
+                        link_type: LinkType::Inline,
+                        dest_url,
+                        title,
+                        id,
+                    }));
                 }
             }
             Event::End(TagEnd::Image) => {
@@ -65,7 +90,10 @@ pub fn render(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
     // The only anchors left are the ones generated above (author HTML was escaped).
-    html.replace("<a href=\"", "<a rel=\"noopener noreferrer nofollow\" target=\"_blank\" href=\"")
+    html.replace(
+        "<a href=\"",
+        "<a rel=\"noopener noreferrer nofollow\" target=\"_blank\" href=\"",
+    )
 }
 
 fn safe_url(url: &str) -> bool {
@@ -90,7 +118,10 @@ fn escape(text: &str) -> String {
 
 fn code_block(lang: &str, text: &str) -> String {
     let lang_label = if lang.is_empty() { "text" } else { lang };
-    let lang_attr: String = lang_label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '+').collect();
+    let lang_attr: String = lang_label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '+')
+        .collect();
     format!(
         "<div class=\"code-block\"><div class=\"code-head\"><span>{lang_attr}</span>\
          <button type=\"button\" class=\"copy-code\" aria-label=\"Copy code\">Copy</button></div>\
@@ -100,11 +131,65 @@ fn code_block(lang: &str, text: &str) -> String {
 }
 
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "class", "const", "continue", "def", "else", "elif", "enum", "export", "false",
-    "fn", "for", "from", "func", "function", "if", "impl", "import", "in", "interface", "let", "loop", "match", "mod",
-    "mut", "new", "nil", "None", "null", "pub", "return", "self", "Self", "static", "struct", "this", "trait", "true",
-    "True", "False", "type", "use", "var", "where", "while", "with", "yield", "SELECT", "FROM", "WHERE", "INSERT",
-    "UPDATE", "DELETE", "select", "from", "where",
+    "as",
+    "async",
+    "await",
+    "break",
+    "class",
+    "const",
+    "continue",
+    "def",
+    "else",
+    "elif",
+    "enum",
+    "export",
+    "false",
+    "fn",
+    "for",
+    "from",
+    "func",
+    "function",
+    "if",
+    "impl",
+    "import",
+    "in",
+    "interface",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "mut",
+    "new",
+    "nil",
+    "None",
+    "null",
+    "pub",
+    "return",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "this",
+    "trait",
+    "true",
+    "True",
+    "False",
+    "type",
+    "use",
+    "var",
+    "where",
+    "while",
+    "with",
+    "yield",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "select",
+    "from",
+    "where",
 ];
 
 /// A small, deterministic highlighter: strings, comments, numbers and common keywords.
@@ -112,7 +197,10 @@ fn highlight(lang: &str, text: &str) -> String {
     if matches!(lang, "" | "text" | "plain" | "txt") {
         return escape(text);
     }
-    let hash_comments = matches!(lang, "python" | "py" | "bash" | "sh" | "shell" | "ruby" | "rb" | "toml" | "yaml" | "yml");
+    let hash_comments = matches!(
+        lang,
+        "python" | "py" | "bash" | "sh" | "shell" | "ruby" | "rb" | "toml" | "yaml" | "yml"
+    );
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() * 2);
     let mut i = 0;
@@ -122,9 +210,19 @@ fn highlight(lang: &str, text: &str) -> String {
     while i < chars.len() {
         let c = chars[i];
         let rest_starts = |p: &str| chars[i..].iter().take(p.len()).collect::<String>() == p;
-        if rest_starts("//") && !hash_comments || (c == '#' && hash_comments) || rest_starts("--") && lang == "sql" {
-            let end = chars[i..].iter().position(|&c| c == '\n').map_or(chars.len(), |p| i + p);
-            span(&mut out, "comment", &chars[i..end].iter().collect::<String>());
+        if rest_starts("//") && !hash_comments
+            || (c == '#' && hash_comments)
+            || rest_starts("--") && lang == "sql"
+        {
+            let end = chars[i..]
+                .iter()
+                .position(|&c| c == '\n')
+                .map_or(chars.len(), |p| i + p);
+            span(
+                &mut out,
+                "comment",
+                &chars[i..end].iter().collect::<String>(),
+            );
             i = end;
         } else if c == '"' || c == '\'' || c == '`' {
             let mut end = i + 1;
@@ -135,14 +233,28 @@ fn highlight(lang: &str, text: &str) -> String {
                 end += 1;
             }
             let end = (end + 1).min(chars.len());
-            span(&mut out, "string", &chars[i..end].iter().collect::<String>());
+            span(
+                &mut out,
+                "string",
+                &chars[i..end].iter().collect::<String>(),
+            );
             i = end;
         } else if c.is_ascii_digit() {
-            let end = chars[i..].iter().position(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_')).map_or(chars.len(), |p| i + p);
-            span(&mut out, "number", &chars[i..end].iter().collect::<String>());
+            let end = chars[i..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
+                .map_or(chars.len(), |p| i + p);
+            span(
+                &mut out,
+                "number",
+                &chars[i..end].iter().collect::<String>(),
+            );
             i = end;
         } else if c.is_alphabetic() || c == '_' {
-            let end = chars[i..].iter().position(|c| !(c.is_alphanumeric() || *c == '_')).map_or(chars.len(), |p| i + p);
+            let end = chars[i..]
+                .iter()
+                .position(|c| !(c.is_alphanumeric() || *c == '_'))
+                .map_or(chars.len(), |p| i + p);
             let word: String = chars[i..end].iter().collect();
             if KEYWORDS.contains(&word.as_str()) {
                 span(&mut out, "keyword", &word);
@@ -197,14 +309,26 @@ mod tests {
             assert!(!html.contains("<iframe"), "{input} -> {html}");
             assert!(!html.contains("href=\"javascript:"), "{input} -> {html}");
             assert!(!html.contains("href=\"data:"), "{input} -> {html}");
-            assert!(!html.contains(" onerror=") && !html.contains(" onload=") && !html.contains(" onclick=") && !html.contains(" onmouseover="), "{input} -> {html}");
+            assert!(
+                !html.contains(" onerror=")
+                    && !html.contains(" onload=")
+                    && !html.contains(" onclick=")
+                    && !html.contains(" onmouseover="),
+                "{input} -> {html}"
+            );
         }
     }
 
     #[test]
     fn safe_links_get_rel_and_open_in_a_new_tab() {
-        let html = render("[docs](https://example.com) and <https://example.org> and [mail](mailto:a@b.c)");
-        assert_eq!(html.matches("rel=\"noopener noreferrer nofollow\"").count(), 3, "{html}");
+        let html = render(
+            "[docs](https://example.com) and <https://example.org> and [mail](mailto:a@b.c)",
+        );
+        assert_eq!(
+            html.matches("rel=\"noopener noreferrer nofollow\"").count(),
+            3,
+            "{html}"
+        );
         assert!(html.contains("href=\"https://example.com\""));
         assert!(html.contains("href=\"mailto:a@b.c\""));
     }

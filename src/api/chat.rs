@@ -23,9 +23,10 @@ pub async fn list_conversations(
 #[server(prefix = "/sfn/chat", endpoint = "create")]
 pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    let conversation = crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
-        .await
-        .map_err(super::ssr::fail)?;
+    let conversation =
+        crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+            .await
+            .map_err(super::ssr::fail)?;
     super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
     Ok(conversation)
 }
@@ -88,11 +89,16 @@ pub async fn send_message(
 /// Start a conversation with its first message (the empty state's composer).
 /// Endpoint: `POST /sfn/chat/start`. A plain form post is redirected to the new conversation.
 #[server(prefix = "/sfn/chat", endpoint = "start")]
-pub async fn start_conversation(content: String, client_id: Option<Uuid>) -> Result<TurnResult, ApiError> {
+pub async fn start_conversation(
+    content: String,
+    client_id: Option<Uuid>,
+) -> Result<TurnResult, ApiError> {
     use crate::server::{agent, services::chat};
     let (state, user) = super::ssr::authenticated().await?;
     chat::clean_content(&content).map_err(super::ssr::fail)?;
-    let conversation = chat::create(&state.pool, user.id, None).await.map_err(super::ssr::fail)?;
+    let conversation = chat::create(&state.pool, user.id, None)
+        .await
+        .map_err(super::ssr::fail)?;
     let turn = agent::send(&state, user.id, conversation.id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;

@@ -32,8 +32,15 @@ pub fn keep_anchor_soon(node: NodeRef<html::Div>, distance_from_bottom: i32) {
 
 /// Event delegation for the copy buttons inside rendered markdown code blocks.
 pub fn copy_code_on_click(ev: web_sys::MouseEvent) {
-    let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
-    let Ok(Some(button)) = target.closest(".copy-code") else { return };
+    let Some(target) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    let Ok(Some(button)) = target.closest(".copy-code") else {
+        return;
+    };
     let code = button
         .closest(".code-block")
         .ok()
@@ -44,6 +51,9 @@ pub fn copy_code_on_click(ev: web_sys::MouseEvent) {
         let _ = window().navigator().clipboard().write_text(&code);
         button.set_text_content(Some("Copied"));
         let button = button.clone();
-        set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
+        set_timeout(
+            move || button.set_text_content(Some("Copy")),
+            std::time::Duration::from_millis(1500),
+        );
     }
 }

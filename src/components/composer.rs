@@ -39,7 +39,11 @@ pub fn Composer(
             send();
         }
     };
-    let action = if conversation.is_some() { "/sfn/chat/send" } else { "/sfn/chat/start" };
+    let action = if conversation.is_some() {
+        "/sfn/chat/send"
+    } else {
+        "/sfn/chat/start"
+    };
     view! {
         <form
             class="composer"
@@ -98,7 +102,10 @@ pub fn StartComposer() -> impl IntoView {
                     if turn.assistant_message.tool_calls.is_some() {
                         ctx.tasks_version.update(|v| *v += 1);
                     }
-                    navigate(&format!("/chat/{}", turn.user_message.conversation_id), Default::default());
+                    navigate(
+                        &format!("/chat/{}", turn.user_message.conversation_id),
+                        Default::default(),
+                    );
                 }
                 Err(err) => {
                     error.set(Some(format!("Not sent: {}", err.detail)));

@@ -10,14 +10,19 @@ use crate::{
 };
 
 #[component]
-pub fn MessageView(message: Message, resend: Callback<String>, question: Option<String>) -> impl IntoView {
+pub fn MessageView(
+    message: Message,
+    resend: Callback<String>,
+    question: Option<String>,
+) -> impl IntoView {
     let is_user = message.role == Role::User;
     let failed = message.status == MessageStatus::Error;
     let records = message.tool_calls.map(|t| t.tool_calls).unwrap_or_default();
     let body = if is_user {
         view! { <p class="plain">{message.content}</p> }.into_any()
     } else {
-        view! { <div class="markdown" inner_html=markdown::render(&message.content)></div> }.into_any()
+        view! { <div class="markdown" inner_html=markdown::render(&message.content)></div> }
+            .into_any()
     };
     view! {
         <li

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::{browser, message::relative};
 use crate::{
-    api::chat::{create_conversation, delete_conversation, list_conversations, rename_conversation},
+    api::chat::{
+        create_conversation, delete_conversation, list_conversations, rename_conversation,
+    },
     model::{Conversation, ConversationQuery},
     pages::chat::ChatContext,
 };
@@ -21,7 +23,10 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5);
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
-    let first_page = Resource::new(move || ctx.sidebar_version.get(), |_| list_conversations(ConversationQuery::default()));
+    let first_page = Resource::new(
+        move || ctx.sidebar_version.get(),
+        |_| list_conversations(ConversationQuery::default()),
+    );
     // Pages loaded by scrolling, after the first one.
     let more: RwSignal<Vec<Conversation>> = RwSignal::new(Vec::new());
     let cursor: RwSignal<Option<String>> = RwSignal::new(None);
@@ -46,13 +51,18 @@ pub fn Sidebar() -> impl IntoView {
         }
     });
     let load_more = move || {
-        let Some(next) = cursor.get_untracked() else { return };
+        let Some(next) = cursor.get_untracked() else {
+            return;
+        };
         if loading_more.get_untracked() {
             return;
         }
         loading_more.set(true);
         spawn_local(async move {
-            let query = ConversationQuery { cursor: Some(next), ..Default::default() };
+            let query = ConversationQuery {
+                cursor: Some(next),
+                ..Default::default()
+            };
             if let Ok(page) = list_conversations(query).await {
                 more.update(|list| {
                     for c in page.conversations {
@@ -68,7 +78,11 @@ pub fn Sidebar() -> impl IntoView {
     };
     let location = use_location();
     let active = Memo::new(move |_| {
-        location.pathname.get().strip_prefix("/chat/").and_then(|id| id.parse::<Uuid>().ok())
+        location
+            .pathname
+            .get()
+            .strip_prefix("/chat/")
+            .and_then(|id| id.parse::<Uuid>().ok())
     });
     let navigate = use_navigate();
     let new_conversation = move |ev: leptos::ev::SubmitEvent| {
@@ -98,32 +112,27 @@ pub fn Sidebar() -> impl IntoView {
                 }
             >
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    {move || {
-                        first_page
-                            .get()
-                            .map(|page| match page {
-                                Ok(page) => {
-                                    let empty = page.conversations.is_empty();
-                                    view! {
-                                        <ul class="conversation-list" data-testid="conversation-list">
-                                            <For
-                                                each=move || {
-                                                    let mut all = page.conversations.clone();
-                                                    all.extend(more.get());
-                                                    all
-                                                }
-                                                key=|c| (c.id, c.title.clone(), c.updated_at)
-                                                let(conversation)
-                                            >
-                                                <ConversationItem conversation active />
-                                            </For>
-                                        </ul>
-                                        {empty.then(|| view! { <p class="hint">"No conversations yet."</p> })}
-                                    }
-                                        .into_any()
-                                }
-                                Err(err) => view! { <p class="form-error">{err.detail}</p> }.into_any(),
-                            })
+                    // One keyed list that survives refreshes: an item is rebuilt only when it
+                    // changed, so an inline rename in progress is not interrupted.
+                    <ul class="conversation-list" data-testid="conversation-list">
+                        <For
+                            each=move || {
+                                let mut all = first_page.get().and_then(Result::ok).map(|p| p.conversations).unwrap_or_default();
+                                all.extend(more.get());
+                                all
+                            }
+                            key=|c| (c.id, c.title.clone(), c.updated_at)
+                            let(conversation)
+                        >
+                            <ConversationItem conversation active />
+                        </For>
+                    </ul>
+                    {move || match first_page.get() {
+                        Some(Ok(page)) if page.conversations.is_empty() => {
+                            Some(view! { <p class="hint">"No conversations yet."</p> }.into_any())
+                        }
+                        Some(Err(err)) => Some(view! { <p class="form-error">{err.detail}</p> }.into_any()),
+                        _ => None,
                     }}
                 </Transition>
                 <Show when=move || cursor.get().is_some()>
@@ -164,18 +173,21 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
     let remove = move || {
         let navigate = navigate.clone();
         spawn_local(async move {
-            if delete_conversation(id).await.is_ok() || true {
-                confirming.set(false);
-                ctx.sidebar_version.update(|v| *v += 1);
-                if active.get_untracked() == Some(id) {
-                    navigate("/chat", Default::default());
-                }
+            // Already gone (deleted in another tab) is as good as deleted: refresh either way.
+            let _ = delete_conversation(id).await;
+            confirming.set(false);
+            ctx.sidebar_version.update(|v| *v += 1);
+            if active.get_untracked() == Some(id) {
+                navigate("/chat", Default::default());
             }
         });
     };
     let remove = StoredValue::new(remove);
     let href = format!("/chat/{id}");
-    let preview = conversation.last_message_preview.clone().unwrap_or_default();
+    let preview = conversation
+        .last_message_preview
+        .clone()
+        .unwrap_or_default();
     let when = relative(conversation.updated_at);
     view! {
         <li class="conversation" class:active=move || active.get() == Some(id) data-testid="conversation">

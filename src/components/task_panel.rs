@@ -11,7 +11,10 @@ use crate::{
 #[component]
 pub fn TaskPanel() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
-    let tasks = Resource::new(move || ctx.tasks_version.get(), |_| list_tasks(TaskFilter::All));
+    let tasks = Resource::new(
+        move || ctx.tasks_version.get(),
+        |_| list_tasks(TaskFilter::All),
+    );
     view! {
         <aside class="task-panel" aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>

@@ -45,7 +45,9 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             return;
         }
         let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
-        let stick = scroller.get_untracked().is_some_and(|el| browser::near_bottom(&el));
+        let stick = scroller
+            .get_untracked()
+            .is_some_and(|el| browser::near_bottom(&el));
         messages.update(|list| {
             for message in incoming {
                 if !list.iter().any(|m| m.id == message.id) {
@@ -59,7 +61,9 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             let list = messages.get_untracked();
             pending.retain(|o| {
                 o.error.is_some()
-                    || !list.iter().any(|m| m.role == Role::User && m.seq > o.after_seq && m.content == o.content.trim())
+                    || !list.iter().any(|m| {
+                        m.role == Role::User && m.seq > o.after_seq && m.content == o.content.trim()
+                    })
             });
         });
         if used_tools {
@@ -81,7 +85,11 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
         }
         polling.set_value(true);
         spawn_local(async move {
-            let query = MessageQuery { after: Some(last_seq()), limit: Some(100), ..Default::default() };
+            let query = MessageQuery {
+                after: Some(last_seq()),
+                limit: Some(100),
+                ..Default::default()
+            };
             match list_messages(id, query).await {
                 Ok(page) => {
                     ctx.online.set(true);
@@ -106,12 +114,20 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
         if loading_older.get_untracked() || !has_older.get_untracked() {
             return;
         }
-        let Some(first) = messages.with_untracked(|m| m.first().map(|m| m.seq)) else { return };
+        let Some(first) = messages.with_untracked(|m| m.first().map(|m| m.seq)) else {
+            return;
+        };
         loading_older.set(true);
         spawn_local(async move {
-            let query = MessageQuery { before: Some(first), limit: Some(PAGE), ..Default::default() };
+            let query = MessageQuery {
+                before: Some(first),
+                limit: Some(PAGE),
+                ..Default::default()
+            };
             if let Ok(page) = list_messages(id, query).await {
-                let anchor = scroller.get_untracked().map(|el| el.scroll_height() - el.scroll_top());
+                let anchor = scroller
+                    .get_untracked()
+                    .map(|el| el.scroll_height() - el.scroll_top());
                 has_older.set(page.has_more);
                 messages.update(|list| {
                     let mut older = page.messages;
@@ -142,27 +158,45 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             match send_message(id, content.clone(), Some(client_id)).await {
                 Ok(turn) => merge(vec![turn.user_message, turn.assistant_message]),
                 Err(err) if err.is_not_found() => gone.set(true),
-                Err(err) => outgoing.update(|pending| {
-                    if let Some(o) = pending.iter_mut().find(|o| o.client_id == client_id) {
-                        o.error = Some(describe_send_error(&err));
+                Err(err) => {
+                    if err.status == 0 {
+                        ctx.online.set(false);
                     }
-                }),
+                    outgoing.update(|pending| {
+                        if let Some(o) = pending.iter_mut().find(|o| o.client_id == client_id) {
+                            o.error = Some(describe_send_error(&err));
+                        }
+                    })
+                }
             }
         });
     };
     let submit = Callback::new(move |content: String| {
         let client_id = Uuid::new_v4();
         outgoing.update(|pending| {
-            pending.push(Outgoing { client_id, content: content.clone(), after_seq: last_seq(), error: None })
+            pending.push(Outgoing {
+                client_id,
+                content: content.clone(),
+                after_seq: last_seq(),
+                error: None,
+            })
         });
         browser::scroll_to_bottom_soon(scroller);
         send(content, client_id);
     });
     // Retrying reuses the client_id: if the first attempt did reach the server, no duplicate.
     let retry = move |client_id: Uuid| {
-        let content = outgoing.with_untracked(|p| p.iter().find(|o| o.client_id == client_id).map(|o| o.content.clone()));
+        let content = outgoing.with_untracked(|p| {
+            p.iter()
+                .find(|o| o.client_id == client_id)
+                .map(|o| o.content.clone())
+        });
         if let Some(content) = content {
-            outgoing.update(|p| p.iter_mut().filter(|o| o.client_id == client_id).for_each(|o| o.error = None));
+            outgoing.update(|p| {
+                p.iter_mut()
+                    .filter(|o| o.client_id == client_id)
+                    .for_each(|o| o.error = None)
+            });
             send(content, client_id);
         }
     };
@@ -178,7 +212,10 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
         if gone.get() {
             ctx.sidebar_version.update(|v| *v += 1);
             let navigate = navigate.clone();
-            set_timeout(move || navigate("/chat", Default::default()), Duration::from_millis(2500));
+            set_timeout(
+                move || navigate("/chat", Default::default()),
+                Duration::from_millis(2500),
+            );
         }
     });
 
@@ -232,20 +269,25 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
 /// The user message an assistant reply answered (for "retry" on error replies).
 fn previous_user_text(messages: RwSignal<Vec<Message>>, seq: i64) -> Option<String> {
     messages.with_untracked(|list| {
-        list.iter().rev().find(|m| m.seq < seq && m.role == Role::User).map(|m| m.content.clone())
+        list.iter()
+            .rev()
+            .find(|m| m.seq < seq && m.role == Role::User)
+            .map(|m| m.content.clone())
     })
 }
 
 fn describe_send_error(err: &ApiError) -> String {
     match err.status {
         0 => "Not sent: the server can't be reached.".into(),
-        429 => format!("Not sent: {}", err.detail),
         _ => format!("Not sent: {}", err.detail),
     }
 }
 
 #[component]
-fn OutgoingView(outgoing: Outgoing, retry: impl Fn(Uuid) + Copy + Send + Sync + 'static) -> impl IntoView {
+fn OutgoingView(
+    outgoing: Outgoing,
+    retry: impl Fn(Uuid) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let failed = outgoing.error.clone();
     let client_id = outgoing.client_id;
     view! {

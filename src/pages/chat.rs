@@ -82,7 +82,10 @@ pub fn ChatLayout() -> impl IntoView {
 }
 
 #[component]
-fn TopBar(user: User, info: Resource<Result<crate::model::ServerInfo, crate::model::ApiError>>) -> impl IntoView {
+fn TopBar(
+    user: User,
+    info: Resource<Result<crate::model::ServerInfo, crate::model::ApiError>>,
+) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let logout = ServerAction::<Logout>::new();
     view! {
@@ -128,7 +131,12 @@ fn TopBar(user: User, info: Resource<Result<crate::model::ServerInfo, crate::mod
 #[component]
 pub fn ChatPage() -> impl IntoView {
     let params = use_params_map();
-    let conversation = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<Uuid>().ok()));
+    let conversation = Memo::new(move |_| {
+        params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<Uuid>().ok())
+    });
     let has_id = Memo::new(move |_| params.read().get("id").is_some());
     let initial = Resource::new_blocking(
         move || conversation.get(),
@@ -161,7 +169,11 @@ pub fn ChatPage() -> impl IntoView {
 /// No conversation selected: a welcome with first messages to try.
 #[component]
 fn EmptyState() -> impl IntoView {
-    let suggestions = ["Add a task to buy groceries", "Show my pending tasks", "What have I completed?"];
+    let suggestions = [
+        "Add a task to buy groceries",
+        "Show my pending tasks",
+        "What have I completed?",
+    ];
     view! {
         <section class="empty-state" aria-labelledby="empty-title">
             <h1 id="empty-title">"What needs doing?"</h1>

@@ -81,20 +81,20 @@ pub enum ModelError {
 
 /// The language model behind the agent: an OpenAI-compatible server, or the built-in offline one.
 pub enum ChatModel {
-    OpenAi(OpenAiModel),
+    OpenAi(Box<OpenAiModel>),
     Offline(OfflineModel),
 }
 
 impl ChatModel {
     pub fn from_config(config: &super::config::Config) -> Self {
         match &config.openai_api_key {
-            Some(key) => Self::OpenAi(OpenAiModel::new(
+            Some(key) => Self::OpenAi(Box::new(OpenAiModel::new(
                 key,
                 &config.openai_base_url,
                 &config.openai_model,
                 config.model_timeout,
                 config.model_max_retries,
-            )),
+            ))),
             None => Self::Offline(OfflineModel),
         }
     }
@@ -215,7 +215,7 @@ async fn run_turn(
             }
         };
         let reply = answer(state, user, conversation, &user_message).await;
-        let tool_calls = (!reply.records.is_empty()).then(|| ToolCalls {
+        let tool_calls = (!reply.records.is_empty()).then_some(ToolCalls {
             tool_calls: reply.records,
         });
         let assistant_message = chat::append(

@@ -86,17 +86,17 @@ impl OpenAiModel {
             .tool_calls
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|call| match call {
-                ChatCompletionMessageToolCalls::Function(f) => Some(ToolCallRequest {
+            .map(|call| match call {
+                ChatCompletionMessageToolCalls::Function(f) => ToolCallRequest {
                     id: f.id,
                     name: f.function.name,
                     arguments: f.function.arguments,
-                }),
-                ChatCompletionMessageToolCalls::Custom(c) => Some(ToolCallRequest {
+                },
+                ChatCompletionMessageToolCalls::Custom(c) => ToolCallRequest {
                     id: c.id,
                     name: c.custom_tool.name,
                     arguments: c.custom_tool.input,
-                }),
+                },
             })
             .collect();
         if calls.is_empty() {
