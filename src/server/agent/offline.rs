@@ -712,8 +712,13 @@ mod tests {
         };
         let text = confirm(&[(
             call,
-            json!({ "task_id": 1, "status": "created", "title": "<img src=x onerror=alert(1)>" }),
+            json!({ "task_id": 1, "status": "created", "title": "<img src=x onerror=alert(1)> *bold*" }),
         )]);
-        assert!(!text.contains("<img"), "{text}");
+        let html = crate::markdown::render(&text);
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt; *bold*"),
+            "shown as written: {html}"
+        );
+        assert!(!html.contains("<img") && !html.contains("<em>"), "{html}");
     }
 }

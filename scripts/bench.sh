@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark (SPEC §11): builds the release site and server, then runs `bench`, which starts
+# the server on its own database, seeds it, loads it and prints one table (+ bench/out/latest.json).
+# Settings: BENCH_SECONDS (10), BENCH_CONCURRENCY (64), PG_ADMIN_URL, BENCH_OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+source scripts/postgres.sh
+ensure_postgres
+trap '[ -n "${PRIVATE_PG_STOP:-}" ] && $PRIVATE_PG_STOP >/dev/null 2>&1; true' EXIT
+cargo leptos build --release
+cargo build --release --features ssr --bin bench
+"$CARGO_TARGET_DIR/release/bench"
