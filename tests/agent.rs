@@ -465,3 +465,46 @@ async fn offline_assistant_understands_everyday_phrasings(pool: PgPool) {
         .contains("offline assistant"));
     assert!(help["assistant_message"]["tool_calls"].is_null());
 }
+
+#[sqlx::test]
+async fn a_turn_completes_after_the_client_disconnects(pool: PgPool) {
+    let model = MockModel::start(vec![Step::SlowText(1500, "Finished anyway.".into())]).await;
+    let app = app_with_model(pool, &model).await;
+    let token = app.register("leaver@example.com").await;
+    let id = app.conversation(&token).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let res = impatient
+        .post(app.at(&format!("/api/chat/conversations/{id}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({ "content": "take your time" }))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client gave up before the reply");
+    // The reply still arrives, for the next poll.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page: Value = app
+            .get(
+                &token,
+                &format!("/api/chat/conversations/{id}/messages?after=0"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let messages = page["messages"].as_array().unwrap().clone();
+        if messages.len() == 2 {
+            assert_eq!(messages[0]["content"], "take your time");
+            assert_eq!(messages[1]["content"], "Finished anyway.");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the turn never completed: {messages:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

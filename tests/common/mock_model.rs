@@ -18,6 +18,8 @@ pub enum Step {
     Tools(Vec<(String, String)>),
     /// An HTTP error with optional Retry-After seconds.
     Status(u16, Option<u64>),
+    /// A text answer after a delay (milliseconds).
+    SlowText(u64, String),
 }
 
 #[derive(Clone, Default)]
@@ -78,6 +80,14 @@ async fn complete(
         .or_else(|| script.fallback.lock().unwrap().clone());
     let n = script.requests.lock().unwrap().len();
     match step.unwrap_or(Step::Text("(script exhausted)".into())) {
+        Step::SlowText(ms, text) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Json(completion(
+                json!({ "role": "assistant", "content": text }),
+                "stop",
+            ))
+            .into_response()
+        }
         Step::Text(text) => Json(completion(
             json!({ "role": "assistant", "content": text }),
             "stop",
