@@ -10,5 +10,6 @@ source scripts/postgres.sh
 ensure_postgres
 trap '[ -n "${PRIVATE_PG_STOP:-}" ] && $PRIVATE_PG_STOP >/dev/null 2>&1; true' EXIT
 cargo leptos build --release
+node scripts/precompress.mjs target/site/pkg
 cargo build --release --features ssr --bin bench
 "$CARGO_TARGET_DIR/release/bench"

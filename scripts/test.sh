@@ -26,6 +26,7 @@ DATABASE_URL="$PG_ADMIN_URL" cargo test --features ssr -- --test-threads=4
 
 echo "== release build"
 cargo leptos build --release
+node scripts/precompress.mjs target/site/pkg
 
 echo "== Playwright (Chromium) against a release server"
 e2e_db="chatkit_e2e"

@@ -26,6 +26,7 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
     compression::CompressionLayer,
+    services::ServeDir,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
@@ -51,6 +52,13 @@ pub fn router(state: AppState) -> Router {
                 .service(mcp::http_service(state.clone())),
         )
         .route("/sfn/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
+        // The WASM/JS/CSS bundle, precompressed at build time (scripts/precompress.mjs).
+        .nest_service(
+            "/pkg",
+            ServeDir::new(format!("{}/pkg", state.config.site_root))
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .leptos_routes_with_context(
             &state,
             routes,

@@ -286,52 +286,39 @@ pub async fn messages(
             "after and before must be sequence numbers (0 or more)",
         ));
     }
-    // Ownership check and total in one indexed lookup.
-    let total: i32 = sqlx::query_scalar(
-        "SELECT message_count FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(user)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(conversation_not_found)?;
-
-    let fetch = limit + 1;
-    let (mut rows, newest_first) = if let Some(after) = query.after {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
-        (
-            sqlx::query_as::<_, MessageRow>(&sql)
-                .bind(id)
-                .bind(after)
-                .bind(fetch)
-                .fetch_all(pool)
-                .await?,
-            false,
-        )
-    } else if let Some(since) = query.since {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND created_at > $2 ORDER BY seq LIMIT $3");
-        (
-            sqlx::query_as::<_, MessageRow>(&sql)
-                .bind(id)
-                .bind(since)
-                .bind(fetch)
-                .fetch_all(pool)
-                .await?,
-            false,
-        )
+    // One round trip: the ownership check, the total and the page (a LEFT JOIN keeps the
+    // conversation row when the page is empty, so "no messages" and "not found" differ).
+    let (condition, order) = if query.after.is_some() {
+        ("seq > $3", "seq")
+    } else if query.since.is_some() {
+        ("created_at > $4", "seq")
     } else {
-        let before = query.before.unwrap_or(i64::MAX);
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3");
-        (
-            sqlx::query_as::<_, MessageRow>(&sql)
-                .bind(id)
-                .bind(before)
-                .bind(fetch)
-                .fetch_all(pool)
-                .await?,
-            true,
-        )
+        ("seq < $3", "seq DESC")
     };
+    let sql = format!(
+        "SELECT c.message_count, m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
+         FROM conversations c
+         LEFT JOIN LATERAL (
+             SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = c.id AND {condition} ORDER BY {order} LIMIT $5
+         ) m ON true
+         WHERE c.id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL"
+    );
+    let seq_cursor = query.after.or(query.before).unwrap_or(i64::MAX);
+    let rows: Vec<PageRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(user)
+        .bind(seq_cursor)
+        .bind(query.since)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    let total = rows
+        .first()
+        .ok_or_else(conversation_not_found)?
+        .message_count;
+    let newest_first = query.after.is_none() && query.since.is_none();
+    let mut rows: Vec<MessageRow> = rows.into_iter().filter_map(PageRow::into_message).collect();
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if newest_first {
@@ -343,6 +330,35 @@ pub async fn messages(
         total_count: i64::from(total),
         has_more,
     })
+}
+
+/// A row of the one-query message page: the conversation's total and, if any, one message.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    message_count: i32,
+    id: Option<Uuid>,
+    conversation_id: Option<Uuid>,
+    seq: Option<i64>,
+    role: Option<String>,
+    content: Option<String>,
+    tool_calls: Option<sqlx::types::Json<ToolCalls>>,
+    status: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl PageRow {
+    fn into_message(self) -> Option<MessageRow> {
+        Some(MessageRow {
+            id: self.id?,
+            conversation_id: self.conversation_id?,
+            seq: self.seq?,
+            role: self.role?,
+            content: self.content?,
+            tool_calls: self.tool_calls,
+            status: self.status?,
+            created_at: self.created_at?,
+        })
+    }
 }
 
 /// A message to append to a conversation.
