@@ -347,50 +347,37 @@ async fn tool_loop(
         });
         for call in calls {
             let started = Utc::now();
-            if !TOOL_NAMES.contains(&call.name.as_str()) {
+            // A call the tools cannot run ends the turn with a plain explanation.
+            let refuse = |mut records: Vec<ToolCallRecord>, error: &str, message: String| {
                 records.push(record(
                     &call,
                     json!(call.arguments),
-                    json!({ "error": "unknown tool" }),
+                    json!({ "error": error }),
                     started,
                     0,
                     ToolCallStatus::Error,
                 ));
-                return Reply::error(
-                    format!(
-                        "Sorry, something went wrong: the model asked for a tool that doesn't exist (\"{}\"). \
-                         Please try again.",
-                        call.name
-                    ),
-                    records,
+                Reply::error(message, records)
+            };
+            if !TOOL_NAMES.contains(&call.name.as_str()) {
+                let message = format!(
+                    "Sorry, something went wrong: the model asked for a tool that doesn't exist (\"{}\"). Please try again.",
+                    call.name
                 );
+                return refuse(records, "unknown tool", message);
             }
-            let arguments = match serde_json::from_str::<Value>(
-                if call.arguments.trim().is_empty() {
-                    "{}"
-                } else {
-                    &call.arguments
-                },
-            ) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    records.push(record(
-                        &call,
-                        json!(call.arguments),
-                        json!({ "error": "arguments are not a JSON object" }),
-                        started,
-                        0,
-                        ToolCallStatus::Error,
-                    ));
-                    return Reply::error(
-                        format!(
-                            "Sorry, something went wrong: the model sent unreadable arguments for {}. \
-                             Nothing was changed by that call; please try again.",
-                            call.name
-                        ),
-                        records,
-                    );
-                }
+            let raw = if call.arguments.trim().is_empty() {
+                "{}"
+            } else {
+                call.arguments.as_str()
+            };
+            let Ok(Value::Object(arguments)) = serde_json::from_str::<Value>(raw) else {
+                let message = format!(
+                    "Sorry, something went wrong: the model sent unreadable arguments for {}. \
+                     Nothing was changed by that call; please try again.",
+                    call.name
+                );
+                return refuse(records, "arguments are not a JSON object", message);
             };
             let outcome = mcp.call(&call.name, arguments.clone()).await;
             prompt.push(PromptMessage::Tool {

@@ -89,26 +89,12 @@ fn conversation_not_found() -> AppError {
 
 /// Trimmed, 1..=200 characters.
 pub fn clean_title(title: &str) -> AppResult<String> {
-    let title = title.trim();
-    match title.chars().count() {
-        0 => Err(AppError::validation("the title cannot be empty")),
-        n if n > MAX_TITLE_CHARS => Err(AppError::validation(format!(
-            "the title is {n} characters long; the limit is {MAX_TITLE_CHARS}"
-        ))),
-        _ => Ok(title.to_string()),
-    }
+    super::required_text(title, "title", MAX_TITLE_CHARS)
 }
 
 /// Trimmed, 1..=10,000 characters.
 pub fn clean_content(content: &str) -> AppResult<String> {
-    let content = content.trim();
-    match content.chars().count() {
-        0 => Err(AppError::validation("the message is empty")),
-        n if n > MAX_MESSAGE_CHARS => Err(AppError::validation(format!(
-            "the message is {n} characters long; the limit is {MAX_MESSAGE_CHARS}"
-        ))),
-        _ => Ok(content.to_string()),
-    }
+    super::required_text(content, "message", MAX_MESSAGE_CHARS)
 }
 
 /// The first ~50 characters of a message, cut at a word boundary, on one line.

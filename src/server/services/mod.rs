@@ -4,3 +4,17 @@
 pub mod chat;
 pub mod tasks;
 pub mod users;
+
+use super::error::{AppError, AppResult};
+
+/// Trims `value` and checks it has 1..=`max` characters; `what` names it in the error.
+pub fn required_text(value: &str, what: &str, max: usize) -> AppResult<String> {
+    let value = value.trim();
+    match value.chars().count() {
+        0 => Err(AppError::validation(format!("the {what} cannot be empty"))),
+        n if n > max => Err(AppError::validation(format!(
+            "the {what} is {n} characters long; the limit is {max}"
+        ))),
+        _ => Ok(value.to_string()),
+    }
+}

@@ -35,28 +35,15 @@ impl From<TaskRow> for Task {
 }
 
 pub fn clean_title(title: &str) -> AppResult<String> {
-    let title = title.trim();
-    match title.chars().count() {
-        0 => Err(AppError::validation("the task title cannot be empty")),
-        n if n > MAX_TITLE_CHARS => Err(AppError::validation(format!(
-            "the task title is {n} characters long; the limit is {MAX_TITLE_CHARS}"
-        ))),
-        _ => Ok(title.to_string()),
-    }
+    super::required_text(title, "task title", MAX_TITLE_CHARS)
 }
 
 /// Trimmed; empty means "no description".
 pub fn clean_description(description: Option<&str>) -> AppResult<Option<String>> {
-    let Some(description) = description.map(str::trim).filter(|d| !d.is_empty()) else {
-        return Ok(None);
-    };
-    let n = description.chars().count();
-    if n > MAX_DESCRIPTION_CHARS {
-        return Err(AppError::validation(format!(
-            "the description is {n} characters long; the limit is {MAX_DESCRIPTION_CHARS}"
-        )));
+    match description.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) => super::required_text(d, "description", MAX_DESCRIPTION_CHARS).map(Some),
+        None => Ok(None),
     }
-    Ok(Some(description.to_string()))
 }
 
 fn not_found(id: i32) -> AppError {
