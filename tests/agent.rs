@@ -508,3 +508,25 @@ async fn a_turn_completes_after_the_client_disconnects(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[sqlx::test]
+async fn nul_characters_from_the_model_are_stored_safely(pool: PgPool) {
+    let model = MockModel::start(vec![
+        tools(&[("add_task", json!({ "title": "bad\u{0}title" }))]),
+        Step::Text("Done\u{0} anyway".into()),
+    ])
+    .await;
+    let app = app_with_model(pool, &model).await;
+    let token = app.register("nulmodel@example.com").await;
+    let id = app.conversation(&token).await;
+    let turn = app.say(&token, &id, "add something odd").await;
+    let reply = &turn["assistant_message"];
+    assert_eq!(reply["content"], "Done\u{FFFD} anyway");
+    let record = &reply["tool_calls"]["tool_calls"][0];
+    assert_eq!(record["arguments"]["title"], "bad\u{FFFD}title");
+    assert_eq!(
+        record["status"], "error",
+        "the service refused the NUL title"
+    );
+    assert!(task_titles(&app).await.is_empty());
+}

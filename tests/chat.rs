@@ -726,3 +726,54 @@ async fn queries_use_index_range_scans(pool: PgPool) {
     let messages = rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n");
     assert!(messages.contains("messages_conversation_seq"), "{messages}");
 }
+
+#[sqlx::test]
+async fn nul_characters_are_a_clear_400_not_a_500(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.register("nul@example.com").await;
+    let id = app.conversation(&token).await;
+    let res = app
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{id}/messages"),
+            json!({ "content": "hi\u{0}there" }),
+        )
+        .await;
+    assert!(expect_error(res, StatusCode::BAD_REQUEST)
+        .await
+        .contains("NUL"));
+    let res = app
+        .send_json(
+            Method::PUT,
+            &token,
+            &format!("/api/chat/conversations/{id}"),
+            json!({ "title": "a\u{0}b" }),
+        )
+        .await;
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let res = app
+        .post(&token, "/api/tasks", json!({ "title": "t\u{0}" }))
+        .await;
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let res = app
+        .post(
+            &token,
+            "/api/tasks",
+            json!({ "title": "ok", "description": "d\u{0}" }),
+        )
+        .await;
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let res = app
+        .http
+        .post(app.at("/api/auth/register"))
+        .json(&json!({ "email": "a\u{0}@example.com", "password": "password123" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     model::{
         Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
-        MessageStatus, Role, ToolCalls, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
+        MessageStatus, Role, ToolCallRecord, ToolCalls, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
     },
     server::error::{AppError, AppResult},
 };
@@ -364,6 +364,25 @@ pub async fn append(
     conversation: Uuid,
     message: NewMessage<'_>,
 ) -> AppResult<Message> {
+    // PostgreSQL text and jsonb cannot hold NUL; model output may contain one.
+    let content = message.content.replace('\0', "\u{FFFD}");
+    let tool_calls = message.tool_calls.map(|t| ToolCalls {
+        tool_calls: t
+            .tool_calls
+            .iter()
+            .map(|r| ToolCallRecord {
+                tool_name: r.tool_name.replace('\0', "\u{FFFD}"),
+                arguments: without_nul(r.arguments.clone()),
+                result: without_nul(r.result.clone()),
+                ..r.clone()
+            })
+            .collect(),
+    });
+    let message = NewMessage {
+        content: &content,
+        tool_calls: tool_calls.as_ref(),
+        ..message
+    };
     let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     let first_title = (message.role == Role::User).then(|| auto_title(message.content));
     let seq: i64 = sqlx::query_scalar(
@@ -406,6 +425,21 @@ pub async fn append(
     .await?;
     tx.commit().await?;
     Ok(row.into())
+}
+
+/// Replaces NUL characters in every string of a JSON value (jsonb cannot store them).
+fn without_nul(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{FFFD}")),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The user message sent with `client_id`, and the reply that followed it, if any.

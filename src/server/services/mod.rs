@@ -10,6 +10,11 @@ use super::error::{AppError, AppResult};
 /// Trims `value` and checks it has 1..=`max` characters; `what` names it in the error.
 pub fn required_text(value: &str, what: &str, max: usize) -> AppResult<String> {
     let value = value.trim();
+    if value.contains('\0') {
+        return Err(AppError::validation(format!(
+            "the {what} contains a NUL character"
+        )));
+    }
     match value.chars().count() {
         0 => Err(AppError::validation(format!("the {what} cannot be empty"))),
         n if n > max => Err(AppError::validation(format!(

@@ -38,7 +38,7 @@ impl From<UserRow> for User {
 pub fn normalize_email(email: &str) -> AppResult<String> {
     let email = email.trim();
     let valid = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.contains('@')
@@ -57,6 +57,11 @@ pub fn normalize_email(email: &str) -> AppResult<String> {
 
 fn check_password(password: &str) -> AppResult<()> {
     let chars = password.chars().count();
+    if password.contains('\0') {
+        return Err(AppError::validation(
+            "the password contains a NUL character",
+        ));
+    }
     if chars < MIN_PASSWORD_CHARS {
         return Err(AppError::validation(format!(
             "the password must be at least {MIN_PASSWORD_CHARS} characters long"
