@@ -254,3 +254,19 @@ test.describe("without JavaScript", () => {
     await context.close();
   });
 });
+
+test.describe("on a tablet", () => {
+  test.use({ viewport: { width: 800, height: 900 } });
+
+  test("the task panel opens as a drawer and shows the tasks", async ({ page }) => {
+    await register(page, uniqueEmail("tablet"));
+    await startConversation(page, "add tablet task");
+    const panel = page.locator("#task-panel");
+    await expect(panel).not.toBeInViewport();
+    await page.getByRole("button", { name: "Tasks", exact: true }).click();
+    await expect(panel).toBeInViewport();
+    await expect(panel.getByTestId("tasks-pending")).toContainText("Tablet task");
+    await page.getByRole("button", { name: "Close the side panel" }).click({ position: { x: 10, y: 400 } });
+    await expect(panel).not.toBeInViewport();
+  });
+});

@@ -243,7 +243,7 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
                         aria-label=move || format!("Delete {}", title.get())
                         on:click=move |_| confirming.set(true)
                     >
-                        "🗑"
+                        "✕"
                     </button>
                 </div>
             </Show>

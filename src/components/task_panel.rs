@@ -16,7 +16,7 @@ pub fn TaskPanel() -> impl IntoView {
         |_| list_tasks(TaskFilter::All),
     );
     view! {
-        <aside class="task-panel" aria-labelledby="tasks-title">
+        <aside id="task-panel" class="task-panel" aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {

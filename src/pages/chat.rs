@@ -32,6 +32,8 @@ pub struct ChatContext {
     pub online: RwSignal<bool>,
     /// The sidebar drawer on narrow screens.
     pub drawer_open: RwSignal<bool>,
+    /// The task panel drawer on narrow screens.
+    pub tasks_open: RwSignal<bool>,
 }
 
 /// Checks the session once for every chat route; signed-out visitors go to `/login`.
@@ -44,6 +46,7 @@ pub fn ChatLayout() -> impl IntoView {
         tasks_version: RwSignal::new(0),
         online: RwSignal::new(true),
         drawer_open: RwSignal::new(false),
+        tasks_open: RwSignal::new(false),
     };
     provide_context(ctx);
     view! {
@@ -53,7 +56,11 @@ pub fn ChatLayout() -> impl IntoView {
                     Ok(Some(user)) => {
                         provide_context(user.clone());
                         view! {
-                            <div class="app-frame" class:drawer-open=move || ctx.drawer_open.get()>
+                            <div
+                                class="app-frame"
+                                class:drawer-open=move || ctx.drawer_open.get()
+                                class:tasks-open=move || ctx.tasks_open.get()
+                            >
                                 <TopBar user info />
                                 <Show when=move || !ctx.online.get()>
                                     <div class="banner offline" role="status">
@@ -64,8 +71,11 @@ pub fn ChatLayout() -> impl IntoView {
                                     <Sidebar />
                                     <button
                                         class="drawer-scrim"
-                                        aria-label="Close the conversation list"
-                                        on:click=move |_| ctx.drawer_open.set(false)
+                                        aria-label="Close the side panel"
+                                        on:click=move |_| {
+                                            ctx.drawer_open.set(false);
+                                            ctx.tasks_open.set(false);
+                                        }
                                     ></button>
                                     <Outlet />
                                     <TaskPanel />
@@ -119,6 +129,14 @@ fn TopBar(
                 }}
             </Transition>
             <span class="spacer"></span>
+            <button
+                class="ghost tasks-button"
+                aria-controls="task-panel"
+                aria-expanded=move || ctx.tasks_open.get().to_string()
+                on:click=move |_| ctx.tasks_open.update(|open| *open = !*open)
+            >
+                "Tasks"
+            </button>
             <span class="who" data-testid="current-user">{user.email}</span>
             <ActionForm action=logout attr:class="logout-form">
                 <button type="submit" class="ghost">"Log out"</button>

@@ -263,7 +263,7 @@ fn listing(call: &ToolCallRequest, result: &Value) -> String {
         out.push_str(&format!(
             "| {} | {title}{description} | {} |\n",
             task.get("id").and_then(Value::as_i64).unwrap_or_default(),
-            if done { "✅ done" } else { "⏳ pending" }
+            if done { "✓ done" } else { "○ pending" }
         ));
     }
     out
