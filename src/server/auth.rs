@@ -142,16 +142,19 @@ pub async fn verify_password(password: String, hash: String) -> bool {
 
 /// The token a request carries: the bearer header first, then the session cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer_token(headers);
     }
     session_cookie(headers)
+}
+
+/// The token of an `Authorization: Bearer …` header (API and MCP clients).
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {

@@ -325,13 +325,7 @@ pub async fn require_bearer(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_string());
+    let token = super::auth::bearer_token(request.headers());
     match token.map(|t| state.jwt.verify(&t)) {
         Some(Ok(id)) => {
             request.extensions_mut().insert(AuthUser { id });

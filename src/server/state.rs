@@ -6,7 +6,12 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
-use super::{agent::ChatModel, auth::JwtKeys, config::Config, rate_limit::Limits};
+use super::{
+    agent::{ChatModel, ToolSpec},
+    auth::JwtKeys,
+    config::Config,
+    rate_limit::Limits,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +25,8 @@ pub struct AppState {
     /// The agent's language model: OpenAI-compatible, or the offline assistant.
     pub model: Arc<ChatModel>,
     pub leptos_options: LeptosOptions,
+    /// The MCP tools as offered to the model, listed on the first turn.
+    pub tool_specs: Arc<tokio::sync::OnceCell<Vec<ToolSpec>>>,
     /// Work that must outlive its request (agent turns); drained on graceful shutdown.
     pub background: tokio_util::task::TaskTracker,
 }
@@ -39,6 +46,7 @@ impl AppState {
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             leptos_options,
+            tool_specs: Arc::default(),
             background: tokio_util::task::TaskTracker::new(),
         }
     }

@@ -295,15 +295,24 @@ async fn tool_loop(
     mcp: &InProcessClient,
     mut prompt: Vec<PromptMessage>,
 ) -> Reply {
-    let tools: Vec<ToolSpec> = match mcp.list_tools().await {
-        Ok(tools) => tools
-            .into_iter()
-            .map(|t| ToolSpec {
-                name: t.name.to_string(),
-                description: t.description.map(|d| d.to_string()).unwrap_or_default(),
-                parameters: Value::Object((*t.input_schema).clone()),
+    // The tool set is fixed for the life of the process: listed once, then reused.
+    let listed = state
+        .tool_specs
+        .get_or_try_init(|| async {
+            mcp.list_tools().await.map(|tools| {
+                tools
+                    .into_iter()
+                    .map(|t| ToolSpec {
+                        name: t.name.to_string(),
+                        description: t.description.map(|d| d.to_string()).unwrap_or_default(),
+                        parameters: Value::Object((*t.input_schema).clone()),
+                    })
+                    .collect::<Vec<_>>()
             })
-            .collect(),
+        })
+        .await;
+    let tools: &[ToolSpec] = match listed {
+        Ok(tools) => tools,
         Err(err) => {
             tracing::error!(error = %err, "listing MCP tools");
             return Reply::error(
@@ -314,7 +323,7 @@ async fn tool_loop(
     };
     let mut records: Vec<ToolCallRecord> = Vec::new();
     for _round in 0..MAX_TOOL_ROUNDS {
-        let calls = match state.model.complete(&prompt, &tools).await {
+        let calls = match state.model.complete(&prompt, tools).await {
             Ok(ModelReply::Text(text)) => {
                 let content = if text.trim().is_empty() {
                     summary_of(&records)
