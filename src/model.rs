@@ -167,6 +167,20 @@ pub struct MessagePage {
     pub conversation_id: Uuid,
     pub total_count: i64,
     pub has_more: bool,
+    /// Set while the assistant is answering the conversation's last message.
+    #[serde(default)]
+    pub activity: Option<TurnActivity>,
+}
+
+/// What a running turn is doing: thinking (`tool_name` null) or using a tool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TurnActivity {
+    /// The seq of the user message being answered.
+    pub user_seq: i64,
+    pub tool_name: Option<String>,
+    /// When the current step (thinking or this tool) began.
+    pub since: DateTime<Utc>,
 }
 
 /// A message to send: `client_id` makes retries safe (the same id never creates a second turn).

@@ -467,6 +467,83 @@ async fn offline_assistant_understands_everyday_phrasings(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_running_turn_reports_what_it_is_doing(pool: PgPool) {
+    let model = MockModel::start(vec![
+        Step::SlowTools(
+            700,
+            vec![(
+                "add_task".into(),
+                json!({ "title": "Call mum" }).to_string(),
+            )],
+        ),
+        Step::SlowText(700, "Added **Call mum**.".into()),
+    ])
+    .await;
+    let app = app_with_model(pool, &model).await;
+    let token = app.register("progress@example.com").await;
+    let id = app.conversation(&token).await;
+    let idle: Value = app
+        .get(&token, &format!("/api/chat/conversations/{id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(idle["activity"], Value::Null);
+
+    let send = {
+        let url = app.at(&format!("/api/chat/conversations/{id}/messages"));
+        let token = token.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "content": "remind me to call mum" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Poll as the UI does, recording every distinct step the server reports.
+    let mut steps: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last_page = loop {
+        let page: Value = app
+            .get(
+                &token,
+                &format!("/api/chat/conversations/{id}/messages?after=0"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let activity = &page["activity"];
+        if !activity.is_null() {
+            assert_eq!(activity["user_seq"], 1, "{activity}");
+            assert!(activity["since"].as_str().is_some());
+            if steps.last() != Some(&activity["tool_name"]) {
+                steps.push(activity["tool_name"].clone());
+            }
+        }
+        if page["messages"].as_array().unwrap().len() == 2 {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the turn never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(send.await.unwrap(), 201);
+    // Thinking first, then the tool's name while the model reads its result.
+    assert_eq!(steps, [Value::Null, json!("add_task")]);
+    // With the reply stored, nothing is reported, and nothing is left behind.
+    assert_eq!(last_page["activity"], Value::Null);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM turn_activity")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test]
 async fn a_turn_completes_after_the_client_disconnects(pool: PgPool) {
     let model = MockModel::start(vec![Step::SlowText(1500, "Finished anyway.".into())]).await;
     let app = app_with_model(pool, &model).await;

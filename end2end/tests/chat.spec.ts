@@ -17,47 +17,67 @@ async function startConversation(page: Page, text: string) {
   await expect(page.getByTestId("assistant-message").last()).toBeVisible();
 }
 
-test("a new user adds a task by chatting, and it persists", async ({ page }) => {
-  const email = uniqueEmail("first");
-  await register(page, email);
-  await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
-  await expect(page.getByText("Offline assistant")).toBeVisible();
+test("a new user adds a task by chatting, and it persists", async ({ browser }) => {
+  // Its own server, whose offline assistant pauses 1.5 s before each answer, so the typing
+  // indicator and the "Using add_task…" step can be watched as a user would see them.
+  const server = await startServer(Number(process.env.E2E_PORT ?? 3100) + 9, { OFFLINE_THINK_MS: "1500" });
+  const context = await browser.newContext({ baseURL: server.url });
+  const page = await context.newPage();
+  try {
+    const email = uniqueEmail("first");
+    await register(page, email);
+    await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
+    await expect(page.getByText("Offline assistant")).toBeVisible();
 
-  // Slow the turn down a little so the typing indicator is observable.
-  await page.route("**/sfn/chat/start", async (route) => {
-    await new Promise((r) => setTimeout(r, 800));
-    await route.continue();
-  });
-  await send(page, "Add a task to buy groceries");
-  await expect(page.getByRole("status").filter({ has: page.locator(".dot") })).toBeVisible();
-  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
-  const reply = page.getByTestId("assistant-message").last();
-  await expect(reply).toContainText("Added task 1: Buy groceries");
-  const tool = reply.getByTestId("tool-call");
-  await expect(tool).toContainText("add_task");
-  await tool.locator("summary").click();
-  await expect(tool).toContainText('"title": "Buy groceries"');
-  await expect(page.getByTestId("tasks-pending")).toContainText("Buy groceries");
+    await send(page, "Add a task to buy groceries");
+    await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
+    const typing = page.getByTestId("typing");
+    await expect(typing).toContainText("Assistant is working…");
+    await expect(typing).toContainText("Using add_task…");
+    const reply = page.getByTestId("assistant-message").last();
+    await expect(reply).toContainText("Added task 1: Buy groceries");
+    await expect(typing).toBeHidden();
+    const tool = reply.getByTestId("tool-call");
+    await expect(tool).toContainText("add_task");
+    await expect(tool).toContainText("done");
+    await tool.locator("summary").click();
+    await expect(tool).toContainText('"title": "Buy groceries"');
+    await expect(tool).toContainText('"status": "created"');
+    await expect(page.getByTestId("tasks-pending")).toContainText("Buy groceries");
 
-  await page.reload();
-  await hydrated(page);
-  await expect(page.getByTestId("user-message")).toContainText("Add a task to buy groceries");
-  await expect(page.getByTestId("assistant-message")).toContainText("Added task 1");
-  await expect(page.getByTestId("tasks-pending")).toContainText("Buy groceries");
+    // Another tab on the conversation follows the assistant's progress too.
+    const watcher = await context.newPage();
+    await watcher.goto(page.url());
+    await hydrated(watcher);
+    await send(page, "remember to call mum");
+    await expect(watcher.getByTestId("typing")).toContainText("Using add_task…");
+    await expect(watcher.getByTestId("assistant-message").last()).toContainText("Call mum");
+    await expect(watcher.getByTestId("typing")).toBeHidden();
+    await watcher.close();
 
-  await page.getByRole("button", { name: "Log out" }).click();
-  await expect(page).toHaveURL(/\/login/);
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill("correct horse 1");
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page).toHaveURL(/\/chat/);
-  await page.getByTestId("conversation").first().getByRole("link").click();
-  await expect(page.getByTestId("assistant-message")).toContainText("Added task 1");
+    await page.reload();
+    await hydrated(page);
+    await expect(page.getByTestId("user-message").first()).toContainText("Add a task to buy groceries");
+    await expect(page.getByTestId("assistant-message").first()).toContainText("Added task 1");
+    await expect(page.getByTestId("tasks-pending")).toContainText("Buy groceries");
 
-  // Ticking the task off in the panel moves it to Completed.
-  await page.getByTestId("tasks-pending").getByRole("checkbox").first().check();
-  await expect(page.getByTestId("tasks-completed")).toContainText("Buy groceries");
+    await page.getByRole("button", { name: "Log out" }).click();
+    await expect(page).toHaveURL(/\/login/);
+    await hydrated(page);
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill("correct horse 1");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page).toHaveURL(/\/chat/);
+    await page.getByTestId("conversation").first().getByRole("link").click();
+    await expect(page.getByTestId("assistant-message").first()).toContainText("Added task 1");
+
+    // Ticking the task off in the panel moves it to Completed.
+    await page.getByTestId("tasks-pending").getByRole("checkbox").first().check();
+    await expect(page.getByTestId("tasks-completed")).toContainText("Buy groceries");
+  } finally {
+    await context.close();
+    await stopServer(server);
+  }
 });
 
 test("several conversations: switch, rename, delete, ordered by activity", async ({ page }) => {

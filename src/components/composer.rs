@@ -5,7 +5,7 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 use uuid::Uuid;
 
-use crate::{api::chat::start_conversation, model::MAX_MESSAGE_CHARS, pages::chat::ChatContext};
+use crate::{api::chat::create_conversation, model::MAX_MESSAGE_CHARS, pages::chat::ChatContext};
 
 /// Show the counter from this many characters on.
 const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 1_000;
@@ -84,7 +84,8 @@ pub fn Composer(
     }
 }
 
-/// The empty state's composer: starts a conversation with the first message, then opens it.
+/// The empty state's composer. Without JavaScript the form posts to `start`; with it, the
+/// conversation is created first and opened, and its thread sends the message.
 #[component]
 pub fn StartComposer() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
@@ -96,16 +97,11 @@ pub fn StartComposer() -> impl IntoView {
         error.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match start_conversation(content.clone(), Some(Uuid::new_v4())).await {
-                Ok(turn) => {
+            match create_conversation(None).await {
+                Ok(conversation) => {
+                    ctx.first_message.set(Some(content));
                     ctx.sidebar_version.update(|v| *v += 1);
-                    if turn.assistant_message.tool_calls.is_some() {
-                        ctx.tasks_version.update(|v| *v += 1);
-                    }
-                    navigate(
-                        &format!("/chat/{}", turn.user_message.conversation_id),
-                        Default::default(),
-                    );
+                    navigate(&format!("/chat/{}", conversation.id), Default::default());
                 }
                 Err(err) => {
                     error.set(Some(format!("Not sent: {}", err.detail)));

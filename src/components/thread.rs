@@ -1,5 +1,6 @@
 //! The message thread: history (server-rendered), older pages on scroll-up, polling for new
-//! messages every 2 s while the tab is visible, optimistic sends with a `client_id`.
+//! messages every 2 s while the tab is visible (every second while the assistant works, to
+//! follow its progress), optimistic sends with a `client_id`.
 
 use std::time::Duration;
 
@@ -10,11 +11,13 @@ use uuid::Uuid;
 use super::{browser, composer::Composer, message::MessageView};
 use crate::{
     api::chat::{list_messages, send_message},
-    model::{ApiError, Message, MessagePage, MessageQuery, Role},
+    model::{ApiError, Message, MessagePage, MessageQuery, Role, TurnActivity},
     pages::chat::ChatContext,
 };
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
+/// While a turn runs, so that "Using add_task…" follows the assistant closely.
+const POLL_BUSY_EVERY: Duration = Duration::from_secs(1);
 const PAGE: i64 = 50;
 
 /// A message the user sent that the server has not confirmed yet.
@@ -31,6 +34,8 @@ pub struct Outgoing {
 pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let messages = RwSignal::new(initial.messages);
+    // What the assistant is doing, as the server last reported it (any tab's turn).
+    let activity = RwSignal::new(initial.activity);
     let has_older = RwSignal::new(initial.has_more);
     let loading_older = RwSignal::new(false);
     let outgoing: RwSignal<Vec<Outgoing>> = RwSignal::new(Vec::new());
@@ -94,6 +99,8 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                 Ok(page) => {
                     ctx.online.set(true);
                     merge(page.messages);
+                    // A reply this tab already has makes the reported activity stale.
+                    activity.set(page.activity.filter(|a| a.user_seq >= last_seq()));
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.status == 0 => ctx.online.set(false),
@@ -102,9 +109,27 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             polling.set_value(false);
         });
     };
+    let waiting = move || {
+        outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
+            || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
+            || activity.with(Option::is_some)
+    };
+    let ticks = StoredValue::new(0_u32);
+    let tick = move || {
+        ticks.update_value(|t| *t = t.wrapping_add(1));
+        let every = if waiting() {
+            POLL_BUSY_EVERY
+        } else {
+            POLL_EVERY
+        };
+        let tick_len = POLL_BUSY_EVERY.as_millis() as u32;
+        if ticks.get_value() % (every.as_millis() as u32 / tick_len).max(1) == 0 {
+            poll();
+        }
+    };
     Effect::new(move |_| {
         browser::scroll_to_bottom_soon(scroller);
-        if let Ok(handle) = set_interval_with_handle(poll, POLL_EVERY) {
+        if let Ok(handle) = set_interval_with_handle(tick, POLL_BUSY_EVERY) {
             on_cleanup(move || handle.clear());
         }
     });
@@ -156,7 +181,10 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let send = move |content: String, client_id: Uuid| {
         spawn_local(async move {
             match send_message(id, content.clone(), Some(client_id)).await {
-                Ok(turn) => merge(vec![turn.user_message, turn.assistant_message]),
+                Ok(turn) => {
+                    activity.set(None);
+                    merge(vec![turn.user_message, turn.assistant_message]);
+                }
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) => {
                     if err.status == 0 {
@@ -200,13 +228,15 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             send(content, client_id);
         }
     };
+    // The first message typed in the empty state, which created this conversation.
+    Effect::new(move |_| {
+        if let Some(content) = ctx.first_message.try_update(Option::take).flatten() {
+            submit.run(content);
+        }
+    });
     // A failed assistant reply: send the question again as a new message.
     let resend = Callback::new(move |content: String| submit.run(content));
 
-    let waiting = move || {
-        outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
-            || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
-    };
     let navigate = use_navigate();
     Effect::new(move |_| {
         if gone.get() {
@@ -243,9 +273,9 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                         <OutgoingView outgoing=o retry />
                     </For>
                     <Show when=waiting>
-                        <li class="typing" role="status" aria-label="The assistant is working">
+                        <li class="typing" role="status" data-testid="typing">
                             <span class="dot"></span><span class="dot"></span><span class="dot"></span>
-                            <span class="typing-label">"Assistant is working…"</span>
+                            <span class="typing-label">{move || activity_label(activity)}</span>
                         </li>
                     </Show>
                 </ol>
@@ -264,6 +294,14 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             <Composer conversation=Some(id) on_submit=submit />
         </Show>
     }
+}
+
+/// "Using add_task…" while a tool runs, otherwise a plain "working" line.
+fn activity_label(activity: RwSignal<Option<TurnActivity>>) -> String {
+    activity.with(|a| match a.as_ref().and_then(|a| a.tool_name.as_deref()) {
+        Some(tool) => format!("Using {tool}…"),
+        None => "Assistant is working…".into(),
+    })
 }
 
 /// The user message an assistant reply answered (for "retry" on error replies).

@@ -34,6 +34,9 @@ pub struct ChatContext {
     pub drawer_open: RwSignal<bool>,
     /// The task panel drawer on narrow screens.
     pub tasks_open: RwSignal<bool>,
+    /// A first message typed in the empty state, handed to the new conversation's thread,
+    /// which sends it (so its progress shows there like any other message's).
+    pub first_message: RwSignal<Option<String>>,
 }
 
 /// Checks the session once for every chat route; signed-out visitors go to `/login`.
@@ -47,6 +50,7 @@ pub fn ChatLayout() -> impl IntoView {
         online: RwSignal::new(true),
         drawer_open: RwSignal::new(false),
         tasks_open: RwSignal::new(false),
+        first_message: RwSignal::new(None),
     };
     provide_context(ctx);
     view! {

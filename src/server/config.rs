@@ -41,6 +41,9 @@ pub struct Config {
     pub model_timeout: Duration,
     /// `MODEL_MAX_RETRIES`: for 429 and 5xx answers.
     pub model_max_retries: u32,
+    /// `OFFLINE_THINK_MS`: a pause before each answer of the offline assistant, so that its
+    /// progress ("Using add_task…") can be watched in demos and the browser tests.
+    pub offline_think_time: Duration,
     /// `AGENT_HISTORY_LIMIT`: messages of history sent to the model per turn.
     pub history_limit: i64,
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests and turns get on shutdown.
@@ -125,6 +128,11 @@ impl Config {
                 30,
             )?),
             model_max_retries: num("MODEL_MAX_RETRIES", get("MODEL_MAX_RETRIES"), 3)?,
+            offline_think_time: Duration::from_millis(num(
+                "OFFLINE_THINK_MS",
+                get("OFFLINE_THINK_MS"),
+                0,
+            )?),
             history_limit: num("AGENT_HISTORY_LIMIT", get("AGENT_HISTORY_LIMIT"), 50)?,
             shutdown_grace: Duration::from_secs(num(
                 "SHUTDOWN_GRACE_SECS",
@@ -156,6 +164,7 @@ impl Config {
             openai_model: "test-model".into(),
             model_timeout: Duration::from_secs(5),
             model_max_retries: 2,
+            offline_think_time: Duration::ZERO,
             history_limit: 50,
             shutdown_grace: Duration::from_secs(5),
             site_root: "target/site".into(),

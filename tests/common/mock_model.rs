@@ -20,6 +20,8 @@ pub enum Step {
     Status(u16, Option<u64>),
     /// A text answer after a delay (milliseconds).
     SlowText(u64, String),
+    /// Tool calls after a delay (milliseconds).
+    SlowTools(u64, Vec<(String, String)>),
 }
 
 #[derive(Clone, Default)]
@@ -79,15 +81,19 @@ async fn complete(
         .pop_front()
         .or_else(|| script.fallback.lock().unwrap().clone());
     let n = script.requests.lock().unwrap().len();
-    match step.unwrap_or(Step::Text("(script exhausted)".into())) {
+    let step = match step.unwrap_or(Step::Text("(script exhausted)".into())) {
         Step::SlowText(ms, text) => {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            Json(completion(
-                json!({ "role": "assistant", "content": text }),
-                "stop",
-            ))
-            .into_response()
+            Step::Text(text)
         }
+        Step::SlowTools(ms, calls) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Step::Tools(calls)
+        }
+        other => other,
+    };
+    match step {
+        Step::SlowText(..) | Step::SlowTools(..) => unreachable!("delays are taken above"),
         Step::Text(text) => Json(completion(
             json!({ "role": "assistant", "content": text }),
             "stop",

@@ -82,7 +82,11 @@ pub enum ModelError {
 /// The language model behind the agent: an OpenAI-compatible server, or the built-in offline one.
 pub enum ChatModel {
     OpenAi(Box<OpenAiModel>),
-    Offline(OfflineModel),
+    /// The built-in assistant, which pauses `think_time` before each answer (default none).
+    Offline {
+        model: OfflineModel,
+        think_time: std::time::Duration,
+    },
 }
 
 impl ChatModel {
@@ -95,14 +99,17 @@ impl ChatModel {
                 config.model_timeout,
                 config.model_max_retries,
             ))),
-            None => Self::Offline(OfflineModel),
+            None => Self::Offline {
+                model: OfflineModel,
+                think_time: config.offline_think_time,
+            },
         }
     }
 
     pub fn name(&self) -> String {
         match self {
             Self::OpenAi(model) => model.model.clone(),
-            Self::Offline(_) => "offline assistant".into(),
+            Self::Offline { .. } => "offline assistant".into(),
         }
     }
 
@@ -113,7 +120,12 @@ impl ChatModel {
     ) -> Result<ModelReply, ModelError> {
         match self {
             Self::OpenAi(model) => model.complete(prompt, tools).await,
-            Self::Offline(model) => Ok(model.complete(prompt)),
+            Self::Offline { model, think_time } => {
+                if !think_time.is_zero() {
+                    tokio::time::sleep(*think_time).await;
+                }
+                Ok(model.complete(prompt))
+            }
         }
     }
 }
@@ -214,7 +226,13 @@ async fn run_turn(
                 chat::append(&state.pool, user, conversation, message).await?
             }
         };
-        let reply = answer(state, user, conversation, &user_message).await;
+        let progress = Progress {
+            state,
+            conversation,
+            user_seq: user_message.seq,
+        };
+        progress.report(None).await;
+        let reply = answer(state, user, &progress, &user_message).await;
         let tool_calls = (!reply.records.is_empty()).then_some(ToolCalls {
             tool_calls: reply.records,
         });
@@ -231,6 +249,7 @@ async fn run_turn(
             },
         )
         .await?;
+        progress.finish().await;
         Ok(TurnResult {
             user_message,
             assistant_message,
@@ -238,6 +257,31 @@ async fn run_turn(
     })
     .await?
     .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the conversation lock was not taken")))
+}
+
+/// Publishes what the running turn is doing (SPEC §9 "Using add_task…"). Best effort: a
+/// failure to report progress is logged and never fails the turn.
+struct Progress<'a> {
+    state: &'a AppState,
+    conversation: Uuid,
+    user_seq: i64,
+}
+
+impl Progress<'_> {
+    async fn report(&self, tool_name: Option<&str>) {
+        let pool = &self.state.pool;
+        if let Err(err) =
+            chat::set_activity(pool, self.conversation, self.user_seq, tool_name).await
+        {
+            tracing::warn!(error = %err, "recording turn activity");
+        }
+    }
+
+    async fn finish(&self) {
+        if let Err(err) = chat::clear_activity(&self.state.pool, self.conversation).await {
+            tracing::warn!(error = %err, "clearing turn activity");
+        }
+    }
 }
 
 struct Reply {
@@ -257,10 +301,15 @@ impl Reply {
 }
 
 /// Runs the model/tool loop for `user_message`; never fails: failures become an error reply.
-async fn answer(state: &AppState, user: Uuid, conversation: Uuid, user_message: &Message) -> Reply {
+async fn answer(
+    state: &AppState,
+    user: Uuid,
+    progress: &Progress<'_>,
+    user_message: &Message,
+) -> Reply {
     let history = match chat::history(
         &state.pool,
-        conversation,
+        progress.conversation,
         user_message.seq,
         state.config.history_limit,
     )
@@ -285,7 +334,7 @@ async fn answer(state: &AppState, user: Uuid, conversation: Uuid, user_message: 
             );
         }
     };
-    let reply = tool_loop(state, &mcp, build_prompt(&history)).await;
+    let reply = tool_loop(state, &mcp, progress, build_prompt(&history)).await;
     mcp.close().await;
     reply
 }
@@ -293,6 +342,7 @@ async fn answer(state: &AppState, user: Uuid, conversation: Uuid, user_message: 
 async fn tool_loop(
     state: &AppState,
     mcp: &InProcessClient,
+    progress: &Progress<'_>,
     mut prompt: Vec<PromptMessage>,
 ) -> Reply {
     // The tool set is fixed for the life of the process: listed once, then reused.
@@ -388,6 +438,9 @@ async fn tool_loop(
                 );
                 return refuse(records, "arguments are not a JSON object", message);
             };
+            // The tool's name stays up while the model reads its result: that is the wait a
+            // user notices, the tool itself takes milliseconds.
+            progress.report(Some(&call.name)).await;
             let outcome = mcp.call(&call.name, arguments.clone()).await;
             prompt.push(PromptMessage::Tool {
                 call_id: call.id.clone(),
@@ -528,6 +581,7 @@ pub async fn recover_interrupted_turns(state: &AppState) -> AppResult<usize> {
                     client_id: None,
                 };
                 chat::append(&state.pool, user, conversation, message).await?;
+                chat::clear_activity(&state.pool, conversation).await?;
             }
             Ok(still_unanswered)
         })

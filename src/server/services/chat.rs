@@ -9,7 +9,8 @@ use uuid::Uuid;
 use crate::{
     model::{
         Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
-        MessageStatus, Role, ToolCallRecord, ToolCalls, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
+        MessageStatus, Role, ToolCallRecord, ToolCalls, TurnActivity, MAX_MESSAGE_CHARS,
+        MAX_TITLE_CHARS,
     },
     server::error::{AppError, AppResult},
 };
@@ -282,8 +283,11 @@ pub async fn messages(
         ("seq < $3", "seq DESC")
     };
     let sql = format!(
-        "SELECT c.message_count, m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
+        "SELECT c.message_count, a.user_seq AS activity_seq, a.tool_name AS activity_tool,
+                a.updated_at AS activity_since,
+                m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
          FROM conversations c
+         LEFT JOIN turn_activity a ON a.conversation_id = c.id AND a.user_seq = c.last_seq
          LEFT JOIN LATERAL (
              SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE conversation_id = c.id AND {condition} ORDER BY {order} LIMIT $5
@@ -299,10 +303,16 @@ pub async fn messages(
         .bind(limit + 1)
         .fetch_all(pool)
         .await?;
-    let total = rows
-        .first()
-        .ok_or_else(conversation_not_found)?
-        .message_count;
+    let first = rows.first().ok_or_else(conversation_not_found)?;
+    let total = first.message_count;
+    let activity = match (first.activity_seq, first.activity_since) {
+        (Some(user_seq), Some(since)) => Some(TurnActivity {
+            user_seq,
+            tool_name: first.activity_tool.clone(),
+            since,
+        }),
+        _ => None,
+    };
     let newest_first = query.after.is_none() && query.since.is_none();
     let mut rows: Vec<MessageRow> = rows.into_iter().filter_map(PageRow::into_message).collect();
     let has_more = rows.len() as i64 > limit;
@@ -315,6 +325,7 @@ pub async fn messages(
         conversation_id: id,
         total_count: i64::from(total),
         has_more,
+        activity,
     })
 }
 
@@ -322,6 +333,9 @@ pub async fn messages(
 #[derive(sqlx::FromRow)]
 struct PageRow {
     message_count: i32,
+    activity_seq: Option<i64>,
+    activity_tool: Option<String>,
+    activity_since: Option<DateTime<Utc>>,
     id: Option<Uuid>,
     conversation_id: Option<Uuid>,
     seq: Option<i64>,
@@ -495,6 +509,37 @@ pub async fn unanswered(pool: &PgPool) -> AppResult<Vec<(Uuid, Uuid)>> {
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Records what the turn answering `user_seq` is doing (`None`: thinking). Unlogged and
+/// outside any transaction: cheap, and never holds up the turn.
+pub async fn set_activity(
+    pool: &PgPool,
+    conversation: Uuid,
+    user_seq: i64,
+    tool_name: Option<&str>,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (conversation_id) DO UPDATE
+         SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name, updated_at = clock_timestamp()",
+    )
+    .bind(conversation)
+    .bind(user_seq)
+    .bind(tool_name)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets a finished turn's activity (once its reply is stored it is hidden anyway).
+pub async fn clear_activity(pool: &PgPool, conversation: Uuid) -> AppResult<()> {
+    sqlx::query("DELETE FROM turn_activity WHERE conversation_id = $1")
+        .bind(conversation)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The last message of a conversation, if any.
