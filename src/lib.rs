@@ -9,7 +9,6 @@
 pub mod api;
 pub mod app;
 pub mod components;
-pub mod markdown;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -158,6 +158,11 @@ pub struct Message {
     pub tool_calls: Option<ToolCalls>,
     pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
+    /// Server functions only: an assistant message's markdown rendered to HTML that is safe to
+    /// insert (SPEC §10), so a browser needs no markdown renderer of its own. Never in REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(ignore))]
+    pub html: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -65,9 +65,13 @@ pub async fn list_messages(
     #[server(default)] query: MessageQuery,
 ) -> Result<MessagePage, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::messages(&state.pool, user.id, id, &query)
+    let mut page = crate::server::services::chat::messages(&state.pool, user.id, id, &query)
         .await
-        .map_err(super::ssr::fail)
+        .map_err(super::ssr::fail)?;
+    page.messages
+        .iter_mut()
+        .for_each(super::ssr::render_markdown);
+    Ok(page)
 }
 
 /// Send a message and run one agent turn. Endpoint: `POST /sfn/chat/send`.
@@ -79,9 +83,10 @@ pub async fn send_message(
     client_id: Option<Uuid>,
 ) -> Result<TurnResult, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    let turn = crate::server::agent::send(&state, user.id, id, &content, client_id)
+    let mut turn = crate::server::agent::send(&state, user.id, id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;
+    super::ssr::render_markdown(&mut turn.assistant_message);
     super::ssr::redirect_form_post(&format!("/chat/{id}"));
     Ok(turn)
 }
@@ -99,9 +104,10 @@ pub async fn start_conversation(
     let conversation = chat::create(&state.pool, user.id, None)
         .await
         .map_err(super::ssr::fail)?;
-    let turn = agent::send(&state, user.id, conversation.id, &content, client_id)
+    let mut turn = agent::send(&state, user.id, conversation.id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;
+    super::ssr::render_markdown(&mut turn.assistant_message);
     super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
     Ok(turn)
 }

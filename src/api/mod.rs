@@ -16,9 +16,17 @@ pub(crate) mod ssr {
     use leptos_axum::ResponseOptions;
 
     use crate::{
-        model::ApiError,
-        server::{auth::AuthUser, error::AppError, state::AppState},
+        model::{ApiError, Message, Role},
+        server::{auth::AuthUser, error::AppError, markdown, state::AppState},
     };
+
+    /// Renders an assistant message's markdown for the browser (see `Message::html`): the
+    /// renderer stays on the server, which keeps it out of the WASM bundle.
+    pub fn render_markdown(message: &mut Message) {
+        if message.role == Role::Assistant {
+            message.html = Some(markdown::render(&message.content));
+        }
+    }
 
     pub fn state() -> Result<AppState, ApiError> {
         use_context::<AppState>().ok_or_else(|| ApiError::new(500, "server state missing"))

@@ -1,13 +1,10 @@
-//! One message: user text as typed, assistant markdown rendered safely, tool calls as a
-//! compact expandable record, failed replies with a retry.
+//! One message: user text as typed, assistant markdown as the server rendered it (safely, see
+//! `server::markdown`), tool calls as a compact expandable record, failed replies with a retry.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use leptos::prelude::*;
 
-use crate::{
-    markdown,
-    model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus},
-};
+use crate::model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus};
 
 #[component]
 pub fn MessageView(
@@ -18,11 +15,9 @@ pub fn MessageView(
     let is_user = message.role == Role::User;
     let failed = message.status == MessageStatus::Error;
     let records = message.tool_calls.map(|t| t.tool_calls).unwrap_or_default();
-    let body = if is_user {
-        view! { <p class="plain">{message.content}</p> }.into_any()
-    } else {
-        view! { <div class="markdown" inner_html=markdown::render(&message.content)></div> }
-            .into_any()
+    let body = match message.html {
+        Some(html) if !is_user => view! { <div class="markdown" inner_html=html></div> }.into_any(),
+        _ => view! { <p class="plain">{message.content}</p> }.into_any(),
     };
     view! {
         <li
@@ -104,6 +99,32 @@ pub fn relative(at: DateTime<Utc>) -> String {
         60..=3599 => format!("{} min ago", secs / 60),
         3600..=86_399 => format!("{} h ago", secs / 3600),
         86_400..=604_799 => format!("{} d ago", secs / 86_400),
-        _ => at.format("%b %-d").to_string(),
+        // Written out rather than `format("%b %-d")`: strftime would add to the WASM bundle.
+        _ => {
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            format!("{} {}", MONTHS[at.month0() as usize % 12], at.day())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = Utc::now();
+        assert_eq!(relative(now), "just now");
+        assert_eq!(relative(now - Duration::minutes(5)), "5 min ago");
+        assert_eq!(relative(now - Duration::hours(3)), "3 h ago");
+        assert_eq!(relative(now - Duration::days(2)), "2 d ago");
+        let old = Utc.with_ymd_and_hms(2025, 11, 3, 12, 0, 0).unwrap();
+        assert_eq!(relative(old), "Nov 3");
+        let january = Utc.with_ymd_and_hms(2024, 1, 31, 0, 0, 0).unwrap();
+        assert_eq!(relative(january), "Jan 31");
     }
 }

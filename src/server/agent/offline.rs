@@ -714,7 +714,7 @@ mod tests {
             call,
             json!({ "task_id": 1, "status": "created", "title": "<img src=x onerror=alert(1)> *bold*" }),
         )]);
-        let html = crate::markdown::render(&text);
+        let html = crate::server::markdown::render(&text);
         assert!(
             html.contains("&lt;img src=x onerror=alert(1)&gt; *bold*"),
             "shown as written: {html}"

@@ -80,6 +80,7 @@ impl From<MessageRow> for Message {
                 MessageStatus::Complete
             },
             created_at: r.created_at,
+            html: None,
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Markdown to HTML for chat messages, shared by the server and the browser so both render the
-//! same HTML (no hydration mismatch). All input is untrusted (SPEC §10):
+//! Markdown to HTML for chat messages. It runs on the server only: the browser gets the result
+//! in `Message::html` from the server functions, so the server-rendered page and the hydrated
+//! one insert the very same string (no hydration mismatch), and the WASM bundle carries no
+//! markdown parser. All input is untrusted (SPEC §10):
 //! - raw HTML is shown as text;
 //! - links keep only http, https and mailto URLs and open with `rel="noopener noreferrer nofollow"`;
 //! - images are shown as links (no remote loads, no `data:` URLs);
