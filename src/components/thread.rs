@@ -114,16 +114,12 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
             || activity.with(Option::is_some)
     };
+    // One timer ticking at the busy rate; idle, only every `idle_ticks`-th tick polls.
+    let idle_ticks = (POLL_EVERY.as_millis() / POLL_BUSY_EVERY.as_millis()).max(1) as u32;
     let ticks = StoredValue::new(0_u32);
     let tick = move || {
         ticks.update_value(|t| *t = t.wrapping_add(1));
-        let every = if waiting() {
-            POLL_BUSY_EVERY
-        } else {
-            POLL_EVERY
-        };
-        let tick_len = POLL_BUSY_EVERY.as_millis() as u32;
-        if ticks.get_value() % (every.as_millis() as u32 / tick_len).max(1) == 0 {
+        if waiting() || ticks.get_value().is_multiple_of(idle_ticks) {
             poll();
         }
     };
