@@ -479,6 +479,12 @@ async fn server_functions_cover_the_chat(pool: PgPool) {
         turn["assistant_message"]["content"],
         "Added task 1: **Walk the dog**."
     );
+    // Server functions hand the browser the markdown already rendered (safely).
+    assert_eq!(
+        turn["assistant_message"]["html"],
+        "<p>Added task 1: <strong>Walk the dog</strong>.</p>\n"
+    );
+    assert_eq!(turn["user_message"].get("html"), None);
     let page: Value = call(
         "/sfn/chat/messages",
         vec![("id", id.clone()), ("query[after]", "1".into())],
@@ -489,6 +495,23 @@ async fn server_functions_cover_the_chat(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["messages"][0]["html"],
+        turn["assistant_message"]["html"]
+    );
+    assert_eq!(page["activity"], Value::Null);
+    // REST keeps the SPEC's message shape: markdown only.
+    let rest: Value = app
+        .get(&token, &format!("/api/chat/conversations/{id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rest["messages"][1]["content"],
+        "Added task 1: **Walk the dog**."
+    );
+    assert_eq!(rest["messages"][1].get("html"), None);
     let list: Value = call(
         "/sfn/chat/conversations",
         vec![("query[limit]", "5".into())],

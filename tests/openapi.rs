@@ -62,12 +62,18 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         "Task",
         "TurnResult",
         "ToolCallRecord",
+        "TurnActivity",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
             "schema {schema}"
         );
     }
+    // The poll's progress report is documented; the server-function-only `html` is not.
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["MessagePage"]["properties"]["activity"].is_object());
+    assert!(schemas["Message"]["properties"]["content"].is_object());
+    assert!(schemas["Message"]["properties"].get("html").is_none());
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
