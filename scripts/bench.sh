@@ -4,7 +4,7 @@
 # Settings: BENCH_SECONDS (10), BENCH_CONCURRENCY (64), PG_ADMIN_URL, BENCH_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test   # Chromium and Playwright: the page-interactivity measure
 source scripts/env.sh
 source scripts/postgres.sh
 ensure_postgres

@@ -268,6 +268,34 @@ async fn seed(db_url: &str, user: Uuid, password_hash: &str) -> Result<(Uuid, Uu
     Ok((small, big))
 }
 
+/// How soon a chat page is interactive after navigation starts (SPEC §11: ≤ 1 s on loopback).
+struct Interactive {
+    p50_ms: f64,
+    max_ms: f64,
+    samples: usize,
+}
+
+/// Loads `path` signed in as `token`, in headless Chromium with an empty cache, several times;
+/// `scripts/bench-interactive.mjs` does the browser side.
+fn interactive_after_load(base: &str, token: &str, path: &str) -> Result<Interactive> {
+    let output = Command::new("node")
+        .args(["scripts/bench-interactive.mjs", base, token, path, "7"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running node (scripts/setup.sh --test installs Chromium and Playwright)")?;
+    if !output.status.success() {
+        bail!("bench-interactive.mjs failed ({})", output.status);
+    }
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .context("reading the bench-interactive.mjs report")?;
+    let number = |key: &str| report[key].as_f64().context("incomplete report");
+    Ok(Interactive {
+        p50_ms: number("p50_ms")?,
+        max_ms: number("max_ms")?,
+        samples: report["samples_ms"].as_array().map_or(0, Vec::len),
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Options::from_env();
@@ -485,6 +513,12 @@ async fn main() -> Result<()> {
         page.insert(label.into(), json!(total));
     }
 
+    eprintln!("[bench] chat page interactive after load (headless Chromium, empty cache)");
+    let interactive = interactive_after_load(&base, &token, &format!("/chat/{small}"));
+    if let Err(err) = &interactive {
+        eprintln!("[bench] could not measure interactivity: {err:#}");
+    }
+
     eprintln!("[bench] pgbench floors");
     let secs = opts.duration.as_secs().max(5);
     let list_sql = format!(
@@ -563,6 +597,20 @@ async fn main() -> Result<()> {
             "budget ≤ 350 KB compressed".into(),
             verdict(wire <= 350 * 1024),
         ),
+        match &interactive {
+            Ok(page) => (
+                "chat page interactive after load p50 / max ms",
+                format!("{:.0} / {:.0}", page.p50_ms, page.max_ms),
+                format!("{} loads of a 100-message conversation", page.samples),
+                verdict(page.max_ms <= 1000.0),
+            ),
+            Err(err) => (
+                "chat page interactive after load",
+                "not measured".into(),
+                format!("{err:#}"),
+                "NOT measured",
+            ),
+        },
     ];
     println!("\nchatkit benchmark — {machine}\n");
     println!("| measure | value | context | budget |\n|---|---|---|---|");
@@ -584,6 +632,7 @@ async fn main() -> Result<()> {
         "latest_50_p50_ms": { "messages_100": small_p50, "messages_100000": big_p50 },
         "rss_mb": { "idle": rss_idle_mb, "pollers_500": rss_pollers_mb },
         "page_bytes": page,
+        "interactive_ms": interactive.as_ref().ok().map(|p| json!({ "p50": p.p50_ms, "max": p.max_ms, "samples": p.samples })),
         "verdicts": rows.iter().map(|r| json!({ "measure": r.0, "value": r.1, "budget": r.3 })).collect::<Vec<_>>(),
     });
     if let Some(dir) = opts.out.parent() {
