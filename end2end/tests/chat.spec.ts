@@ -138,6 +138,31 @@ test("a message sent in one tab appears in another without reload", async ({ bro
   await context.close();
 });
 
+test("the chat never blanks while the sidebar and tasks refresh", async ({ page }) => {
+  await register(page, uniqueEmail("steady"));
+  await startConversation(page, "add steady task");
+  // Count removals of the thread: a suspense boundary falling back would remove it.
+  await page.evaluate(() => {
+    const w = window as any;
+    w.__threadRemoved = 0;
+    new MutationObserver((records) => {
+      for (const record of records)
+        for (const node of record.removedNodes)
+          if (node instanceof Element && (node.matches(".thread") || node.querySelector(".thread"))) w.__threadRemoved += 1;
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+  const box = page.getByPlaceholder("Type a message...");
+  for (let i = 1; i <= 3; i++) {
+    await send(page, `add steady item ${i}`);
+    await expect(page.getByTestId("assistant-message")).toHaveCount(i + 1);
+  }
+  // A draft typed now survives the sidebar's periodic refresh (every 5 s).
+  await box.fill("a draft in progress");
+  await page.waitForTimeout(5500);
+  await expect(box).toHaveValue("a draft in progress");
+  expect(await page.evaluate(() => (window as any).__threadRemoved)).toBe(0);
+});
+
 test("markdown renders, and no XSS payload ever executes", async ({ page }) => {
   let dialogs = 0;
   page.on("dialog", async (dialog) => {

@@ -14,7 +14,7 @@ use crate::{
     api::chat::{
         create_conversation, delete_conversation, list_conversations, rename_conversation,
     },
-    model::{Conversation, ConversationQuery},
+    model::{ApiError, Conversation, ConversationPage, ConversationQuery},
     pages::chat::ChatContext,
 };
 
@@ -31,12 +31,6 @@ pub fn Sidebar() -> impl IntoView {
     let more: RwSignal<Vec<Conversation>> = RwSignal::new(Vec::new());
     let cursor: RwSignal<Option<String>> = RwSignal::new(None);
     let loading_more = RwSignal::new(false);
-    Effect::new(move |_| {
-        if let Some(Ok(page)) = first_page.get() {
-            more.set(Vec::new());
-            cursor.set(page.next_cursor);
-        }
-    });
     // Live updates from other tabs and devices.
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
@@ -112,6 +106,7 @@ pub fn Sidebar() -> impl IntoView {
                 }
             >
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    <PagingReset first_page more cursor />
                     // One keyed list that survives refreshes: an item is rebuilt only when it
                     // changed, so an inline rename in progress is not interrupted.
                     <ul class="conversation-list" data-testid="conversation-list">
@@ -257,4 +252,22 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
         </li>
     }
+}
+
+/// A fresh first page restarts paging. This lives inside the list's `<Transition>` on purpose:
+/// reading a resource registers it with the nearest suspense boundary, and read from the
+/// sidebar's own scope that is the page-wide `<Suspense>`, which would then blank the whole
+/// chat (and reset the composer) on every refresh.
+#[component]
+fn PagingReset(
+    first_page: Resource<Result<ConversationPage, ApiError>>,
+    more: RwSignal<Vec<Conversation>>,
+    cursor: RwSignal<Option<String>>,
+) -> impl IntoView {
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = first_page.get() {
+            more.set(Vec::new());
+            cursor.set(page.next_cursor);
+        }
+    });
 }
