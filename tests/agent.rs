@@ -359,12 +359,7 @@ async fn an_interrupted_turn_is_marked_failed_after_restart(pool: PgPool) {
         0,
         "recovery is idempotent"
     );
-    let page: Value = app
-        .get(&token, &format!("/api/chat/conversations/{id}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.messages(&token, &id, "").await;
     let last = &page["messages"][1];
     assert_eq!(last["role"], "assistant");
     assert_eq!(last["status"], "error");
@@ -482,12 +477,7 @@ async fn a_running_turn_reports_what_it_is_doing(pool: PgPool) {
     let app = app_with_model(pool, &model).await;
     let token = app.register("progress@example.com").await;
     let id = app.conversation(&token).await;
-    let idle: Value = app
-        .get(&token, &format!("/api/chat/conversations/{id}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let idle: Value = app.messages(&token, &id, "").await;
     assert_eq!(idle["activity"], Value::Null);
 
     let send = {
@@ -508,15 +498,7 @@ async fn a_running_turn_reports_what_it_is_doing(pool: PgPool) {
     let mut steps: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let last_page = loop {
-        let page: Value = app
-            .get(
-                &token,
-                &format!("/api/chat/conversations/{id}/messages?after=0"),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.messages(&token, &id, "?after=0").await;
         let activity = &page["activity"];
         if !activity.is_null() {
             assert_eq!(activity["user_seq"], 1, "{activity}");
@@ -563,15 +545,7 @@ async fn a_turn_completes_after_the_client_disconnects(pool: PgPool) {
     // The reply still arrives, for the next poll.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let page: Value = app
-            .get(
-                &token,
-                &format!("/api/chat/conversations/{id}/messages?after=0"),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.messages(&token, &id, "?after=0").await;
         let messages = page["messages"].as_array().unwrap().clone();
         if messages.len() == 2 {
             assert_eq!(messages[0]["content"], "take your time");

@@ -501,12 +501,7 @@ async fn server_functions_cover_the_chat(pool: PgPool) {
     );
     assert_eq!(page["activity"], Value::Null);
     // REST keeps the SPEC's message shape: markdown only.
-    let rest: Value = app
-        .get(&token, &format!("/api/chat/conversations/{id}/messages"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = app.messages(&token, &id, "").await;
     assert_eq!(
         rest["messages"][1]["content"],
         "Added task 1: **Walk the dog**."

@@ -127,6 +127,14 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// A page of a conversation's messages over REST; `query` is e.g. `""` or `"?after=0"`.
+    pub async fn messages(&self, token: &str, conversation: &str, query: &str) -> Value {
+        let path = format!("/api/chat/conversations/{conversation}/messages{query}");
+        let res = self.get(token, &path).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.unwrap()
+    }
+
     pub async fn user_id(&self, token: &str) -> uuid::Uuid {
         let me: Value = self.get(token, "/api/auth/me").await.json().await.unwrap();
         me["id"].as_str().unwrap().parse().unwrap()
