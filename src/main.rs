@@ -65,7 +65,10 @@ async fn run(
     let grace = config.shutdown_grace;
     let options = server::leptos_options(&config);
     let state = AppState::new(db.pool.clone(), config, jwt, options);
-    let background = state.background.clone();
+    let background = state.agent.background.clone();
+    // Turn ownership: take over turns whose owner died (a crash of this very server included),
+    // and hear stop requests from other replicas.
+    state.agent.start();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -117,6 +117,27 @@ pub enum Role {
 pub enum MessageStatus {
     Complete,
     Error,
+    /// The user stopped the turn: the reply holds what was written and done until then.
+    Stopped,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Error => "error",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// The stored form; anything unknown reads as an error reply.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "complete" => Self::Complete,
+            "stopped" => Self::Stopped,
+            _ => Self::Error,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +263,18 @@ pub struct ConversationQuery {
 pub struct TurnResult {
     pub user_message: Message,
     pub assistant_message: Message,
+}
+
+/// What a stop request did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StopResult {
+    /// True when a running turn was stopped; false when nothing was running.
+    pub stopped: bool,
+    /// In plain words, what happened.
+    pub detail: String,
+    /// The stopped reply (partial text and the tool calls already made), once it is stored.
+    pub assistant_message: Option<Message>,
 }
 
 /// What the UI needs to know about the server once per page.

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chatkit::server::agent::recover_interrupted_turns;
 use common::{
     mock_model::{MockModel, Step},
     TestApp,
@@ -330,40 +329,6 @@ async fn turns_are_stateless_across_a_restart(pool: PgPool) {
         prompt.last().unwrap(),
         &("user".to_string(), "what do I have?".to_string())
     );
-}
-
-#[sqlx::test]
-async fn an_interrupted_turn_is_marked_failed_after_restart(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let token = app.register("crash@example.com").await;
-    let id = app.conversation(&token).await;
-    let user = app.user_id(&token).await;
-    // What a crash leaves behind: the user message committed, no reply.
-    chatkit::server::services::chat::append(
-        &app.state.pool,
-        user,
-        id.parse().unwrap(),
-        chatkit::server::services::chat::NewMessage {
-            role: chatkit::model::Role::User,
-            content: "add something before the crash",
-            tool_calls: None,
-            status: chatkit::model::MessageStatus::Complete,
-            client_id: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(recover_interrupted_turns(&app.state).await.unwrap(), 1);
-    assert_eq!(
-        recover_interrupted_turns(&app.state).await.unwrap(),
-        0,
-        "recovery is idempotent"
-    );
-    let page: Value = app.messages(&token, &id, "").await;
-    let last = &page["messages"][1];
-    assert_eq!(last["role"], "assistant");
-    assert_eq!(last["status"], "error");
-    assert!(last["content"].as_str().unwrap().contains("interrupted"));
 }
 
 #[sqlx::test]

@@ -278,7 +278,7 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     let me: Value = app.get(&token, "/api/auth/me").await.json().await.unwrap();
     let user: uuid::Uuid = me["id"].as_str().unwrap().parse().unwrap();
 
-    let local = InProcessClient::connect(app.state.clone(), user)
+    let local = InProcessClient::connect(app.state.pool.clone(), user)
         .await
         .unwrap();
     let remote = connect(&app, &token).await;
@@ -299,7 +299,7 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     assert_eq!(local_tools, remote_tools);
 
     let added = local
-        .call("add_task", args(json!({ "title": "Local task" })))
+        .call("add_task", args(json!({ "title": "Local task" })), None)
         .await;
     assert_eq!(added.status, ToolCallStatus::Success);
     assert_eq!(
@@ -308,11 +308,11 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     );
     let via_http = body(&call(&remote, "add_task", json!({ "title": "Remote task" })).await);
     assert_eq!(via_http["task_id"], 2, "both paths share one numbering");
-    let local_list = local.call("list_tasks", args(json!({}))).await.result;
+    let local_list = local.call("list_tasks", args(json!({})), None).await.result;
     let remote_list = body(&call(&remote, "list_tasks", json!({})).await);
     assert_eq!(local_list, remote_list);
     let missing = local
-        .call("complete_task", args(json!({ "task_id": 42 })))
+        .call("complete_task", args(json!({ "task_id": 42 })), None)
         .await;
     assert_eq!(missing.status, ToolCallStatus::Error);
     assert_eq!(missing.result, json!({ "error": "task 42 not found" }));

@@ -53,7 +53,7 @@ pub async fn current_user() -> Result<Option<User>, ApiError> {
     use super::ssr::*;
     use crate::server::{auth::AuthUser, services::users};
     let state = state()?;
-    let Ok(user) = AuthUser::from_headers(&state, &headers().await?) else {
+    let Ok(user) = AuthUser::from_headers(&state.jwt, &headers().await?) else {
         return Ok(None);
     };
     // A token for a user that no longer exists counts as signed out.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::model::{
     ApiError, Conversation, ConversationPage, ConversationQuery, MessagePage, MessageQuery,
-    ServerInfo, TurnResult,
+    ServerInfo, StopResult, TurnResult,
 };
 
 /// Conversations, newest first. Endpoint: `POST /sfn/chat/conversations`.
@@ -83,7 +83,7 @@ pub async fn send_message(
     client_id: Option<Uuid>,
 ) -> Result<TurnResult, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    let mut turn = crate::server::agent::send(&state, user.id, id, &content, client_id)
+    let mut turn = crate::server::agent::send(&state.agent, user.id, id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;
     super::ssr::render_markdown(&mut turn.assistant_message);
@@ -101,14 +101,51 @@ pub async fn start_conversation(
     use crate::server::{agent, services::chat};
     let (state, user) = super::ssr::authenticated().await?;
     chat::clean_content(&content).map_err(super::ssr::fail)?;
-    let conversation = chat::create(&state.pool, user.id, None)
-        .await
-        .map_err(super::ssr::fail)?;
-    let mut turn = agent::send(&state, user.id, conversation.id, &content, client_id)
+    // Idempotent on client_id like send_message: a resend finds the first conversation.
+    let existing = match client_id {
+        Some(id) => chat::conversation_of_client_id(&state.pool, user.id, id)
+            .await
+            .map_err(super::ssr::fail)?,
+        None => None,
+    };
+    let conversation = match existing {
+        Some(conversation) => conversation,
+        None => chat::create(&state.pool, user.id, None)
+            .await
+            .map_err(super::ssr::fail)?,
+    };
+    let mut turn = agent::send(&state.agent, user.id, conversation.id, &content, client_id)
         .await
         .map_err(super::ssr::fail)?;
     super::ssr::render_markdown(&mut turn.assistant_message);
     super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
+    Ok(turn)
+}
+
+/// Stop the conversation's running turn (on whichever replica runs it); the partial reply is
+/// kept with status `stopped`. Harmless when nothing runs. Endpoint: `POST /sfn/chat/stop`.
+#[server(prefix = "/sfn/chat", endpoint = "stop")]
+pub async fn stop_turn(id: Uuid) -> Result<StopResult, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    let mut result = crate::server::agent::stop(&state.agent, user.id, id)
+        .await
+        .map_err(super::ssr::fail)?;
+    if let Some(message) = result.assistant_message.as_mut() {
+        super::ssr::render_markdown(message);
+    }
+    Ok(result)
+}
+
+/// Answer the last user message again after a failed or stopped reply, showing the model what
+/// was already done (no second user message). Endpoint: `POST /sfn/chat/retry`.
+#[server(prefix = "/sfn/chat", endpoint = "retry")]
+pub async fn retry_turn(id: Uuid) -> Result<TurnResult, ApiError> {
+    let (state, user) = super::ssr::authenticated().await?;
+    let mut turn = crate::server::agent::retry(&state.agent, user.id, id)
+        .await
+        .map_err(super::ssr::fail)?;
+    super::ssr::render_markdown(&mut turn.assistant_message);
+    super::ssr::redirect_form_post(&format!("/chat/{id}"));
     Ok(turn)
 }
 
@@ -118,6 +155,6 @@ pub async fn get_server_info() -> Result<ServerInfo, ApiError> {
     let state = super::ssr::state()?;
     Ok(ServerInfo {
         offline_assistant: state.config.offline_assistant(),
-        model: state.model.name(),
+        model: state.agent.model.name(),
     })
 }

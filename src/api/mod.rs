@@ -81,7 +81,7 @@ pub(crate) mod ssr {
     /// The state and the signed-in user, or a 401.
     pub async fn authenticated() -> Result<(AppState, AuthUser), ApiError> {
         let state = state()?;
-        let user = AuthUser::from_headers(&state, &headers().await?).map_err(fail)?;
+        let user = AuthUser::from_headers(&state.jwt, &headers().await?).map_err(fail)?;
         Ok((state, user))
     }
 }

@@ -2,7 +2,7 @@
 //! request proves who it is: `Authorization: Bearer` for API/MCP clients, an HttpOnly cookie
 //! for browsers (with an Origin check on state changes, see `origin_guard`).
 
-use std::{io::Write, path::Path, time::Duration};
+use std::{io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use argon2::{
@@ -10,7 +10,7 @@ use argon2::{
     Argon2,
 };
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRef, FromRequestParts, Request, State},
     http::{header, request::Parts, HeaderMap, Method},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -22,7 +22,6 @@ use uuid::Uuid;
 use super::{
     config::Config,
     error::{AppError, AppResult},
-    state::AppState,
 };
 
 pub const SESSION_COOKIE: &str = "chatkit_session";
@@ -199,27 +198,29 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    pub fn from_headers(state: &AppState, headers: &HeaderMap) -> AppResult<Self> {
+    pub fn from_headers(jwt: &JwtKeys, headers: &HeaderMap) -> AppResult<Self> {
         let token = request_token(headers).ok_or(AppError::Unauthorized)?;
-        state.jwt.verify(&token).map(|id| Self { id })
+        jwt.verify(&token).map(|id| Self { id })
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Any state that can hand out the token keys (as a `FromRef` sub-state) authenticates.
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<JwtKeys>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Self::from_headers(state, &parts.headers)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&Arc::<JwtKeys>::from_ref(state), &parts.headers)
     }
 }
 
 /// CSRF defence: a state-changing request authenticated by the session cookie (and not by a
 /// bearer header, which browsers never add by themselves) must come from an allowed origin:
 /// this site itself or one listed in `CORS_ALLOWED_ORIGINS`.
-pub async fn origin_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn origin_guard(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
     let safe_method = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -227,7 +228,7 @@ pub async fn origin_guard(State(state): State<AppState>, request: Request, next:
     let headers = request.headers();
     let cookie_authenticated =
         !headers.contains_key(header::AUTHORIZATION) && session_cookie(headers).is_some();
-    if safe_method || !cookie_authenticated || origin_allowed(&state.config, headers) {
+    if safe_method || !cookie_authenticated || origin_allowed(&config, headers) {
         return next.run(request).await;
     }
     AppError::Forbidden("cross-origin request refused: the Origin is not allowed".into())

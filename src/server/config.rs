@@ -29,8 +29,16 @@ pub struct Config {
     pub send_rate_per_user: u32,
     /// `DB_MAX_CONNECTIONS`: pool size.
     pub db_max_connections: u32,
-    /// `TURN_LOCK_CONNECTIONS`: agent turns running or waiting at once (each holds a lock connection).
-    pub turn_lock_connections: u32,
+    /// `TURNS_PER_USER`: a user's agent turns running or queued at once (beyond: 429).
+    pub turns_per_user: usize,
+    /// `TURN_LEASE_SECS`: how long a turn's owner may go without renewing its lease before
+    /// another replica takes the turn over.
+    pub turn_lease: Duration,
+    /// `TURN_SWEEP_SECS`: how often each replica looks for turns whose lease expired.
+    pub turn_sweep: Duration,
+    /// `TURN_MAX_ATTEMPTS`: starts of one turn (first run plus takeovers) before it ends as an
+    /// error reply.
+    pub turn_max_attempts: i32,
     /// `OPENAI_API_KEY`: selects the OpenAI path; unset means the offline assistant.
     pub openai_api_key: Option<String>,
     /// `OPENAI_BASE_URL`: any OpenAI-compatible server.
@@ -117,7 +125,10 @@ impl Config {
             )?,
             send_rate_per_user: num("SEND_RATE_PER_MINUTE", get("SEND_RATE_PER_MINUTE"), 30)?,
             db_max_connections: num("DB_MAX_CONNECTIONS", get("DB_MAX_CONNECTIONS"), 16)?,
-            turn_lock_connections: num("TURN_LOCK_CONNECTIONS", get("TURN_LOCK_CONNECTIONS"), 32)?,
+            turns_per_user: num("TURNS_PER_USER", get("TURNS_PER_USER"), 3)?,
+            turn_lease: Duration::from_secs(num("TURN_LEASE_SECS", get("TURN_LEASE_SECS"), 10)?),
+            turn_sweep: Duration::from_secs(num("TURN_SWEEP_SECS", get("TURN_SWEEP_SECS"), 2)?),
+            turn_max_attempts: num("TURN_MAX_ATTEMPTS", get("TURN_MAX_ATTEMPTS"), 3)?,
             openai_api_key: get("OPENAI_API_KEY"),
             openai_base_url: get("OPENAI_BASE_URL")
                 .unwrap_or_else(|| "https://api.openai.com/v1".into()),
@@ -158,7 +169,10 @@ impl Config {
             auth_rate_per_email: 1000,
             send_rate_per_user: 1000,
             db_max_connections: 8,
-            turn_lock_connections: 32,
+            turns_per_user: 3,
+            turn_lease: Duration::from_secs(10),
+            turn_sweep: Duration::from_secs(2),
+            turn_max_attempts: 3,
             openai_api_key: None,
             openai_base_url: "http://127.0.0.1:9/v1".into(),
             openai_model: "test-model".into(),

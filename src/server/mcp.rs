@@ -4,6 +4,9 @@
 
 use std::{sync::Arc, time::Instant};
 
+use chrono::Utc;
+use sqlx::{PgConnection, PgPool};
+
 use axum::{
     extract::{Request, State},
     middleware::Next,
@@ -28,12 +31,19 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{
-    auth::AuthUser,
+    auth::{AuthUser, JwtKeys},
+    config::Config,
     error::{AppError, AppResult},
-    services::tasks,
-    state::AppState,
+    services::{
+        tasks,
+        turns::{self, CallSlot},
+    },
 };
-use crate::model::{NewTask, Task, TaskFilter, TaskPatch, ToolCallStatus};
+use crate::model::{NewTask, Task, TaskFilter, TaskPatch, ToolCallRecord, ToolCallStatus};
+
+/// The `_meta` key under which the agent names the turn call slot of an in-process tool call
+/// (see `services::turns::CallSlot`): the call's effect and its record then commit together.
+const TURN_CALL_META: &str = "io.chatkit/turn-call";
 
 pub const TOOL_NAMES: [&str; 5] = [
     "add_task",
@@ -109,7 +119,7 @@ fn int_or_numeric_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i
 /// The task tools, for one user (in-process) or for whoever the bearer token names (HTTP).
 #[derive(Clone)]
 pub struct TaskTools {
-    state: AppState,
+    pool: PgPool,
     user: Option<Uuid>,
     tool_router: ToolRouter<TaskTools>,
 }
@@ -117,18 +127,18 @@ pub struct TaskTools {
 #[tool_router]
 impl TaskTools {
     /// For the HTTP endpoint: the user is read from each request (see `require_bearer`).
-    pub fn for_http(state: AppState) -> Self {
+    pub fn for_http(pool: PgPool) -> Self {
         Self {
-            state,
+            pool,
             user: None,
             tool_router: Self::tool_router(),
         }
     }
 
     /// For the agent: every call acts as `user`.
-    pub fn for_user(state: AppState, user: Uuid) -> Self {
+    pub fn for_user(pool: PgPool, user: Uuid) -> Self {
         Self {
-            state,
+            pool,
             user: Some(user),
             tool_router: Self::tool_router(),
         }
@@ -154,20 +164,7 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let user = self.user(&ctx)?;
-        Ok(run(args, |a: AddTaskArgs| async move {
-            let task = tasks::create(
-                &self.state.pool,
-                user,
-                NewTask {
-                    title: a.title,
-                    description: a.description,
-                },
-            )
-            .await?;
-            Ok(summary(&task, "created"))
-        })
-        .await)
+        self.perform(&ctx, "add_task", args, TaskOp::Add).await
     }
 
     #[tool(
@@ -179,16 +176,7 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let user = self.user(&ctx)?;
-        Ok(run(args, |a: ListTasksArgs| async move {
-            let list = tasks::list(&self.state.pool, user, a.status.unwrap_or_default()).await?;
-            let items: Vec<Value> = list
-                .iter()
-                .map(|t| json!({ "id": t.id, "title": t.title, "description": t.description, "completed": t.completed }))
-                .collect();
-            Ok(json!({ "tasks": items, "count": items.len() }))
-        })
-        .await)
+        self.perform(&ctx, "list_tasks", args, TaskOp::List).await
     }
 
     #[tool(description = "Mark a task as completed (done).", input_schema = schema_for_type::<TaskIdArgs>())]
@@ -197,12 +185,8 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let user = self.user(&ctx)?;
-        Ok(run(args, |a: TaskIdArgs| async move {
-            let task = tasks::set_completed(&self.state.pool, user, a.task_id, true).await?;
-            Ok(summary(&task, "completed"))
-        })
-        .await)
+        self.perform(&ctx, "complete_task", args, TaskOp::Complete)
+            .await
     }
 
     #[tool(description = "Delete a task permanently.", input_schema = schema_for_type::<TaskIdArgs>())]
@@ -211,12 +195,7 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let user = self.user(&ctx)?;
-        Ok(run(args, |a: TaskIdArgs| async move {
-            let task = tasks::delete(&self.state.pool, user, a.task_id).await?;
-            Ok(summary(&task, "deleted"))
-        })
-        .await)
+        self.perform(&ctx, "delete_task", args, TaskOp::Delete).await
     }
 
     #[tool(
@@ -228,8 +207,44 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let user = self.user(&ctx)?;
-        Ok(run(args, |a: UpdateTaskArgs| async move {
+        self.perform(&ctx, "update_task", args, TaskOp::Update).await
+    }
+}
+
+/// One task operation, with its parsed arguments.
+enum TaskOp {
+    Add(AddTaskArgs),
+    List(ListTasksArgs),
+    Complete(TaskIdArgs),
+    Delete(TaskIdArgs),
+    Update(UpdateTaskArgs),
+}
+
+/// Runs `op` for `user` on `conn` (a pooled connection, or the transaction that also records
+/// the call), returning the tool's JSON result.
+async fn apply(conn: &mut PgConnection, user: Uuid, op: TaskOp) -> AppResult<Value> {
+    match op {
+        TaskOp::Add(a) => {
+            let new = NewTask {
+                title: a.title,
+                description: a.description,
+            };
+            Ok(summary(&tasks::create(conn, user, new).await?, "created"))
+        }
+        TaskOp::List(a) => {
+            let list = tasks::list(conn, user, a.status.unwrap_or_default()).await?;
+            let items: Vec<Value> = list
+                .iter()
+                .map(|t| json!({ "id": t.id, "title": t.title, "description": t.description, "completed": t.completed }))
+                .collect();
+            Ok(json!({ "tasks": items, "count": items.len() }))
+        }
+        TaskOp::Complete(a) => {
+            let task = tasks::set_completed(conn, user, a.task_id, true).await?;
+            Ok(summary(&task, "completed"))
+        }
+        TaskOp::Delete(a) => Ok(summary(&tasks::delete(conn, user, a.task_id).await?, "deleted")),
+        TaskOp::Update(a) => {
             if a.title.is_none() && a.description.is_none() {
                 return Err(AppError::validation(
                     "give a new title or description for the task",
@@ -240,10 +255,104 @@ impl TaskTools {
                 description: a.description,
                 completed: None,
             };
-            let task = tasks::update(&self.state.pool, user, a.task_id, patch).await?;
-            Ok(summary(&task, "updated"))
-        })
-        .await)
+            Ok(summary(&tasks::update(conn, user, a.task_id, patch).await?, "updated"))
+        }
+    }
+}
+
+impl TaskTools {
+    /// Parses the arguments and runs the tool. Bad arguments and service errors (e.g. "task 7
+    /// not found") become tool results with `isError: true`, which a model can read and act
+    /// on. A call of an agent turn (its slot in `_meta`, in-process only) runs in one
+    /// transaction with its record, and a call that already ran returns its recorded result.
+    async fn perform<A: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        name: &str,
+        args: JsonObject,
+        op: fn(A) -> TaskOp,
+    ) -> Result<CallToolResult, McpError> {
+        let user = self.user(ctx)?;
+        let parsed = serde_json::from_value::<A>(Value::Object(args.clone()))
+            .map(op)
+            .map_err(|err| AppError::validation(format!("invalid arguments: {err}")));
+        let slot = self
+            .user
+            .and_then(|_| ctx.meta.0 .0.get(TURN_CALL_META))
+            .and_then(|v| serde_json::from_value::<CallSlot>(v.clone()).ok());
+        let Some(slot) = slot else {
+            let outcome = match parsed {
+                Ok(op) => match self.pool.acquire().await {
+                    Ok(mut conn) => apply(&mut conn, user, op).await,
+                    Err(err) => Err(err.into()),
+                },
+                Err(err) => Err(err),
+            };
+            return Ok(to_result(outcome_value(outcome)));
+        };
+        let started = Utc::now();
+        let clock = Instant::now();
+        let recorded = async {
+            let mut tx = self.pool.begin().await?;
+            if let Some(done) = turns::check_slot(&mut tx, user, &slot).await? {
+                return Ok(done);
+            }
+            let outcome = match parsed {
+                Ok(op) => apply(&mut tx, user, op).await,
+                Err(err) => Err(err),
+            };
+            // A failed statement voids the transaction: nothing happened, nothing is recorded.
+            if let Err(AppError::Internal(err)) = outcome {
+                return Err(AppError::Internal(err));
+            }
+            let (result, status) = outcome_value(outcome);
+            let record = ToolCallRecord {
+                tool_name: name.to_string(),
+                arguments: Value::Object(args),
+                result: result.clone(),
+                timestamp: started,
+                duration_ms: clock.elapsed().as_millis() as i64,
+                status,
+            };
+            turns::record_call(&mut tx, &slot, &record).await?;
+            tx.commit().await?;
+            Ok::<_, AppError>((result, status))
+        }
+        .await;
+        Ok(to_result(recorded.unwrap_or_else(|err| outcome_value(Err(err)))))
+    }
+}
+
+/// A tool's outcome as (JSON result, status); internal failures are logged, not shown.
+fn outcome_value(outcome: AppResult<Value>) -> (Value, ToolCallStatus) {
+    match outcome {
+        Ok(value) => (value, ToolCallStatus::Success),
+        Err(AppError::Internal(err)) => {
+            tracing::error!(error = ?err, "tool failed");
+            (
+                json!({ "error": "the task store failed; try again shortly" }),
+                ToolCallStatus::Error,
+            )
+        }
+        Err(err) => (json!({ "error": err.to_string() }), ToolCallStatus::Error),
+    }
+}
+
+fn to_result((value, status): (Value, ToolCallStatus)) -> CallToolResult {
+    match status {
+        ToolCallStatus::Success => {
+            let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
+            result.structured_content = Some(value);
+            result
+        }
+        ToolCallStatus::Error => {
+            let message = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("the tool failed")
+                .to_string();
+            CallToolResult::error(vec![ContentBlock::text(message)])
+        }
     }
 }
 
@@ -263,56 +372,31 @@ fn summary(task: &Task, status: &str) -> Value {
     json!({ "task_id": task.id, "status": status, "title": task.title })
 }
 
-/// Parses the arguments and runs the tool. Bad arguments and service errors (e.g. "task 7 not
-/// found") become tool results with `isError: true`, which a model can read and act on.
-async fn run<A, F, Fut>(args: JsonObject, f: F) -> CallToolResult
-where
-    A: DeserializeOwned,
-    F: FnOnce(A) -> Fut,
-    Fut: std::future::Future<Output = AppResult<Value>>,
-{
-    let parsed = match serde_json::from_value::<A>(Value::Object(args)) {
-        Ok(parsed) => parsed,
-        Err(err) => return tool_error(format!("invalid arguments: {err}")),
-    };
-    match f(parsed).await {
-        Ok(value) => {
-            let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
-            result.structured_content = Some(value);
-            result
-        }
-        Err(AppError::Internal(err)) => {
-            tracing::error!(error = ?err, "tool failed");
-            tool_error("the task store failed; try again shortly".into())
-        }
-        Err(err) => tool_error(err.to_string()),
-    }
-}
-
-fn tool_error(message: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message)])
-}
-
 /// `/mcp` as a tower service: stateless Streamable HTTP with JSON responses, so any replica can
 /// answer any request.
-pub fn http_service(state: AppState) -> StreamableHttpService<TaskTools, LocalSessionManager> {
+pub fn http_service(
+    pool: PgPool,
+    config: &Config,
+) -> StreamableHttpService<TaskTools, LocalSessionManager> {
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    hosts.push(state.config.addr.to_string());
-    hosts.extend(state.config.mcp_allowed_hosts.iter().cloned());
+    hosts.push(config.addr.to_string());
+    hosts.extend(config.mcp_allowed_hosts.iter().cloned());
+    let allowed_origins = config.allowed_origins.clone();
+    let any_host = config.mcp_allowed_hosts.iter().any(|h| h == "*");
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true);
     // "*" turns the Host check off (e.g. behind a proxy that already pins the host).
-    config = if state.config.mcp_allowed_hosts.iter().any(|h| h == "*") {
+    config = if any_host {
         config.disable_allowed_hosts()
     } else {
         config.with_allowed_hosts(hosts)
     };
-    if !state.config.allowed_origins.is_empty() {
-        config = config.with_allowed_origins(state.config.allowed_origins.clone());
+    if !allowed_origins.is_empty() {
+        config = config.with_allowed_origins(allowed_origins);
     }
     StreamableHttpService::new(
-        move || Ok(TaskTools::for_http(state.clone())),
+        move || Ok(TaskTools::for_http(pool.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     )
@@ -321,12 +405,12 @@ pub fn http_service(state: AppState) -> StreamableHttpService<TaskTools, LocalSe
 /// 401 before any MCP work unless a valid bearer token is present; the user rides along in
 /// the request extensions for the tools. Cookies are not accepted here.
 pub async fn require_bearer(
-    State(state): State<AppState>,
+    State(jwt): State<Arc<JwtKeys>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let token = super::auth::bearer_token(request.headers());
-    match token.map(|t| state.jwt.verify(&t)) {
+    match token.map(|t| jwt.verify(&t)) {
         Some(Ok(id)) => {
             request.extensions_mut().insert(AuthUser { id });
             next.run(request).await
@@ -355,9 +439,9 @@ pub struct ToolOutcome {
 }
 
 impl InProcessClient {
-    pub async fn connect(state: AppState, user: Uuid) -> AppResult<Self> {
+    pub async fn connect(pool: PgPool, user: Uuid) -> AppResult<Self> {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = TaskTools::for_user(state, user);
+        let server = TaskTools::for_user(pool, user);
         tokio::spawn(async move {
             match server.serve(server_io).await {
                 Ok(running) => {
@@ -381,13 +465,22 @@ impl InProcessClient {
             .map_err(|err| AppError::Internal(anyhow::anyhow!("listing MCP tools: {err}")))
     }
 
-    /// Calls a tool; tool errors come back as `status: error` with a readable result.
-    pub async fn call(&self, name: &str, arguments: JsonObject) -> ToolOutcome {
+    /// Calls a tool (as call `slot` of a turn, when given); tool errors come back as
+    /// `status: error` with a readable result.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: JsonObject,
+        slot: Option<&CallSlot>,
+    ) -> ToolOutcome {
         let started = Instant::now();
-        let response = self
-            .client
-            .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(arguments))
-            .await;
+        let mut params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
+        if let Some(slot) = slot {
+            let mut meta = JsonObject::new();
+            meta.insert(TURN_CALL_META.into(), json!(slot));
+            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(meta)));
+        }
+        let response = self.client.call_tool(params).await;
         let duration_ms = started.elapsed().as_millis() as i64;
         let (result, status) = match response {
             Ok(result) => {

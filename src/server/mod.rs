@@ -49,8 +49,8 @@ pub fn router(state: AppState) -> Router {
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(state.clone(), mcp::require_bearer))
-                .service(mcp::http_service(state.clone())),
+                .layer(middleware::from_fn_with_state(state.jwt.clone(), mcp::require_bearer))
+                .service(mcp::http_service(state.pool.clone(), &state.config)),
         )
         .route("/sfn/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
         // The WASM/JS/CSS bundle, precompressed at build time (scripts/precompress.mjs).
@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::origin_guard))
+        .layer(middleware::from_fn_with_state(state.config.clone(), auth::origin_guard))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {

@@ -8,7 +8,7 @@ use super::{ApiJson, ApiPath, ApiQuery};
 use crate::{
     model::{
         Conversation, ConversationPage, ConversationQuery, ConversationTitle, MessagePage,
-        MessageQuery, SendMessage, TurnResult,
+        MessageQuery, SendMessage, StopResult, TurnResult,
     },
     server::{
         agent,
@@ -28,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             delete_conversation
         ))
         .routes(routes!(list_messages, send_message))
+        .routes(routes!(stop_turn))
+        .routes(routes!(retry_turn))
 }
 
 /// The user's conversations, most recently active first.
@@ -127,6 +129,31 @@ async fn send_message(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SendMessage>,
 ) -> AppResult<(StatusCode, ApiJson<TurnResult>)> {
-    let turn = agent::send(&state, user.id, id, &body.content, body.client_id).await?;
+    let turn = agent::send(&state.agent, user.id, id, &body.content, body.client_id).await?;
+    Ok((StatusCode::CREATED, ApiJson(turn)))
+}
+
+/// Stop the conversation's running turn, whichever replica runs it. The partial reply is kept
+/// as an assistant message with status `stopped`. Stopping when nothing runs is harmless.
+#[utoipa::path(post, path = "/api/chat/conversations/{id}/stop", tag = "chat", params(("id" = Uuid, Path)),
+    responses((status = 200, body = StopResult), (status = 400), (status = 401), (status = 404)))]
+async fn stop_turn(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<ApiJson<StopResult>> {
+    agent::stop(&state.agent, user.id, id).await.map(ApiJson)
+}
+
+/// Answer the last user message again after its reply failed or was stopped. No second user
+/// message is stored, and the model sees the tool calls already made, so none is repeated.
+#[utoipa::path(post, path = "/api/chat/conversations/{id}/retry", tag = "chat", params(("id" = Uuid, Path)),
+    responses((status = 201, body = TurnResult), (status = 400), (status = 401), (status = 404), (status = 409), (status = 429)))]
+async fn retry_turn(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<(StatusCode, ApiJson<TurnResult>)> {
+    let turn = agent::retry(&state.agent, user.id, id).await?;
     Ok((StatusCode::CREATED, ApiJson(turn)))
 }

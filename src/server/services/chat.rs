@@ -3,7 +3,7 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
@@ -74,11 +74,7 @@ impl From<MessageRow> for Message {
             },
             content: r.content,
             tool_calls: r.tool_calls.map(|j| j.0),
-            status: if r.status == "error" {
-                MessageStatus::Error
-            } else {
-                MessageStatus::Complete
-            },
+            status: MessageStatus::parse(&r.status),
             created_at: r.created_at,
             html: None,
         }
@@ -379,6 +375,19 @@ pub async fn append(
     conversation: Uuid,
     message: NewMessage<'_>,
 ) -> AppResult<Message> {
+    let mut tx = pool.begin().await?;
+    let stored = append_in(&mut tx, user, conversation, message).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// `append` inside the caller's transaction (a turn stores its reply and its outcome at once).
+pub async fn append_in(
+    tx: &mut PgConnection,
+    user: Uuid,
+    conversation: Uuid,
+    message: NewMessage<'_>,
+) -> AppResult<Message> {
     // PostgreSQL text and jsonb cannot hold NUL; model output may contain one.
     let content = message.content.replace('\0', "\u{FFFD}");
     let tool_calls = message.tool_calls.map(|t| ToolCalls {
@@ -398,7 +407,6 @@ pub async fn append(
         tool_calls: tool_calls.as_ref(),
         ..message
     };
-    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     let first_title = (message.role == Role::User).then(|| auto_title(message.content));
     let seq: i64 = sqlx::query_scalar(
         "UPDATE conversations SET
@@ -431,14 +439,10 @@ pub async fn append(
     })
     .bind(message.content)
     .bind(message.tool_calls.map(sqlx::types::Json))
-    .bind(match message.status {
-        MessageStatus::Complete => "complete",
-        MessageStatus::Error => "error",
-    })
+    .bind(message.status.as_str())
     .bind(message.client_id)
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(row.into())
 }
 
@@ -482,6 +486,26 @@ pub async fn find_by_client_id(
     Ok(Some((user_message, reply)))
 }
 
+/// The conversation a message with `client_id` was first sent in (`start_conversation`
+/// resent after a lost response).
+pub async fn conversation_of_client_id(
+    pool: &PgPool,
+    user: Uuid,
+    client_id: Uuid,
+) -> AppResult<Option<Conversation>> {
+    Ok(sqlx::query_as::<_, ConversationRow>(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c
+         WHERE c.user_id = $1 AND c.deleted_at IS NULL
+           AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.client_id = $2)
+         LIMIT 1"
+    ))
+    .bind(user)
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await?
+    .map(Conversation::from))
+}
+
 /// The `limit` messages ending at `up_to_seq`, oldest first: the agent's history.
 pub async fn history(
     pool: &PgPool,
@@ -499,17 +523,6 @@ pub async fn history(
     .await?;
     rows.reverse();
     Ok(rows.into_iter().map(Message::from).collect())
-}
-
-/// Conversations whose last message is a user message: a turn that never got its reply.
-pub async fn unanswered(pool: &PgPool) -> AppResult<Vec<(Uuid, Uuid)>> {
-    Ok(sqlx::query_as::<_, (Uuid, Uuid)>(
-        "SELECT c.id, c.user_id FROM conversations c
-         JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
-         WHERE m.role = 'user' AND c.deleted_at IS NULL",
-    )
-    .fetch_all(pool)
-    .await?)
 }
 
 /// Records what the turn answering `user_seq` is doing (`None`: thinking). Unlogged and
@@ -541,6 +554,22 @@ pub async fn clear_activity(pool: &PgPool, conversation: Uuid) -> AppResult<()> 
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// The message at `seq`, if any.
+pub async fn message_at(
+    db: impl sqlx::PgExecutor<'_>,
+    conversation: Uuid,
+    seq: i64,
+) -> AppResult<Option<Message>> {
+    Ok(sqlx::query_as::<_, MessageRow>(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
+    ))
+    .bind(conversation)
+    .bind(seq)
+    .fetch_optional(db)
+    .await?
+    .map(Message::from))
 }
 
 /// The last message of a conversation, if any.

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod tasks;
+pub mod turns;
 pub mod users;
 
 use super::error::{AppError, AppResult};

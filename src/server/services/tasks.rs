@@ -1,7 +1,7 @@
 //! The user's to-do list. Every query is scoped by the caller's user id; another user's task
 //! is indistinguishable from a missing one.
 
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::{
@@ -50,7 +50,7 @@ fn not_found(id: i32) -> AppError {
     AppError::NotFound(format!("task {id}"))
 }
 
-pub async fn list(pool: &PgPool, user: Uuid, filter: TaskFilter) -> AppResult<Vec<Task>> {
+pub async fn list(db: impl PgExecutor<'_>, user: Uuid, filter: TaskFilter) -> AppResult<Vec<Task>> {
     let completed = match filter {
         TaskFilter::All => None,
         TaskFilter::Pending => Some(false),
@@ -61,24 +61,24 @@ pub async fn list(pool: &PgPool, user: Uuid, filter: TaskFilter) -> AppResult<Ve
     ))
     .bind(user)
     .bind(completed)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
-pub async fn get(pool: &PgPool, user: Uuid, id: i32) -> AppResult<Task> {
+pub async fn get(db: impl PgExecutor<'_>, user: Uuid, id: i32) -> AppResult<Task> {
     sqlx::query_as::<_, TaskRow>(&format!(
         "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
     ))
     .bind(user)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .map(Task::from)
     .ok_or_else(|| not_found(id))
 }
 
-pub async fn create(pool: &PgPool, user: Uuid, new: NewTask) -> AppResult<Task> {
+pub async fn create(db: impl PgExecutor<'_>, user: Uuid, new: NewTask) -> AppResult<Task> {
     let title = clean_title(&new.title)?;
     let description = clean_description(new.description.as_deref())?;
     // One statement: the user's row lock hands out the next number atomically.
@@ -93,13 +93,13 @@ pub async fn create(pool: &PgPool, user: Uuid, new: NewTask) -> AppResult<Task> 
     .bind(user)
     .bind(title)
     .bind(description)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .map(Task::from)
     .ok_or(AppError::Unauthorized)
 }
 
-pub async fn update(pool: &PgPool, user: Uuid, id: i32, patch: TaskPatch) -> AppResult<Task> {
+pub async fn update(db: impl PgExecutor<'_>, user: Uuid, id: i32, patch: TaskPatch) -> AppResult<Task> {
     if patch.title.is_none() && patch.description.is_none() && patch.completed.is_none() {
         return Err(AppError::validation(
             "nothing to update: give a title, a description or completed",
@@ -127,15 +127,15 @@ pub async fn update(pool: &PgPool, user: Uuid, id: i32, patch: TaskPatch) -> App
     .bind(description.is_some())
     .bind(description.flatten())
     .bind(patch.completed)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .map(Task::from)
     .ok_or_else(|| not_found(id))
 }
 
-pub async fn set_completed(pool: &PgPool, user: Uuid, id: i32, completed: bool) -> AppResult<Task> {
+pub async fn set_completed(db: impl PgExecutor<'_>, user: Uuid, id: i32, completed: bool) -> AppResult<Task> {
     update(
-        pool,
+        db,
         user,
         id,
         TaskPatch {
@@ -147,13 +147,13 @@ pub async fn set_completed(pool: &PgPool, user: Uuid, id: i32, completed: bool) 
 }
 
 /// Deletes and returns the task (its title is worth confirming to the user).
-pub async fn delete(pool: &PgPool, user: Uuid, id: i32) -> AppResult<Task> {
+pub async fn delete(db: impl PgExecutor<'_>, user: Uuid, id: i32) -> AppResult<Task> {
     sqlx::query_as::<_, TaskRow>(&format!(
         "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(user)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .map(Task::from)
     .ok_or_else(|| not_found(id))

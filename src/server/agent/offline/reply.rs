@@ -1,0 +1,142 @@
+//! What the offline assistant says: confirmations of tool results, listings, questions, help.
+//! User text is escaped so titles show as written (SPEC §10).
+
+use serde_json::Value;
+
+use super::super::ToolCallRequest;
+
+/// Markdown-significant characters in user text are escaped so titles show as written.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The question asked when the user gave a verb but no task ("delete", "remove it").
+pub fn which_task(verb: &str) -> String {
+    format!(
+        "Which task should I {verb}? Tell me its number or its title, for example \
+         \"{verb} task 2\". Say \"show my tasks\" to see them."
+    )
+}
+
+/// The question asked when a title fits several tasks.
+pub fn which_of(verb: &str, wanted: &str, candidates: &[(i64, String)]) -> String {
+    let list: Vec<String> = candidates
+        .iter()
+        .map(|(id, title)| format!("- task {id}: **{}**", escape(title)))
+        .collect();
+    format!(
+        "Several tasks match \"{}\":\n\n{}\n\nWhich one should I {verb}? Say its number, for \
+         example \"{verb} task {}\".",
+        escape(wanted),
+        list.join("\n"),
+        candidates.first().map(|c| c.0).unwrap_or(1)
+    )
+}
+
+pub fn not_found(wanted: &str) -> String {
+    format!(
+        "I couldn't find a task matching \"{}\". Say \"show my tasks\" to see their numbers.",
+        escape(wanted)
+    )
+}
+
+pub fn confirm(done: &[(ToolCallRequest, Value)]) -> String {
+    let lines: Vec<String> = done
+        .iter()
+        .filter(|(call, result)| {
+            !(call.name == "list_tasks" && done.len() > 1 && result.get("error").is_none())
+        })
+        .map(|(call, result)| {
+            if let Some(error) = result.get("error").and_then(Value::as_str) {
+                return format!("I couldn't do that: {}.", escape(error));
+            }
+            let id = result
+                .get("task_id")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            let title = escape(
+                result
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+            match call.name.as_str() {
+                "add_task" => format!("Added task {id}: **{title}**."),
+                "complete_task" => format!("Marked task {id} (**{title}**) as done."),
+                "delete_task" => format!("Deleted task {id}: **{title}**."),
+                "update_task" => format!("Updated task {id}: it is now **{title}**."),
+                "list_tasks" => listing(call, result),
+                other => format!("Ran {other}."),
+            }
+        })
+        .collect();
+    lines.join("\n\n")
+}
+
+fn listing(call: &ToolCallRequest, result: &Value) -> String {
+    let status = serde_json::from_str::<Value>(&call.arguments)
+        .ok()
+        .and_then(|a| a.get("status").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "all".into());
+    let kind = match status.as_str() {
+        "pending" => "pending ",
+        "completed" => "completed ",
+        _ => "",
+    };
+    let tasks = result
+        .get("tasks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if tasks.is_empty() {
+        return format!("You have no {kind}tasks.");
+    }
+    let mut out = format!(
+        "You have {} {kind}task{}:\n\n| # | Task | Status |\n|---:|---|---|\n",
+        tasks.len(),
+        if tasks.len() == 1 { "" } else { "s" }
+    );
+    for task in &tasks {
+        let done = task
+            .get("completed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let title = escape(
+            task.get("title")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
+        let description = task
+            .get("description")
+            .and_then(Value::as_str)
+            .map(|d| format!(" — {}", escape(d)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {title}{description} | {} |\n",
+            task.get("id").and_then(Value::as_i64).unwrap_or_default(),
+            if done { "✓ done" } else { "○ pending" }
+        ));
+    }
+    out
+}
+
+pub fn help() -> String {
+    "I'm the offline assistant: I manage your to-do list. Try for example:\n\n\
+     - **Add** a task to buy groceries\n\
+     - **Show** my pending tasks (or: what have I completed?)\n\
+     - **Mark** task 1 as done\n\
+     - **Rename** task 1 to buy oat milk\n\
+     - **Delete** task 2\n\n\
+     ```text\nadd call the dentist\nlist my tasks\ncomplete task 1\n```"
+        .into()
+}

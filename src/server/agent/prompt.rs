@@ -1,0 +1,76 @@
+//! The prompt, rebuilt from the database at every model call (no conversation state lives in
+//! memory): the history up to the user message being answered, then every tool call already
+//! made while answering it (by an earlier attempt that crashed, failed or was stopped), so
+//! the model continues from there and never repeats one.
+
+use crate::{
+    model::{Message, MessageStatus, Role, ToolCallRecord},
+    server::services::turns::DoneCall,
+};
+
+use super::model::{PromptMessage, ToolCallRequest};
+
+const SYSTEM_PROMPT: &str = "You are a friendly assistant that manages the user's personal to-do list. \
+Use the tools to add, list, complete, update and delete tasks; never invent task numbers, list the tasks \
+first when unsure. After using tools, say briefly what you did. Answer in Markdown. Tool calls that \
+already appear in this conversation have been made: do not repeat them.";
+
+/// The prompt for answering the last message of `history` (a user message).
+pub fn build(history: &[Message], done: &[DoneCall]) -> Vec<PromptMessage> {
+    let mut prompt = vec![PromptMessage::System(SYSTEM_PROMPT.into())];
+    for message in history {
+        match message.role {
+            Role::User => prompt.push(PromptMessage::User(message.content.clone())),
+            Role::Assistant => {
+                let records = message
+                    .tool_calls
+                    .as_ref()
+                    .map(|t| t.tool_calls.as_slice())
+                    .unwrap_or_default();
+                let ids = (0..records.len()).map(|i| format!("call_{}_{i}", message.seq));
+                replay(&mut prompt, ids.zip(records));
+                // An error reply is our own text, not the model's: its tool calls are shown
+                // (they happened), its words are not.
+                if message.status != MessageStatus::Error {
+                    prompt.push(PromptMessage::Assistant {
+                        content: Some(message.content.clone()),
+                        tool_calls: vec![],
+                    });
+                }
+            }
+        }
+    }
+    let ids = done
+        .iter()
+        .map(|d| format!("call_{}_{}", &d.turn_id.simple().to_string()[..8], d.idx));
+    replay(&mut prompt, ids.zip(done.iter().map(|d| &d.record)));
+    prompt
+}
+
+/// Earlier tool calls as the model's own calls, each followed by its result.
+fn replay<'a>(
+    prompt: &mut Vec<PromptMessage>,
+    calls: impl Iterator<Item = (String, &'a ToolCallRecord)>,
+) {
+    let calls: Vec<(String, &ToolCallRecord)> = calls.collect();
+    if calls.is_empty() {
+        return;
+    }
+    prompt.push(PromptMessage::Assistant {
+        content: None,
+        tool_calls: calls
+            .iter()
+            .map(|(id, r)| ToolCallRequest {
+                id: id.clone(),
+                name: r.tool_name.clone(),
+                arguments: r.arguments.to_string(),
+            })
+            .collect(),
+    });
+    for (id, r) in calls {
+        prompt.push(PromptMessage::Tool {
+            call_id: id,
+            content: r.result.to_string(),
+        });
+    }
+}

@@ -1,0 +1,273 @@
+//! The model/tool loop of one turn attempt (SPEC §7 step 3): call the model with the tools,
+//! run each tool call through MCP as the user, feed the results back, until the model answers
+//! in text (at most `MAX_TOOL_ROUNDS` rounds). Every completed call lands in the turn's durable
+//! record (see `services::turns`) and in `log`, which outlives this future if it is dropped.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::{
+    model::{ModelReply, PromptMessage, ToolCallRequest, ToolSpec},
+    progress::Progress,
+    AgentState,
+};
+use crate::{
+    model::{MessageStatus, ToolCallRecord, ToolCallStatus},
+    server::{
+        mcp::{InProcessClient, TOOL_NAMES},
+        services::turns::CallSlot,
+    },
+};
+
+/// At most this many rounds of tool calls per turn; then the agent answers with what was done.
+pub const MAX_TOOL_ROUNDS: usize = 5;
+
+/// What a turn attempt has done so far: shared with the lifecycle, which reads it when the
+/// attempt is stopped or fails.
+#[derive(Default)]
+pub struct TurnLog {
+    pub records: Mutex<Vec<ToolCallRecord>>,
+}
+
+impl TurnLog {
+    pub fn records(&self) -> Vec<ToolCallRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, record: ToolCallRecord) {
+        if let Ok(mut records) = self.records.lock() {
+            records.push(record);
+        }
+    }
+}
+
+pub struct Reply {
+    pub content: String,
+    pub status: MessageStatus,
+    pub records: Vec<ToolCallRecord>,
+}
+
+impl Reply {
+    pub fn error(content: String, records: Vec<ToolCallRecord>) -> Self {
+        Self {
+            content,
+            status: MessageStatus::Error,
+            records,
+        }
+    }
+}
+
+/// Where this attempt records its calls: the turn, its owner, the next free index.
+pub struct CallSlots {
+    pub turn: uuid::Uuid,
+    pub owner: uuid::Uuid,
+    pub next: i32,
+}
+
+impl CallSlots {
+    fn take(&mut self, call_id: &str) -> CallSlot {
+        let slot = CallSlot {
+            turn: self.turn,
+            owner: self.owner,
+            idx: self.next,
+            call_id: call_id.to_string(),
+        };
+        self.next += 1;
+        slot
+    }
+}
+
+pub async fn run(
+    agent: &AgentState,
+    mcp: &InProcessClient,
+    progress: &Progress,
+    mut prompt: Vec<PromptMessage>,
+    mut slots: CallSlots,
+    log: Arc<TurnLog>,
+) -> Reply {
+    let tools = match tool_specs(agent, mcp).await {
+        Some(tools) => tools,
+        None => {
+            return Reply::error(
+                "My task tools are unavailable right now. Please try again.".into(),
+                log.records(),
+            )
+        }
+    };
+    for _round in 0..MAX_TOOL_ROUNDS {
+        let calls = match agent.model.complete(&prompt, tools).await {
+            Ok(ModelReply::Text(text)) => {
+                let records = log.records();
+                let content = if text.trim().is_empty() {
+                    summary_of(&records)
+                } else {
+                    text
+                };
+                return Reply {
+                    content,
+                    status: MessageStatus::Complete,
+                    records,
+                };
+            }
+            Ok(ModelReply::ToolCalls(calls)) => calls,
+            Err(err) => {
+                tracing::warn!(error = %err, "model call failed");
+                let records = log.records();
+                let done = if records.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Before that: {}", summary_of(&records))
+                };
+                return Reply::error(
+                    format!("Sorry, I couldn't answer: {err}. Your message is saved; press Retry to try again.{done}"),
+                    records,
+                );
+            }
+        };
+        prompt.push(PromptMessage::Assistant {
+            content: None,
+            tool_calls: calls.clone(),
+        });
+        for call in calls {
+            let started = Utc::now();
+            // A call the tools cannot run ends the turn with a plain explanation.
+            let refuse = |error: &str, message: String| {
+                let mut records = log.records();
+                records.push(record(
+                    &call,
+                    json!(call.arguments),
+                    json!({ "error": error }),
+                    started,
+                    0,
+                    ToolCallStatus::Error,
+                ));
+                Reply::error(message, records)
+            };
+            if !TOOL_NAMES.contains(&call.name.as_str()) {
+                let message = format!(
+                    "Sorry, something went wrong: the model asked for a tool that doesn't exist (\"{}\"). Please try again.",
+                    call.name
+                );
+                return refuse("unknown tool", message);
+            }
+            let raw = if call.arguments.trim().is_empty() {
+                "{}"
+            } else {
+                call.arguments.as_str()
+            };
+            let Ok(Value::Object(arguments)) = serde_json::from_str::<Value>(raw) else {
+                let message = format!(
+                    "Sorry, something went wrong: the model sent unreadable arguments for {}. \
+                     Nothing was changed by that call; please try again.",
+                    call.name
+                );
+                return refuse("arguments are not a JSON object", message);
+            };
+            // The tool's name stays up while the model reads its result: that is the wait a
+            // user notices, the tool itself takes milliseconds.
+            progress.report(Some(&call.name)).await;
+            let slot = slots.take(&call.id);
+            let outcome = mcp.call(&call.name, arguments.clone(), Some(&slot)).await;
+            prompt.push(PromptMessage::Tool {
+                call_id: call.id.clone(),
+                content: outcome.result.to_string(),
+            });
+            log.push(record(
+                &call,
+                Value::Object(arguments),
+                outcome.result,
+                started,
+                outcome.duration_ms,
+                outcome.status,
+            ));
+        }
+    }
+    // The model kept calling tools: stop and say what was done.
+    let records = log.records();
+    Reply {
+        content: format!(
+            "I stopped after {MAX_TOOL_ROUNDS} rounds of tool use. {}",
+            summary_of(&records)
+        ),
+        status: MessageStatus::Complete,
+        records,
+    }
+}
+
+/// The tool set is fixed for the life of the process: listed once, then reused.
+async fn tool_specs<'a>(agent: &'a AgentState, mcp: &InProcessClient) -> Option<&'a [ToolSpec]> {
+    let listed = agent
+        .tool_specs
+        .get_or_try_init(|| async {
+            mcp.list_tools().await.map(|tools| {
+                tools
+                    .into_iter()
+                    .map(|t| ToolSpec {
+                        name: t.name.to_string(),
+                        description: t.description.map(|d| d.to_string()).unwrap_or_default(),
+                        parameters: Value::Object((*t.input_schema).clone()),
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+    match listed {
+        Ok(tools) => Some(tools.as_slice()),
+        Err(err) => {
+            tracing::error!(error = %err, "listing MCP tools");
+            None
+        }
+    }
+}
+
+fn record(
+    call: &ToolCallRequest,
+    arguments: Value,
+    result: Value,
+    timestamp: chrono::DateTime<Utc>,
+    duration_ms: i64,
+    status: ToolCallStatus,
+) -> ToolCallRecord {
+    ToolCallRecord {
+        tool_name: call.name.clone(),
+        arguments,
+        result,
+        timestamp,
+        duration_ms,
+        status,
+    }
+}
+
+/// A plain summary of the tool calls made, for when the model gives no text of its own.
+pub fn summary_of(records: &[ToolCallRecord]) -> String {
+    if records.is_empty() {
+        return "I didn't change anything.".into();
+    }
+    let parts: Vec<String> = records
+        .iter()
+        .map(
+            |r| match (r.status, r.result.get("status").and_then(Value::as_str)) {
+                (ToolCallStatus::Success, Some(status)) => format!(
+                    "task {} {}",
+                    r.result
+                        .get("task_id")
+                        .map(Value::to_string)
+                        .unwrap_or_default(),
+                    status
+                ),
+                (ToolCallStatus::Success, None) => format!("{} done", r.tool_name),
+                (ToolCallStatus::Error, _) => format!(
+                    "{} failed ({})",
+                    r.tool_name,
+                    r.result
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("error")
+                ),
+            },
+        )
+        .collect();
+    format!("What I did: {}.", parts.join("; "))
+}

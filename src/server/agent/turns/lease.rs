@@ -1,0 +1,102 @@
+//! Ownership by lease. The replica running a turn renews its lease while it works; every
+//! replica sweeps for turns whose lease expired (their owner died) and takes them over; stop
+//! requests reach the owner through Postgres NOTIFY (its heartbeat also sees the flag).
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use super::{control::TurnControl, AgentState};
+use crate::server::services::turns;
+
+/// The channel stop requests are announced on; the payload is the turn id.
+pub const STOP_CHANNEL: &str = "chatkit_turn_stop";
+
+/// Renews the lease of `turn` until the attempt ends (the caller aborts this task); stops the
+/// attempt when a stop was requested, and drops it when another replica took the turn over.
+pub async fn heartbeat(agent: AgentState, turn: Uuid, control: Arc<TurnControl>) {
+    let every = agent.settings.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match turns::renew(&agent.pool, turn, agent.replica, agent.settings.lease).await {
+            Ok(Some(true)) => control.stop(),
+            Ok(Some(false)) => {}
+            Ok(None) => {
+                tracing::warn!(%turn, "lost the lease of a running turn; another replica runs it");
+                control.lose();
+                return;
+            }
+            // The database is away: keep trying; if the lease lapses meanwhile another
+            // replica resumes the turn and our next renewal finds it gone.
+            Err(err) => tracing::warn!(error = %err, %turn, "renewing a turn lease"),
+        }
+    }
+}
+
+/// Takes over turns whose owner stopped renewing, at start-up and then periodically.
+pub async fn sweep_forever(agent: AgentState) {
+    loop {
+        match turns::claim_expired(&agent.pool, agent.replica, agent.settings.lease, 16).await {
+            Ok(claimed) => {
+                for turn in claimed {
+                    tracing::warn!(turn = %turn.id, attempt = turn.attempts, "taking over an interrupted turn");
+                    let agent = agent.clone();
+                    agent
+                        .background
+                        .clone()
+                        .spawn(async move { super::resume(&agent, turn).await });
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "sweeping for interrupted turns"),
+        }
+        tokio::time::sleep(agent.settings.sweep_every).await;
+    }
+}
+
+/// Stops the turns this process runs when any replica announces a stop for them.
+pub async fn listen_for_stops(agent: AgentState) {
+    loop {
+        let mut listener = match PgListener::connect_with(&agent.pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "connecting the stop listener; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(STOP_CHANNEL).await {
+            tracing::warn!(error = %err, "listening for stop requests; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        // `recv` reconnects by itself after a lost connection.
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    if let Ok(turn) = notification.payload().parse::<Uuid>() {
+                        agent.running.stop(turn);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "stop listener failed; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Announces a stop request to whichever replica runs `turn`.
+pub async fn announce_stop(agent: &AgentState, turn: Uuid) {
+    let sent = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(STOP_CHANNEL)
+        .bind(turn.to_string())
+        .execute(&agent.pool)
+        .await;
+    if let Err(err) = sent {
+        // The owner's heartbeat still sees the flag within a third of the lease.
+        tracing::warn!(error = %err, %turn, "announcing a stop request");
+    }
+}
