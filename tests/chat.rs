@@ -535,7 +535,8 @@ async fn server_functions_cover_the_chat(pool: PgPool) {
 
 #[sqlx::test]
 async fn parallel_sends_get_gapless_seqs_and_a_poller_sees_each_once(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    // Twenty sends at once: room for all of them in the user's turn bound.
+    let app = TestApp::spawn_with(pool, |c| c.turns_per_user = 20).await;
     let token = app.register("race@example.com").await;
     let id = app.conversation(&token).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -611,7 +612,8 @@ async fn parallel_sends_get_gapless_seqs_and_a_poller_sees_each_once(pool: PgPoo
 
 #[sqlx::test]
 async fn a_repeated_client_id_runs_one_turn(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    // Five sends at once: room for all of them in the user's turn bound.
+    let app = TestApp::spawn_with(pool, |c| c.turns_per_user = 8).await;
     let token = app.register("idem@example.com").await;
     let id = app.conversation(&token).await;
     let client_id = Uuid::new_v4();

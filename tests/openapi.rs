@@ -38,6 +38,8 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/chat/conversations/{id}", "delete"),
         ("/api/chat/conversations/{id}/messages", "get"),
         ("/api/chat/conversations/{id}/messages", "post"),
+        ("/api/chat/conversations/{id}/stop", "post"),
+        ("/api/chat/conversations/{id}/retry", "post"),
     ];
     for (path, method) in expected {
         assert!(
@@ -63,6 +65,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         "TurnResult",
         "ToolCallRecord",
         "TurnActivity",
+        "StopResult",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
@@ -74,6 +77,11 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
     assert!(schemas["MessagePage"]["properties"]["activity"].is_object());
     assert!(schemas["Message"]["properties"]["content"].is_object());
     assert!(schemas["Message"]["properties"].get("html").is_none());
+    let statuses = &schemas["MessageStatus"]["enum"];
+    assert!(
+        statuses.as_array().unwrap().contains(&"stopped".into()),
+        "{statuses}"
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

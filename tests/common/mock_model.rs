@@ -22,6 +22,9 @@ pub enum Step {
     SlowText(u64, String),
     /// Tool calls after a delay (milliseconds).
     SlowTools(u64, Vec<(String, String)>),
+    /// Never answers in time: holds the request for this long (milliseconds), then answers
+    /// "(stalled)". A client that gives up closes the connection, which `closed()` counts.
+    Stall(u64),
 }
 
 #[derive(Clone, Default)]
@@ -30,6 +33,23 @@ struct Script {
     /// Used when the script runs out.
     fallback: Arc<Mutex<Option<Step>>>,
     requests: Arc<Mutex<Vec<Value>>>,
+    /// Requests whose connection the client closed before the answer.
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a request as closed by the client unless it was answered.
+struct Answered {
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+    done: bool,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if !self.done {
+            self.closed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 pub struct MockModel {
@@ -47,6 +67,7 @@ impl MockModel {
             steps: Arc::new(Mutex::new(steps.into())),
             fallback: Arc::new(Mutex::new(fallback)),
             requests: Arc::default(),
+            closed: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
@@ -67,6 +88,11 @@ impl MockModel {
     pub fn requests(&self) -> Vec<Value> {
         self.script.requests.lock().unwrap().clone()
     }
+
+    /// How many requests the client abandoned (closed the connection) before the answer.
+    pub fn closed(&self) -> usize {
+        self.script.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 async fn complete(
@@ -81,7 +107,15 @@ async fn complete(
         .pop_front()
         .or_else(|| script.fallback.lock().unwrap().clone());
     let n = script.requests.lock().unwrap().len();
+    let mut answered = Answered {
+        closed: script.closed.clone(),
+        done: false,
+    };
     let step = match step.unwrap_or(Step::Text("(script exhausted)".into())) {
+        Step::Stall(ms) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Step::Text("(stalled)".into())
+        }
         Step::SlowText(ms, text) => {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Step::Text(text)
@@ -92,8 +126,11 @@ async fn complete(
         }
         other => other,
     };
+    answered.done = true;
     match step {
-        Step::SlowText(..) | Step::SlowTools(..) => unreachable!("delays are taken above"),
+        Step::SlowText(..) | Step::SlowTools(..) | Step::Stall(..) => {
+            unreachable!("delays are taken above")
+        }
         Step::Text(text) => Json(completion(
             json!({ "role": "assistant", "content": text }),
             "stop",

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mock_model;
+pub mod process;
 
 use chatkit::server::{self, auth::JwtKeys, config::Config, state::AppState};
 use reqwest::{Client, Response, StatusCode};

@@ -47,18 +47,8 @@ pub async fn send(
 ) -> AppResult<TurnResult> {
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
-    if let Some(id) = client_id {
-        if let Some((user_message, reply)) =
-            chat::find_by_client_id(&agent.pool, conversation, id).await?
-        {
-            return match reply {
-                Some(reply) => Ok(TurnResult {
-                    user_message,
-                    assistant_message: reply,
-                }),
-                None => wait_for_reply(agent, user_message).await,
-            };
-        }
+    if let Some(sent) = already_sent(agent, conversation, client_id).await {
+        return sent;
     }
     agent.limits.sends_by_user.check(&user)?;
     let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
@@ -67,7 +57,11 @@ pub async fn send(
         let _admitted = admitted;
         let agent = task_agent;
         let _queued = agent.slots.queue(conversation).await;
-        let (turn, user_message) = claim(&agent, || async {
+        // The same client_id may have been sent while this one queued.
+        if let Some(sent) = already_sent(&agent, conversation, client_id).await {
+            return sent;
+        }
+        let claimed = claim(&agent, || async {
             let message = NewMessage {
                 role: Role::User,
                 content: &content,
@@ -85,11 +79,41 @@ pub async fn send(
             )
             .await
         })
-        .await?;
+        .await;
+        let (turn, user_message) = match claimed {
+            // Another replica stored the same client_id first: its answer is ours.
+            Err(AppError::Conflict(_)) if client_id.is_some() => {
+                if let Some(sent) = already_sent(&agent, conversation, client_id).await {
+                    return sent;
+                }
+                return Err(AppError::Conflict("this message is already being sent".into()));
+            }
+            other => other?,
+        };
         run(&agent, turn, user_message).await
     });
     turn.await
         .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
+}
+
+/// The result of an earlier send with the same `client_id` (waiting for its reply if its turn
+/// still runs), if there was one.
+async fn already_sent(
+    agent: &AgentState,
+    conversation: Uuid,
+    client_id: Option<Uuid>,
+) -> Option<AppResult<TurnResult>> {
+    let found = match chat::find_by_client_id(&agent.pool, conversation, client_id?).await {
+        Ok(found) => found?,
+        Err(err) => return Some(Err(err)),
+    };
+    Some(match found {
+        (user_message, Some(reply)) => Ok(TurnResult {
+            user_message,
+            assistant_message: reply,
+        }),
+        (user_message, None) => wait_for_reply(agent, user_message).await,
+    })
 }
 
 /// Answers the conversation's last user message again after its turn ended `error` or

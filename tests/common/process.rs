@@ -1,0 +1,102 @@
+//! The real server binary as a separate process (the release build when `CHATKIT_SERVER_BIN`
+//! names it, as `scripts/test.sh` does), for crash, restart and replica tests.
+#![allow(dead_code)]
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sqlx::PgPool;
+
+pub struct ServerProcess {
+    child: Child,
+    pub url: String,
+    pub log: std::path::PathBuf,
+}
+
+/// The URL of the per-test database behind `pool` (created by `#[sqlx::test]`).
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let database = pool
+        .connect_options()
+        .get_database()
+        .expect("a named database")
+        .to_string();
+    let server = base.rsplit_once('/').map(|(s, _)| s).unwrap_or(&base);
+    format!("{server}/{database}")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl ServerProcess {
+    /// Starts the server on a free port over `database_url`, with `env` on top of test
+    /// defaults, and waits until it answers `/healthz`.
+    pub async fn start(database_url: &str, env: &[(&str, String)]) -> Self {
+        let bin = std::env::var("CHATKIT_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_chatkit").to_string());
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("chatkit-server-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", "process-test-secret-process-test-secret!!")
+            .env("DATA_DIR", std::env::temp_dir().join("chatkit-process-tests"))
+            .env("AUTH_RATE_PER_MINUTE_IP", "1000")
+            .env("AUTH_RATE_PER_MINUTE_EMAIL", "1000")
+            .env("SEND_RATE_PER_MINUTE", "1000")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start the server binary");
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(res) = http.get(format!("{}/healthz", server.url)).send().await {
+                if res.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start: {}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash, an OOM kill or a lost machine.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,271 @@
+//! Crash, restart, replica and stop behaviour of agent turns, against the real server binary
+//! as separate processes (SIGKILL, two replicas on one database) and a scripted
+//! OpenAI-compatible model over real HTTP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    mock_model::{MockModel, Step},
+    process::{database_url, ServerProcess},
+};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+/// Short leases so takeovers happen within a test's patience.
+fn settings(model: &MockModel) -> Vec<(&'static str, String)> {
+    vec![
+        ("OPENAI_API_KEY", "test-key".into()),
+        ("OPENAI_BASE_URL", model.base_url.clone()),
+        ("MODEL_MAX_RETRIES", "0".into()),
+        ("MODEL_TIMEOUT_SECS", "120".into()),
+        ("TURN_LEASE_SECS", "3".into()),
+        ("TURN_SWEEP_SECS", "1".into()),
+    ]
+}
+
+fn add_milk() -> Step {
+    Step::Tools(vec![(
+        "add_task".into(),
+        json!({ "title": "Buy milk" }).to_string(),
+    )])
+}
+
+struct Client {
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Client {
+    async fn register(server: &ServerProcess, email: &str) -> Self {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(server.at("/api/auth/register"))
+            .json(&json!({ "email": email, "password": "password123" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let token = res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Self { http, token }
+    }
+
+    async fn conversation(&self, server: &ServerProcess) -> String {
+        let res = self
+            .http
+            .post(server.at("/api/chat/conversations"))
+            .bearer_auth(&self.token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Sends in the background: the server may die before it answers.
+    fn send(&self, server: &ServerProcess, conversation: &str, content: &str) -> tokio::task::JoinHandle<Option<Value>> {
+        let request = self
+            .http
+            .post(server.at(&format!("/api/chat/conversations/{conversation}/messages")))
+            .bearer_auth(&self.token)
+            .json(&json!({ "content": content }));
+        tokio::spawn(async move { request.send().await.ok()?.json().await.ok() })
+    }
+
+    async fn messages(&self, server: &ServerProcess, conversation: &str) -> Vec<Value> {
+        let res = self
+            .http
+            .get(server.at(&format!("/api/chat/conversations/{conversation}/messages")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn tasks(&self, server: &ServerProcess) -> Vec<Value> {
+        let res = self
+            .http
+            .get(server.at("/api/tasks"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap().as_array().unwrap().clone()
+    }
+
+    /// Polls until the conversation's last message is an assistant reply.
+    async fn wait_for_reply(&self, server: &ServerProcess, conversation: &str, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let messages = self.messages(server, conversation).await;
+            if messages.last().is_some_and(|m| m["role"] == "assistant") {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reply within {within:?}: {messages:?}\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Waits until the model has received `n` requests.
+async fn model_requests(model: &MockModel, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while model.requests().len() < n {
+        assert!(Instant::now() < deadline, "the model got {} requests", model.requests().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The tool messages the model was shown in request `i`.
+fn tool_results_in(model: &MockModel, i: usize) -> Vec<String> {
+    model.requests()[i]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[sqlx::test]
+async fn a_server_killed_mid_turn_resumes_the_turn_after_restart(pool: PgPool) {
+    let model = MockModel::start(vec![
+        add_milk(),
+        Step::Stall(120_000),
+        Step::Text("Added **Buy milk**.".into()),
+    ])
+    .await;
+    let db = database_url(&pool);
+    let mut server = ServerProcess::start(&db, &settings(&model)).await;
+    let client = Client::register(&server, "crash@example.com").await;
+    let conversation = client.conversation(&server).await;
+    let _send = client.send(&server, &conversation, "add buy milk");
+    // The tool ran, and the model is thinking about its result: kill the only server.
+    model_requests(&model, 2).await;
+    server.kill();
+    let killed_at = Instant::now();
+
+    let server = ServerProcess::start(&db, &settings(&model)).await;
+    let messages = client
+        .wait_for_reply(&server, &conversation, Duration::from_secs(20))
+        .await;
+    eprintln!("crash-to-resumed: {:?}", killed_at.elapsed());
+    assert_eq!(messages.len(), 2, "one user message, one reply: {messages:?}");
+    assert_eq!(messages[1]["status"], "complete");
+    assert_eq!(messages[1]["content"], "Added **Buy milk**.");
+    let calls = messages[1]["tool_calls"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "the call made before the crash is part of the reply");
+    assert_eq!(calls[0]["tool_name"], "add_task");
+    let tasks = client.tasks(&server).await;
+    assert_eq!(tasks.len(), 1, "the task exists once: {tasks:?}");
+    // The resumed model call saw the tool call already done, with its result.
+    assert_eq!(model.requests().len(), 3);
+    let shown = tool_results_in(&model, 2);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].contains("Buy milk") && shown[0].contains("created"));
+    let activity: i64 = sqlx::query_scalar("SELECT count(*) FROM turn_activity")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(activity, 0);
+}
+
+#[sqlx::test]
+async fn a_replica_takes_over_the_turn_of_a_killed_replica(pool: PgPool) {
+    let model = MockModel::start(vec![
+        add_milk(),
+        Step::Stall(120_000),
+        Step::Text("Added it.".into()),
+    ])
+    .await;
+    let db = database_url(&pool);
+    let mut a = ServerProcess::start(&db, &settings(&model)).await;
+    let b = ServerProcess::start(&db, &settings(&model)).await;
+    let client = Client::register(&a, "replicas@example.com").await;
+    let conversation = client.conversation(&a).await;
+    let _send = client.send(&a, &conversation, "add buy milk");
+    model_requests(&model, 2).await;
+    a.kill();
+    let killed_at = Instant::now();
+    // Lease 3 s + sweep 1 s: well within the 15 s the issue allows after expiry.
+    let messages = client
+        .wait_for_reply(&b, &conversation, Duration::from_secs(15))
+        .await;
+    eprintln!("replica takeover: {:?}", killed_at.elapsed());
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[1]["content"], "Added it.");
+    assert_eq!(client.tasks(&b).await.len(), 1, "no duplicated task");
+    let turns: Vec<(String, i32)> = sqlx::query_as("SELECT state, attempts FROM turns")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(turns, vec![("complete".to_string(), 2)]);
+}
+
+#[sqlx::test]
+async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
+    let model = MockModel::start(vec![add_milk(), Step::Stall(120_000)]).await;
+    let db = database_url(&pool);
+    let a = ServerProcess::start(&db, &settings(&model)).await;
+    let b = ServerProcess::start(&db, &settings(&model)).await;
+    let client = Client::register(&a, "stop@example.com").await;
+    let conversation = client.conversation(&a).await;
+    let send = client.send(&a, &conversation, "add buy milk");
+    model_requests(&model, 2).await;
+
+    let asked = Instant::now();
+    let res = client
+        .http
+        .post(b.at(&format!("/api/chat/conversations/{conversation}/stop")))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(res.status(), 200);
+    let stop: Value = res.json().await.unwrap();
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    assert_eq!(stop["stopped"], true);
+    let reply = &stop["assistant_message"];
+    assert_eq!(reply["status"], "stopped", "{stop}");
+    assert_eq!(reply["tool_calls"]["tool_calls"][0]["tool_name"], "add_task");
+    // The sender on A gets the stopped reply too.
+    let sent = send.await.unwrap().expect("the send answers");
+    assert_eq!(sent["assistant_message"]["status"], "stopped");
+    // The model request was dropped, not left running.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while model.closed() < 1 {
+        assert!(Instant::now() < deadline, "the model connection stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopping again is harmless and says so.
+    let again: Value = client
+        .http
+        .post(a.at(&format!("/api/chat/conversations/{conversation}/stop")))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["stopped"], false);
+    assert!(again["detail"].as_str().unwrap().contains("Nothing is running"));
+    assert_eq!(client.tasks(&a).await.len(), 1);
+}
