@@ -20,13 +20,15 @@ echo "== cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets --features ssr -- -D warnings
 
-echo "== Rust tests (PostgreSQL at ${PG_ADMIN_URL%%@*}@…)"
-# #[sqlx::test] creates a fresh database per test on this server.
-DATABASE_URL="$PG_ADMIN_URL" cargo test --features ssr -- --test-threads=4
-
 echo "== release build"
 cargo leptos build --release
 node scripts/precompress.mjs target/site/pkg
+
+echo "== Rust tests (PostgreSQL at ${PG_ADMIN_URL%%@*}@…)"
+# #[sqlx::test] creates a fresh database per test on this server. Crash, restart and replica
+# tests (tests/replicas.rs) run this release binary as separate processes.
+CHATKIT_SERVER_BIN="$CARGO_TARGET_DIR/release/chatkit" DATABASE_URL="$PG_ADMIN_URL" \
+  cargo test --features ssr -- --test-threads=4
 
 echo "== Playwright (Chromium) against a release server"
 e2e_db="chatkit_e2e"

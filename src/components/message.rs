@@ -9,11 +9,14 @@ use crate::model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus}
 #[component]
 pub fn MessageView(
     message: Message,
-    resend: Callback<String>,
-    question: Option<String>,
+    /// Answers the question again (an honest retry); offered on the newest reply while it is
+    /// the failed or stopped answer of the last question.
+    retry: Callback<()>,
+    retryable: Signal<bool>,
 ) -> impl IntoView {
     let is_user = message.role == Role::User;
     let failed = message.status == MessageStatus::Error;
+    let stopped = message.status == MessageStatus::Stopped;
     let records = message.tool_calls.map(|t| t.tool_calls).unwrap_or_default();
     let body = match message.html {
         Some(html) if !is_user => view! { <div class="markdown" inner_html=html></div> }.into_any(),
@@ -25,6 +28,8 @@ pub fn MessageView(
             class:user=is_user
             class:assistant=!is_user
             class:error=failed
+            class:stopped=stopped
+            data-status=message.status.as_str()
             data-seq=message.seq
             data-testid=if is_user { "user-message" } else { "assistant-message" }
         >
@@ -34,15 +39,12 @@ pub fn MessageView(
             </div>
             {(!records.is_empty()).then(|| view! { <ToolCalls records /> })}
             <div class="bubble">{body}</div>
-            {(failed && question.is_some())
-                .then(|| {
-                    let question = question.clone().unwrap_or_default();
-                    view! {
-                        <button class="ghost retry" on:click=move |_| resend.run(question.clone())>
-                            "Retry"
-                        </button>
-                    }
-                })}
+            {stopped.then(|| view! { <p class="stopped-note">"Stopped"</p> })}
+            <Show when=move || retryable.get()>
+                <button class="ghost retry" on:click=move |_| retry.run(())>
+                    "Retry"
+                </button>
+            </Show>
         </li>
     }
 }

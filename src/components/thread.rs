@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{browser, composer::Composer, message::MessageView};
 use crate::{
-    api::chat::{list_messages, send_message},
-    model::{ApiError, Message, MessagePage, MessageQuery, Role, TurnActivity},
+    api::chat::{list_messages, retry_turn, send_message, stop_turn},
+    model::{ApiError, Message, MessagePage, MessageQuery, MessageStatus, Role, TurnActivity},
     pages::chat::ChatContext,
 };
 
@@ -109,8 +109,11 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             polling.set_value(false);
         });
     };
+    // A retry of the last answer is under way.
+    let retrying = RwSignal::new(false);
     let waiting = move || {
-        outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
+        retrying.get()
+            || outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
             || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
             || activity.with(Option::is_some)
     };
@@ -230,8 +233,37 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             submit.run(content);
         }
     });
-    // A failed assistant reply: send the question again as a new message.
-    let resend = Callback::new(move |content: String| submit.run(content));
+    // A failed or stopped reply: answer the same question again; the server shows the model
+    // what the earlier attempt already did, so nothing is done twice.
+    let retry_answer = Callback::new(move |()| {
+        retrying.set(true);
+        spawn_local(async move {
+            match retry_turn(id).await {
+                Ok(turn) => merge(vec![turn.assistant_message]),
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.status == 0 => ctx.online.set(false),
+                // E.g. "nothing to retry" when another tab retried first: the poll shows it.
+                Err(_) => {}
+            }
+            activity.set(None);
+            retrying.set(false);
+        });
+    });
+    // Stop: the server ends the running turn (on whichever replica runs it) and keeps the
+    // partial reply, marked stopped.
+    let stopping = RwSignal::new(false);
+    let stop = move |_| {
+        stopping.set(true);
+        spawn_local(async move {
+            if let Ok(result) = stop_turn(id).await {
+                if let Some(reply) = result.assistant_message {
+                    activity.set(None);
+                    merge(vec![reply]);
+                }
+            }
+            stopping.set(false);
+        });
+    };
 
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -261,8 +293,18 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     </Show>
                     <For each=move || messages.get() key=|m| m.id let(message)>
                         {
-                            let question = previous_user_text(messages, message.seq);
-                            view! { <MessageView message resend question /> }
+                            let id = message.id;
+                            let retryable = Signal::derive(move || {
+                                !retrying.get()
+                                    && messages.with(|list| {
+                                        list.last().is_some_and(|m| {
+                                            m.id == id
+                                                && m.role == Role::Assistant
+                                                && m.status != MessageStatus::Complete
+                                        })
+                                    })
+                            });
+                            view! { <MessageView message retry=retry_answer retryable /> }
                         }
                     </For>
                     <For each=move || outgoing.get() key=|o| (o.client_id, o.error.clone()) let(o)>
@@ -272,6 +314,14 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                         <li class="typing" role="status" data-testid="typing">
                             <span class="dot"></span><span class="dot"></span><span class="dot"></span>
                             <span class="typing-label">{move || activity_label(activity)}</span>
+                            <button
+                                class="ghost stop"
+                                data-testid="stop"
+                                on:click=stop
+                                disabled=move || stopping.get()
+                            >
+                                "Stop"
+                            </button>
                         </li>
                     </Show>
                 </ol>
@@ -297,16 +347,6 @@ fn activity_label(activity: RwSignal<Option<TurnActivity>>) -> String {
     activity.with(|a| match a.as_ref().and_then(|a| a.tool_name.as_deref()) {
         Some(tool) => format!("Using {tool}…"),
         None => "Assistant is working…".into(),
-    })
-}
-
-/// The user message an assistant reply answered (for "retry" on error replies).
-fn previous_user_text(messages: RwSignal<Vec<Message>>, seq: i64) -> Option<String> {
-    messages.with_untracked(|list| {
-        list.iter()
-            .rev()
-            .find(|m| m.seq < seq && m.role == Role::User)
-            .map(|m| m.content.clone())
     })
 }
 
