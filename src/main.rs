@@ -66,9 +66,9 @@ async fn run(
     let options = server::leptos_options(&config);
     let state = AppState::new(db.pool.clone(), config, jwt, options);
     let background = state.agent.background.clone();
-    // Turn ownership: take over turns whose owner died (a crash of this very server included),
-    // and hear stop requests from other replicas.
-    state.agent.start();
+    // Turn ownership (take over turns whose owner died, this very server's included; hear stop
+    // requests from other replicas) and the live event listener.
+    state.start();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -40,6 +40,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/chat/conversations/{id}/messages", "post"),
         ("/api/chat/conversations/{id}/stop", "post"),
         ("/api/chat/conversations/{id}/retry", "post"),
+        ("/api/chat/events", "get"),
     ];
     for (path, method) in expected {
         assert!(
@@ -66,6 +67,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         "ToolCallRecord",
         "TurnActivity",
         "StopResult",
+        "LiveEvent",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

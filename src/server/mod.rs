@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod live;
 pub mod markdown;
 pub mod mcp;
 pub mod rate_limit;

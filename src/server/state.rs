@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
-use super::{agent::AgentState, auth::JwtKeys, config::Config, rate_limit::Limits};
+use super::{agent::AgentState, auth::JwtKeys, config::Config, live::LiveBus, rate_limit::Limits};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +16,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
     pub agent: AgentState,
+    /// Live events for open streams (`/api/chat/events`).
+    pub live: Arc<LiveBus>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -24,12 +26,23 @@ impl AppState {
         let limits = Arc::new(Limits::new(&config));
         Self {
             agent: AgentState::new(pool.clone(), &config, limits.clone()),
+            live: Arc::new(LiveBus::new(pool.clone())),
             pool,
             limits,
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             leptos_options,
         }
+    }
+}
+
+impl AppState {
+    /// Starts the process's background work: turn ownership (sweeper, stop listener), the
+    /// live event listener and the pruning of old events. Runs for the life of the runtime.
+    pub fn start(&self) {
+        self.agent.start();
+        tokio::spawn(self.live.clone().listen_forever());
+        tokio::spawn(super::live::prune_forever(self.pool.clone()));
     }
 }
 

@@ -25,6 +25,10 @@ pub enum Step {
     /// Never answers in time: holds the request for this long (milliseconds), then answers
     /// "(stalled)". A client that gives up closes the connection, which `closed()` counts.
     Stall(u64),
+    /// Streams these text pieces this many milliseconds apart (then the end of the answer).
+    Tokens(Vec<String>, u64),
+    /// Streams these pieces, then holds the stream open without finishing (a stop test).
+    TokensThenStall(Vec<String>, u64),
 }
 
 #[derive(Clone, Default)]
@@ -99,6 +103,7 @@ async fn complete(
     State(script): State<Script>,
     Json(body): Json<Value>,
 ) -> axum::response::Response {
+    let streaming = body["stream"] == true;
     script.requests.lock().unwrap().push(body);
     let step = script
         .steps
@@ -126,30 +131,12 @@ async fn complete(
         }
         other => other,
     };
+    // Headers go out now; from here the stream itself notices a client that leaves.
     answered.done = true;
+    let pieces = |text: &str| -> Vec<String> {
+        text.split_inclusive(' ').map(str::to_string).collect()
+    };
     match step {
-        Step::SlowText(..) | Step::SlowTools(..) | Step::Stall(..) => {
-            unreachable!("delays are taken above")
-        }
-        Step::Text(text) => Json(completion(
-            json!({ "role": "assistant", "content": text }),
-            "stop",
-        ))
-        .into_response(),
-        Step::Tools(calls) => {
-            let tool_calls: Vec<Value> = calls
-                .iter()
-                .enumerate()
-                .map(|(i, (name, args))| {
-                    json!({ "id": format!("call_{n}_{i}"), "type": "function", "function": { "name": name, "arguments": args } })
-                })
-                .collect();
-            Json(completion(
-                json!({ "role": "assistant", "content": null, "tool_calls": tool_calls }),
-                "tool_calls",
-            ))
-            .into_response()
-        }
         Step::Status(code, retry_after) => {
             let status = StatusCode::from_u16(code).unwrap();
             let body = Json(
@@ -160,7 +147,107 @@ async fn complete(
                 None => (status, body).into_response(),
             }
         }
+        Step::Text(text) if !streaming => Json(completion(
+            json!({ "role": "assistant", "content": text }),
+            "stop",
+        ))
+        .into_response(),
+        Step::Tools(calls) if !streaming => Json(completion(
+            json!({ "role": "assistant", "content": null, "tool_calls": tool_calls(n, &calls) }),
+            "tool_calls",
+        ))
+        .into_response(),
+        Step::Text(text) => sse(text_chunks(pieces(&text)), 0, false, script.closed.clone()),
+        Step::Tokens(tokens, gap) => sse(text_chunks(tokens), gap, false, script.closed.clone()),
+        Step::TokensThenStall(tokens, gap) => {
+            sse(text_chunks(tokens), gap, true, script.closed.clone())
+        }
+        Step::Tools(calls) => {
+            // Streamed as OpenAI does: id and name first, the arguments in two fragments.
+            let mut chunks = Vec::new();
+            for (i, call) in tool_calls(n, &calls).iter().enumerate() {
+                let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+                let mut cut = arguments.len() / 2;
+                while !arguments.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                chunks.push(json!({ "tool_calls": [{ "index": i, "id": call["id"], "type": "function",
+                    "function": { "name": call["function"]["name"], "arguments": "" } }] }));
+                chunks.push(json!({ "tool_calls": [{ "index": i, "function": { "arguments": &arguments[..cut] } }] }));
+                chunks.push(json!({ "tool_calls": [{ "index": i, "function": { "arguments": &arguments[cut..] } }] }));
+            }
+            sse(chunks, 0, false, script.closed.clone())
+        }
+        Step::SlowText(..) | Step::SlowTools(..) | Step::Stall(..) => {
+            unreachable!("delays are taken above")
+        }
     }
+}
+
+fn tool_calls(n: usize, calls: &[(String, String)]) -> Vec<Value> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| {
+            json!({ "id": format!("call_{n}_{i}"), "type": "function", "function": { "name": name, "arguments": args } })
+        })
+        .collect()
+}
+
+fn text_chunks(pieces: Vec<String>) -> Vec<Value> {
+    pieces.into_iter().map(|p| json!({ "content": p })).collect()
+}
+
+/// A streamed completion: one `chat.completion.chunk` per delta, `gap_ms` apart, then
+/// `[DONE]` (or, with `stall`, nothing more while the client stays).
+fn sse(
+    deltas: Vec<Value>,
+    gap_ms: u64,
+    stall: bool,
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+) -> axum::response::Response {
+    let chunk = |delta: Value, finish: Value| {
+        let body = json!({
+            "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1_700_000_000u32,
+            "model": "scripted",
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }]
+        });
+        format!("data: {body}\n\n")
+    };
+    let mut frames: Vec<String> = vec![chunk(json!({ "role": "assistant" }), Value::Null)];
+    frames.extend(deltas.into_iter().map(|d| chunk(d, Value::Null)));
+    if !stall {
+        frames.push(chunk(json!({}), json!("stop")));
+        frames.push("data: [DONE]\n\n".into());
+    }
+    let guard = Answered {
+        closed,
+        done: false,
+    };
+    let state = (frames.into_iter(), guard, stall, true);
+    let stream = futures::stream::unfold(state, move |(mut frames, mut guard, stall, first)| async move {
+        if !first && gap_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
+        }
+        match frames.next() {
+            Some(frame) => Some((
+                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(frame)),
+                (frames, guard, stall, false),
+            )),
+            None if stall => {
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                None
+            }
+            None => {
+                guard.done = true;
+                None
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap()
 }
 
 fn completion(message: Value, finish_reason: &str) -> Value {

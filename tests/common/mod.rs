@@ -32,7 +32,7 @@ impl TestApp {
         config.addr = addr;
         let options = server::leptos_options(&config);
         let state = AppState::new(pool, config, jwt, options);
-        state.agent.start();
+        state.start();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = server::router(state.clone());
         tokio::spawn(server::serve(listener, app, async move {

@@ -36,6 +36,9 @@ pub struct ToolSpec {
     pub parameters: Value,
 }
 
+/// Receives the model's text as it is written.
+pub type TextSink<'a> = dyn Fn(&str) + Send + Sync + 'a;
+
 pub enum ModelReply {
     Text(String),
     ToolCalls(Vec<ToolCallRequest>),
@@ -49,7 +52,8 @@ pub enum ModelError {
     RateLimited,
     #[error("the model service failed ({0})")]
     Upstream(String),
-    #[error("the model's answer could not be understood ({0})")]
+    /// The detail is for the log; users are told in plain words.
+    #[error("the model's answer could not be understood")]
     BadResponse(String),
 }
 
@@ -87,18 +91,33 @@ impl ChatModel {
         }
     }
 
+    /// One model call. Text is passed to `on_text` as it is written (streamed), and is also
+    /// the returned `Text` in full.
     pub async fn complete(
         &self,
         prompt: &[PromptMessage],
         tools: &[ToolSpec],
+        on_text: &TextSink<'_>,
     ) -> Result<ModelReply, ModelError> {
         match self {
-            Self::OpenAi(model) => model.complete(prompt, tools).await,
+            Self::OpenAi(model) => model.complete(prompt, tools, on_text).await,
             Self::Offline { model, think_time } => {
                 if !think_time.is_zero() {
                     tokio::time::sleep(*think_time).await;
                 }
-                Ok(model.complete(prompt))
+                let reply = model.complete(prompt);
+                if let ModelReply::Text(text) = &reply {
+                    // Written a few words at a time, like a remote model; paced only when the
+                    // think time asks for a visible demo.
+                    let pause = *think_time / 40;
+                    for chunk in text.split_inclusive(' ').collect::<Vec<_>>().chunks(3) {
+                        on_text(&chunk.concat());
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+                Ok(reply)
             }
         }
     }

@@ -17,7 +17,9 @@ use async_openai::{
     Client,
 };
 
-use super::{ModelError, ModelReply, PromptMessage, ToolCallRequest, ToolSpec};
+use futures::StreamExt;
+
+use super::model::{ModelError, ModelReply, PromptMessage, TextSink, ToolCallRequest, ToolSpec};
 
 pub struct OpenAiModel {
     client: Client<OpenAIConfig>,
@@ -35,9 +37,10 @@ impl OpenAiModel {
         let config = OpenAIConfig::new()
             .with_api_key(api_key)
             .with_api_base(base_url.trim_end_matches('/'));
-        // The timeout is per HTTP attempt; the retry layer sits above it.
+        // Replies stream: the timeout bounds the wait for each piece (the first one included),
+        // not the whole reply. The retry layer sits above it.
         let http = reqwest::Client::builder()
-            .timeout(timeout)
+            .read_timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
@@ -54,6 +57,7 @@ impl OpenAiModel {
         &self,
         prompt: &[PromptMessage],
         tools: &[ToolSpec],
+        on_text: &TextSink<'_>,
     ) -> Result<ModelReply, ModelError> {
         let request = CreateChatCompletionRequest {
             model: self.model.clone(),
@@ -75,34 +79,55 @@ impl OpenAiModel {
             ),
             ..Default::default()
         };
-        let response = self.client.chat().create(request).await.map_err(classify)?;
-        let message = response
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError::BadResponse("no choices".into()))?
-            .message;
-        let calls: Vec<ToolCallRequest> = message
-            .tool_calls
-            .unwrap_or_default()
-            .into_iter()
-            .map(|call| match call {
-                ChatCompletionMessageToolCalls::Function(f) => ToolCallRequest {
-                    id: f.id,
-                    name: f.function.name,
-                    arguments: f.function.arguments,
-                },
-                ChatCompletionMessageToolCalls::Custom(c) => ToolCallRequest {
-                    id: c.id,
-                    name: c.custom_tool.name,
-                    arguments: c.custom_tool.input,
-                },
-            })
-            .collect();
+        // Streamed (SSE): text goes to `on_text` as it arrives; tool calls arrive in pieces
+        // (id and name first, arguments in fragments) and are put together by index.
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream(request)
+            .await
+            .map_err(classify)?;
+        let mut text = String::new();
+        let mut calls: std::collections::BTreeMap<u32, ToolCallRequest> = Default::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(classify)?;
+            for choice in chunk.choices {
+                if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
+                    on_text(&piece);
+                    text.push_str(&piece);
+                }
+                for part in choice.delta.tool_calls.unwrap_or_default() {
+                    let call = calls.entry(part.index).or_insert_with(|| ToolCallRequest {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                    if let Some(id) = part.id {
+                        call.id = id;
+                    }
+                    if let Some(function) = part.function {
+                        call.name.push_str(&function.name.unwrap_or_default());
+                        call.arguments
+                            .push_str(&function.arguments.unwrap_or_default());
+                    }
+                }
+            }
+        }
         if calls.is_empty() {
-            Ok(ModelReply::Text(message.content.unwrap_or_default()))
+            Ok(ModelReply::Text(text))
         } else {
-            Ok(ModelReply::ToolCalls(calls))
+            Ok(ModelReply::ToolCalls(
+                calls
+                    .into_values()
+                    .enumerate()
+                    .map(|(i, mut call)| {
+                        if call.id.is_empty() {
+                            call.id = format!("call_{i}");
+                        }
+                        call
+                    })
+                    .collect(),
+            ))
         }
     }
 }
@@ -117,8 +142,14 @@ fn classify(err: OpenAIError) -> ModelError {
         OpenAIError::ApiError(e) => {
             ModelError::Upstream(format!("HTTP {}", e.status_code.as_u16()))
         }
-        OpenAIError::JSONDeserialize(e, _) => ModelError::BadResponse(e.to_string()),
-        other => ModelError::Upstream(other.to_string()),
+        OpenAIError::JSONDeserialize(e, _) => {
+            tracing::warn!(error = %e, "unreadable model answer");
+            ModelError::BadResponse(e.to_string())
+        }
+        other => {
+            tracing::warn!(error = %other, "model call failed");
+            ModelError::Upstream("its answer broke off".into())
+        }
     }
 }
 

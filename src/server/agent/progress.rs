@@ -1,25 +1,118 @@
-//! What a running turn is doing right now (SPEC §9 "Using add_task…"), for every open tab.
-//! Best effort: a failure to report progress is logged and never fails the turn. The row is
-//! removed in the transaction that ends the turn (`services::turns::finish`).
+//! What a running turn is doing right now, for every open tab and API stream: the activity
+//! (thinking, or "Using add_task…", SPEC §9) and the reply as the model writes it. Best effort:
+//! a failure to report progress is logged and never fails the turn. The row is removed in the
+//! transaction that ends the turn (`services::turns::finish`).
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::server::services::chat;
 
+/// Streamed text is written out at most this often (one UPDATE + NOTIFY per flush), so a
+/// fast model costs a bounded number of queries while a token still reaches a tab quickly.
+const FLUSH_EVERY: Duration = Duration::from_millis(15);
+
+#[derive(Clone)]
 pub struct Progress {
     pub pool: PgPool,
+    pub user: Uuid,
     pub conversation: Uuid,
     pub user_seq: i64,
+    /// Everything the model has written in this attempt.
+    spoken: Arc<Mutex<String>>,
+    /// Written but not yet flushed.
+    pending: Arc<Mutex<String>>,
+    flushing: Arc<AtomicBool>,
 }
 
 impl Progress {
+    pub fn new(pool: PgPool, user: Uuid, conversation: Uuid, user_seq: i64) -> Self {
+        Self {
+            pool,
+            user,
+            conversation,
+            user_seq,
+            spoken: Arc::default(),
+            pending: Arc::default(),
+            flushing: Arc::default(),
+        }
+    }
+
     /// `None`: the model is thinking; else the tool in use.
     pub async fn report(&self, tool_name: Option<&str>) {
-        if let Err(err) =
-            chat::set_activity(&self.pool, self.conversation, self.user_seq, tool_name).await
+        if let Err(err) = chat::set_activity(
+            &self.pool,
+            self.user,
+            self.conversation,
+            self.user_seq,
+            tool_name,
+        )
+        .await
         {
             tracing::warn!(error = %err, "recording turn activity");
         }
+    }
+
+    /// Text the model just wrote: kept, and sent to the live streams shortly.
+    pub fn text(&self, chunk: &str) {
+        if chunk.is_empty() {
+            return;
+        }
+        if let Ok(mut spoken) = self.spoken.lock() {
+            spoken.push_str(chunk);
+        }
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push_str(chunk);
+        }
+        self.start_flushing();
+    }
+
+    /// The reply written so far.
+    pub fn spoken(&self) -> String {
+        self.spoken.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn start_flushing(&self) {
+        if self.flushing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let progress = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_EVERY).await;
+                let text = progress
+                    .pending
+                    .lock()
+                    .map(|mut p| std::mem::take(&mut *p))
+                    .unwrap_or_default();
+                if !text.is_empty() {
+                    let flushed = chat::append_partial(
+                        &progress.pool,
+                        progress.user,
+                        progress.conversation,
+                        progress.user_seq,
+                        &text,
+                    )
+                    .await;
+                    if let Err(err) = flushed {
+                        tracing::warn!(error = %err, "streaming a reply");
+                    }
+                }
+                progress.flushing.store(false, Ordering::SeqCst);
+                // Text that arrived after the take: flush again unless another flusher started.
+                let more = progress.pending.lock().is_ok_and(|p| !p.is_empty());
+                if !more || progress.flushing.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+        });
     }
 }

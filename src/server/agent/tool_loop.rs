@@ -3,7 +3,10 @@
 //! in text (at most `MAX_TOOL_ROUNDS` rounds). Every completed call lands in the turn's durable
 //! record (see `services::turns`) and in `log`, which outlives this future if it is dropped.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
+};
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -97,13 +100,24 @@ pub async fn run(
         }
     };
     for _round in 0..MAX_TOOL_ROUNDS {
-        let calls = match agent.model.complete(&prompt, tools).await {
+        // Text written in an earlier round (before tool calls) stays; a new paragraph starts.
+        let needs_break = AtomicBool::new(!progress.spoken().is_empty());
+        let sink = |piece: &str| {
+            if needs_break.swap(false, Ordering::Relaxed) {
+                progress.text("\n\n");
+            }
+            progress.text(piece);
+        };
+        let calls = match agent.model.complete(&prompt, tools, &sink).await {
             Ok(ModelReply::Text(text)) => {
                 let records = log.records();
-                let content = if text.trim().is_empty() {
-                    summary_of(&records)
-                } else {
+                let spoken = progress.spoken();
+                let content = if !spoken.trim().is_empty() {
+                    spoken
+                } else if !text.trim().is_empty() {
                     text
+                } else {
+                    summary_of(&records)
                 };
                 return Reply {
                     content,

@@ -1,18 +1,24 @@
 //! `/api/chat/conversations…`: conversations, their messages, and sending (one agent turn).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, StatusCode},
+    response::{sse::Sse, IntoResponse, Response},
+};
+use futures::StreamExt;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{ApiJson, ApiPath, ApiQuery};
+use super::{events, ApiJson, ApiPath, ApiQuery};
 use crate::{
     model::{
         Conversation, ConversationPage, ConversationQuery, ConversationTitle, MessagePage,
-        MessageQuery, SendMessage, StopResult, TurnResult,
+        LiveEvent, MessageQuery, SendMessage, StopResult, TurnResult,
     },
     server::{
         agent,
         auth::AuthUser,
+        live,
         error::{AppError, AppResult},
         services::chat,
         state::AppState,
@@ -119,18 +125,43 @@ async fn list_messages(
 }
 
 /// Send a message and get the assistant's reply (one agent turn). Repeating a `client_id`
-/// returns the first result.
+/// returns the first result. With `Accept: text/event-stream` the turn's events stream as they
+/// happen (user message, activity, deltas, conversation) and the stream ends with the stored
+/// assistant message (or an `error` event); refusals (400, 404, 429) stay JSON.
 #[utoipa::path(post, path = "/api/chat/conversations/{id}/messages", tag = "chat", params(("id" = Uuid, Path)),
     request_body = SendMessage,
-    responses((status = 201, body = TurnResult), (status = 400), (status = 401), (status = 404), (status = 429)))]
+    responses(
+        (status = 201, body = TurnResult),
+        (status = 200, content_type = "text/event-stream", body = LiveEvent,
+         description = "with `Accept: text/event-stream`: the turn's live events"),
+        (status = 400), (status = 401), (status = 404), (status = 429)))]
 async fn send_message(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
-) -> AppResult<(StatusCode, ApiJson<TurnResult>)> {
-    let turn = agent::send(&state.agent, user.id, id, &body.content, body.client_id).await?;
-    Ok((StatusCode::CREATED, ApiJson(turn)))
+) -> AppResult<Response> {
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    // Subscribed before the turn starts, so its first events are not missed.
+    let receiver = streaming.then(|| state.live.subscribe(user.id));
+    let turn = agent::start_send(&state.agent, user.id, id, &body.content, body.client_id).await?;
+    match receiver {
+        Some(receiver) => {
+            let stream = live::turn_stream(receiver, id, turn)
+                .map(|envelope| Ok::<_, std::convert::Infallible>(events::to_sse(&envelope)));
+            Ok(Sse::new(stream).keep_alive(events::keep_alive()).into_response())
+        }
+        None => {
+            let turn = turn
+                .await
+                .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))??;
+            Ok((StatusCode::CREATED, ApiJson(turn)).into_response())
+        }
+    }
 }
 
 /// Stop the conversation's running turn, whichever replica runs it. The partial reply is kept

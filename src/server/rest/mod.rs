@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod events;
 pub mod tasks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(tasks::router())
         .merge(chat::router())
+        .merge(events::router())
         .split_for_parts();
     let document = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     router.route(

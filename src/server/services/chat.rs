@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::events;
 use crate::{
     model::{
-        Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
+        ActivityState, LiveEvent, Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
         MessageStatus, Role, ToolCallRecord, ToolCalls, TurnActivity, MAX_MESSAGE_CHARS,
         MAX_TITLE_CHARS,
     },
@@ -191,7 +192,8 @@ pub async fn list(
 
 pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult<Conversation> {
     let custom = title.map(clean_title).transpose()?;
-    sqlx::query_as::<_, ConversationRow>(&format!(
+    let mut tx = pool.begin().await?;
+    let conversation = sqlx::query_as::<_, ConversationRow>(&format!(
         "INSERT INTO conversations (id, user_id, title, title_is_custom) VALUES ($1, $2, $3, $4)
          RETURNING {CONVERSATION_COLUMNS}"
     ))
@@ -199,10 +201,12 @@ pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult
     .bind(user)
     .bind(custom.as_deref().unwrap_or(DEFAULT_TITLE))
     .bind(custom.is_some())
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
-    .map(Conversation::from)
-    .map_err(Into::into)
+    .map(Conversation::from)?;
+    events::record(&mut tx, user, &LiveEvent::Conversation(conversation.clone())).await?;
+    tx.commit().await?;
+    Ok(conversation)
 }
 
 pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Conversation> {
@@ -219,7 +223,8 @@ pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Conversation>
 
 pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResult<Conversation> {
     let title = clean_title(title)?;
-    sqlx::query_as::<_, ConversationRow>(&format!(
+    let mut tx = pool.begin().await?;
+    let conversation = sqlx::query_as::<_, ConversationRow>(&format!(
         "UPDATE conversations SET title = $3, title_is_custom = true
          WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
          RETURNING {CONVERSATION_COLUMNS}"
@@ -227,24 +232,30 @@ pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResu
     .bind(id)
     .bind(user)
     .bind(title)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     .map(Conversation::from)
-    .ok_or_else(conversation_not_found)
+    .ok_or_else(conversation_not_found)?;
+    events::record(&mut tx, user, &LiveEvent::Conversation(conversation.clone())).await?;
+    tx.commit().await?;
+    Ok(conversation)
 }
 
 /// Soft delete: the rows stay, the conversation disappears from every interface.
 pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "UPDATE conversations SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
     )
     .bind(id)
     .bind(user)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     if result.rows_affected() == 0 {
         return Err(conversation_not_found());
     }
+    events::record(&mut tx, user, &LiveEvent::ConversationDeleted { id }).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -408,7 +419,7 @@ pub async fn append_in(
         ..message
     };
     let first_title = (message.role == Role::User).then(|| auto_title(message.content));
-    let seq: i64 = sqlx::query_scalar(
+    let (seq, changed): (i64, ConversationRow) = sqlx::query_as::<_, SeqAndConversation>(&format!(
         "UPDATE conversations SET
              last_seq = last_seq + 1,
              message_count = message_count + 1,
@@ -416,14 +427,15 @@ pub async fn append_in(
              last_message_preview = $3,
              title = CASE WHEN $4::text IS NOT NULL AND NOT title_is_custom AND message_count = 0 THEN $4 ELSE title END
          WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
-         RETURNING last_seq",
-    )
+         RETURNING last_seq, {CONVERSATION_COLUMNS}"
+    ))
     .bind(conversation)
     .bind(user)
     .bind(preview(message.content))
     .bind(first_title)
     .fetch_optional(&mut *tx)
     .await?
+    .map(|r| (r.last_seq, r.conversation))
     .ok_or_else(conversation_not_found)?;
     let row = sqlx::query_as::<_, MessageRow>(&format!(
         "INSERT INTO messages (id, conversation_id, seq, role, content, tool_calls, status, client_id)
@@ -443,7 +455,17 @@ pub async fn append_in(
     .bind(message.client_id)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(row.into())
+    let stored = Message::from(row);
+    events::record(tx, user, &LiveEvent::Message(stored.clone())).await?;
+    events::record(tx, user, &LiveEvent::Conversation(changed.into())).await?;
+    Ok(stored)
+}
+
+#[derive(sqlx::FromRow)]
+struct SeqAndConversation {
+    last_seq: i64,
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
 }
 
 /// Replaces NUL characters in every string of a JSON value (jsonb cannot store them).
@@ -525,35 +547,102 @@ pub async fn history(
     Ok(rows.into_iter().map(Message::from).collect())
 }
 
-/// Records what the turn answering `user_seq` is doing (`None`: thinking). Unlogged and
-/// outside any transaction: cheap, and never holds up the turn.
+/// Records what the turn answering `user_seq` is doing (`None`: thinking) and announces it to
+/// the user's live streams. Unlogged and outside any transaction: cheap, and never holds up
+/// the turn.
 pub async fn set_activity(
     pool: &PgPool,
+    user: Uuid,
     conversation: Uuid,
     user_seq: i64,
     tool_name: Option<&str>,
 ) -> AppResult<()> {
+    let event = LiveEvent::Activity {
+        conversation_id: conversation,
+        state: if tool_name.is_some() {
+            ActivityState::Tool
+        } else {
+            ActivityState::Thinking
+        },
+        tool_name: tool_name.map(str::to_string),
+    };
     sqlx::query(
-        "INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
-         VALUES ($1, $2, $3)
-         ON CONFLICT (conversation_id) DO UPDATE
-         SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name, updated_at = clock_timestamp()",
+        "WITH a AS (
+             INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (conversation_id) DO UPDATE
+             SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name,
+                 updated_at = clock_timestamp(),
+                 partial = CASE WHEN turn_activity.user_seq = EXCLUDED.user_seq
+                                THEN turn_activity.partial ELSE '' END
+             RETURNING 1
+         )
+         SELECT pg_notify($4, $5) FROM a",
     )
     .bind(conversation)
     .bind(user_seq)
     .bind(tool_name)
+    .bind(events::CHANNEL)
+    .bind(events::transient_payload(user, &event))
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Forgets a finished turn's activity (once its reply is stored it is hidden anyway).
-pub async fn clear_activity(pool: &PgPool, conversation: Uuid) -> AppResult<()> {
-    sqlx::query("DELETE FROM turn_activity WHERE conversation_id = $1")
+/// Appends streamed text to the running turn's reply so far and announces it as a delta
+/// (with its offset, so a client that read the reply so far can skip what it has).
+pub async fn append_partial(
+    pool: &PgPool,
+    user: Uuid,
+    conversation: Uuid,
+    user_seq: i64,
+    text: &str,
+) -> AppResult<()> {
+    let mut rest = text;
+    // NOTIFY payloads are bounded: a long flush goes out as several deltas.
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(events::MAX_NOTIFY_BYTES / 2);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        sqlx::query(
+            "WITH a AS (
+                 UPDATE turn_activity SET partial = partial || $3
+                 WHERE conversation_id = $1 AND user_seq = $2
+                 RETURNING char_length(partial) - char_length($3) AS at
+             )
+             SELECT pg_notify($4, json_build_object('u', $5::uuid, 'e', json_build_object(
+                 'type', 'delta', 'conversation_id', $1::uuid, 'seq', $2 + 1, 'text', $3::text,
+                 'offset', a.at))::text)
+             FROM a",
+        )
         .bind(conversation)
+        .bind(user_seq)
+        .bind(piece)
+        .bind(events::CHANNEL)
+        .bind(user)
         .execute(pool)
         .await?;
+        rest = tail;
+    }
     Ok(())
+}
+
+/// The running turns of a user: (conversation, user seq, tool in use, reply so far), for a
+/// live stream that (re)connects.
+pub async fn running_turns(
+    pool: &PgPool,
+    user: Uuid,
+) -> AppResult<Vec<(Uuid, i64, Option<String>, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.conversation_id, a.user_seq, a.tool_name, a.partial
+         FROM turn_activity a JOIN conversations c ON c.id = a.conversation_id
+         WHERE c.user_id = $1 AND c.deleted_at IS NULL AND a.user_seq = c.last_seq",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The message at `seq`, if any.

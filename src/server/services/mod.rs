@@ -2,6 +2,7 @@
 //! server functions and MCP tools are thin adapters over it.
 
 pub mod chat;
+pub mod events;
 pub mod tasks;
 pub mod turns;
 pub mod users;

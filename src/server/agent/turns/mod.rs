@@ -45,10 +45,32 @@ pub async fn send(
     content: &str,
     client_id: Option<Uuid>,
 ) -> AppResult<TurnResult> {
+    start_send(agent, user, conversation, content, client_id)
+        .await?
+        .await
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
+}
+
+/// `send` in two steps: everything that can refuse the message (validation, the conversation,
+/// rate and turn limits) happens before this returns; the turn then runs as its own task.
+pub async fn start_send(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    content: &str,
+    client_id: Option<Uuid>,
+) -> AppResult<tokio::task::JoinHandle<AppResult<TurnResult>>> {
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
-    if let Some(sent) = already_sent(agent, conversation, client_id).await {
-        return sent;
+    if let Some(id) = client_id {
+        if chat::find_by_client_id(&agent.pool, conversation, id).await?.is_some() {
+            let agent = agent.clone();
+            return Ok(tokio::spawn(async move {
+                already_sent(&agent, conversation, client_id)
+                    .await
+                    .unwrap_or_else(|| Err(AppError::NotFound("message".into())))
+            }));
+        }
     }
     agent.limits.sends_by_user.check(&user)?;
     let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
@@ -92,8 +114,7 @@ pub async fn send(
         };
         run(&agent, turn, user_message).await
     });
-    turn.await
-        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
+    Ok(turn)
 }
 
 /// The result of an earlier send with the same `client_id` (waiting for its reply if its turn
@@ -287,7 +308,14 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
     let control = agent.running.register(turn.id);
     let heartbeat = tokio::spawn(lease::heartbeat(agent.clone(), turn.id, control.clone()));
     let log = Arc::new(TurnLog::default());
-    let work = std::panic::AssertUnwindSafe(answer(agent, turn, log.clone())).catch_unwind();
+    let progress = Progress::new(
+        agent.pool.clone(),
+        turn.user_id,
+        turn.conversation_id,
+        turn.user_seq,
+    );
+    let work = std::panic::AssertUnwindSafe(answer(agent, turn, &progress, log.clone()))
+        .catch_unwind();
     let reply = tokio::select! {
         reply = work => match reply {
             Ok(reply) => Some(reply),
@@ -302,7 +330,7 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
         // Dropping the loop drops the model request with it (its connection is closed).
         _ = control.token.cancelled() => control
             .was_stopped()
-            .then(|| stopped_reply(String::new(), log.records())),
+            .then(|| stopped_reply(progress.spoken(), log.records())),
     };
     heartbeat.abort();
     let ended = match reply {
@@ -332,12 +360,7 @@ fn stopped_reply(partial: String, records: Vec<crate::model::ToolCallRecord>) ->
 
 /// The model/tool loop with its prompt rebuilt from the database: the history up to the user
 /// message and every call already made answering it.
-async fn answer(agent: &AgentState, turn: &Turn, log: Arc<TurnLog>) -> Reply {
-    let progress = Progress {
-        pool: agent.pool.clone(),
-        conversation: turn.conversation_id,
-        user_seq: turn.user_seq,
-    };
+async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<TurnLog>) -> Reply {
     progress.report(None).await;
     let loaded = async {
         let history = chat::history(
@@ -381,7 +404,7 @@ async fn answer(agent: &AgentState, turn: &Turn, log: Arc<TurnLog>) -> Reply {
         }
     };
     let prompt = prompt::build(&history, &done);
-    let reply = tool_loop::run(agent, &mcp, &progress, prompt, slots, log).await;
+    let reply = tool_loop::run(agent, &mcp, progress, prompt, slots, log).await;
     mcp.close().await;
     reply
 }

@@ -1,0 +1,371 @@
+//! The live event bus (Postgres LISTEN/NOTIFY): one listening connection per process, however
+//! many streams are open; each notification is fanned out to the open streams of its user.
+//! The database stays the source of truth: stored events are read back by id, a stream that
+//! (re)connects or falls behind replays from the `live_events` table, and a running turn's
+//! reply so far comes from `turn_activity`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::Stream;
+use serde::Deserialize;
+use sqlx::{postgres::PgListener, PgPool};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::services::{chat, events};
+use crate::model::{ActivityState, LiveEvent};
+
+/// An event as it travels: its stored id (for SSE `id:` and `Last-Event-ID`), if stored.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub id: Option<i64>,
+    pub event: Arc<LiveEvent>,
+}
+
+/// Events a stream may fall behind by before it replays from the database.
+const BUFFER: usize = 512;
+/// Stored events replayed per query.
+const REPLAY_PAGE: i64 = 500;
+
+pub struct LiveBus {
+    pool: PgPool,
+    users: Mutex<HashMap<Uuid, broadcast::Sender<Envelope>>>,
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    u: Uuid,
+    id: Option<i64>,
+    e: Option<LiveEvent>,
+}
+
+impl LiveBus {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            users: Mutex::default(),
+        }
+    }
+
+    pub fn subscribe(&self, user: Uuid) -> broadcast::Receiver<Envelope> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(BUFFER).0)
+            .subscribe()
+    }
+
+    /// How many users have a stream open on this process.
+    pub fn users_listening(&self) -> usize {
+        self.users.lock().map(|u| u.len()).unwrap_or_default()
+    }
+
+    fn dispatch(&self, user: Uuid, envelope: Envelope) {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = users.get(&user) {
+            if sender.send(envelope).is_err() {
+                // Nobody listens any more.
+                users.remove(&user);
+            }
+        }
+    }
+
+    /// Receives every notification for the life of the process (reconnecting when the
+    /// connection drops) and hands each to the streams of its user.
+    pub async fn listen_forever(self: Arc<Self>) {
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "connecting the live event listener; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(err) = listener.listen(events::CHANNEL).await {
+                tracing::warn!(error = %err, "listening for live events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                let notification = match listener.recv().await {
+                    Ok(notification) => notification,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "live event listener failed; reconnecting");
+                        break;
+                    }
+                };
+                let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) else {
+                    continue;
+                };
+                // Nobody on this process listens to that user: skip the read.
+                if !self
+                    .users
+                    .lock()
+                    .map(|u| u.contains_key(&notice.u))
+                    .unwrap_or(false)
+                {
+                    continue;
+                }
+                let event = match (notice.id, notice.e) {
+                    (_, Some(event)) => Some(event),
+                    (Some(id), None) => match events::by_id(&self.pool, id).await {
+                        Ok(found) => found.map(|(_, event)| event),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "reading a live event");
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                };
+                if let Some(event) = event {
+                    self.dispatch(
+                        notice.u,
+                        Envelope {
+                            id: notice.id,
+                            event: Arc::new(event),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The first events of a stream: what was missed since `last_id` (from the database), then
+/// each running turn's activity and reply so far.
+async fn opening(pool: &PgPool, user: Uuid, last_id: Option<i64>) -> (VecDeque<Envelope>, i64) {
+    let mut queue = VecDeque::new();
+    let mut newest = last_id.unwrap_or(0);
+    match last_id {
+        Some(last) => {
+            if let Ok(Some(oldest)) = events::oldest_kept(pool, user).await {
+                if oldest > last + 1 {
+                    queue.push_back(envelope(None, LiveEvent::Resync));
+                }
+            }
+            newest = replay_into(pool, user, last, &mut queue).await;
+        }
+        None => {
+            if let Ok(Some(max)) = sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT max(id) FROM live_events WHERE user_id = $1",
+            )
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            {
+                newest = max;
+            }
+        }
+    }
+    match chat::running_turns(pool, user).await {
+        Ok(turns) => {
+            for (conversation_id, user_seq, tool_name, partial) in turns {
+                queue.push_back(envelope(
+                    None,
+                    LiveEvent::Activity {
+                        conversation_id,
+                        state: if tool_name.is_some() {
+                            ActivityState::Tool
+                        } else {
+                            ActivityState::Thinking
+                        },
+                        tool_name,
+                    },
+                ));
+                queue.push_back(envelope(
+                    None,
+                    LiveEvent::Partial {
+                        conversation_id,
+                        seq: user_seq + 1,
+                        text: partial,
+                    },
+                ));
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "reading running turns"),
+    }
+    (queue, newest)
+}
+
+/// Appends the stored events after `after` to `queue`; returns the newest id seen.
+async fn replay_into(pool: &PgPool, user: Uuid, after: i64, queue: &mut VecDeque<Envelope>) -> i64 {
+    let mut newest = after;
+    loop {
+        match events::since(pool, user, newest, REPLAY_PAGE).await {
+            Ok(page) => {
+                let full = page.len() as i64 == REPLAY_PAGE;
+                for (id, event) in page {
+                    newest = id;
+                    queue.push_back(envelope(Some(id), event));
+                }
+                if !full {
+                    return newest;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "replaying live events");
+                queue.push_back(envelope(None, LiveEvent::Resync));
+                return newest;
+            }
+        }
+    }
+}
+
+fn envelope(id: Option<i64>, event: LiveEvent) -> Envelope {
+    Envelope {
+        id,
+        event: Arc::new(event),
+    }
+}
+
+struct StreamState {
+    bus: Arc<LiveBus>,
+    pool: PgPool,
+    user: Uuid,
+    receiver: Option<broadcast::Receiver<Envelope>>,
+    queue: VecDeque<Envelope>,
+    /// Newest stored event sent; stored events at or before it are not sent again.
+    newest: i64,
+    last_id: Option<i64>,
+    opened: bool,
+}
+
+/// A user's live events: missed ones first (after `last_id`), then the running turns' state,
+/// then live. Subscribes before reading the database, so nothing falls in between; stored
+/// events are never sent twice. Driven by whoever polls it: it ends when it is dropped.
+pub fn user_stream(
+    bus: Arc<LiveBus>,
+    pool: PgPool,
+    user: Uuid,
+    last_id: Option<i64>,
+) -> impl Stream<Item = Envelope> + Send {
+    let receiver = Some(bus.subscribe(user));
+    let state = StreamState {
+        bus,
+        pool,
+        user,
+        receiver,
+        queue: VecDeque::new(),
+        newest: 0,
+        last_id,
+        opened: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if !state.opened {
+            state.opened = true;
+            let (queue, newest) = opening(&state.pool, state.user, state.last_id).await;
+            state.queue = queue;
+            state.newest = newest;
+        }
+        loop {
+            if let Some(next) = state.queue.pop_front() {
+                return Some((next, state));
+            }
+            let receiver = state.receiver.as_mut()?;
+            match receiver.recv().await {
+                Ok(envelope) => match envelope.id {
+                    Some(id) if id <= state.newest => continue,
+                    Some(id) => {
+                        state.newest = id;
+                        return Some((envelope, state));
+                    }
+                    None => return Some((envelope, state)),
+                },
+                // Fell behind: the stored events come back from the database.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let mut queue = VecDeque::new();
+                    state.newest = replay_into(&state.pool, state.user, state.newest, &mut queue).await;
+                    state.queue = queue;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    state.receiver = Some(state.bus.subscribe(state.user));
+                }
+            }
+        }
+    })
+}
+
+/// Deletes old stored events every hour.
+pub async fn prune_forever(pool: PgPool) {
+    loop {
+        if let Err(err) = events::prune(&pool).await {
+            tracing::warn!(error = %err, "pruning live events");
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// Whether `event` is about `conversation`.
+fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
+    match event {
+        LiveEvent::Message(m) => m.conversation_id == conversation,
+        LiveEvent::Delta {
+            conversation_id, ..
+        }
+        | LiveEvent::Partial {
+            conversation_id, ..
+        }
+        | LiveEvent::Activity {
+            conversation_id, ..
+        } => *conversation_id == conversation,
+        LiveEvent::Conversation(c) => c.id == conversation,
+        LiveEvent::ConversationDeleted { id } => *id == conversation,
+        LiveEvent::Resync | LiveEvent::Error { .. } => false,
+    }
+}
+
+pub type TurnHandle =
+    tokio::task::JoinHandle<Result<crate::model::TurnResult, super::error::AppError>>;
+
+struct TurnStreamState {
+    receiver: broadcast::Receiver<Envelope>,
+    turn: TurnHandle,
+    conversation: Uuid,
+}
+
+/// The events of one turn as it runs (for a streaming send): the user message, activity,
+/// deltas, conversation changes, and last the stored assistant message (or an `error`). The
+/// turn itself runs on regardless of this stream (a client that leaves does not stop it).
+pub fn turn_stream(
+    receiver: broadcast::Receiver<Envelope>,
+    conversation: Uuid,
+    turn: TurnHandle,
+) -> impl Stream<Item = Envelope> + Send {
+    let state = TurnStreamState {
+        receiver,
+        turn,
+        conversation,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            tokio::select! {
+                biased;
+                received = state.receiver.recv(), if !state.receiver.is_closed() => match received {
+                    Ok(envelope) if concerns(&envelope.event, state.conversation)
+                        && !matches!(envelope.event.as_ref(), LiveEvent::Message(m) if m.role == crate::model::Role::Assistant) =>
+                    {
+                        return Some((envelope, Some(state)));
+                    }
+                    _ => continue,
+                },
+                result = &mut state.turn => {
+                    let event = match result {
+                        Ok(Ok(turn)) => LiveEvent::Message(turn.assistant_message),
+                        Ok(Err(err)) => {
+                            let api = err.to_api_error();
+                            LiveEvent::Error { status: api.status, detail: api.detail }
+                        }
+                        Err(_) => LiveEvent::Error { status: 500, detail: "internal error".into() },
+                    };
+                    return Some((envelope(None, event), None));
+                }
+            }
+        }
+    })
+}
