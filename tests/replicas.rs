@@ -269,3 +269,41 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
     assert!(again["detail"].as_str().unwrap().contains("Nothing is running"));
     assert_eq!(client.tasks(&a).await.len(), 1);
 }
+
+#[sqlx::test]
+async fn a_tab_on_one_replica_watches_a_turn_on_another_live(pool: PgPool) {
+    let tokens: Vec<String> = (0..40).map(|i| format!("t{i} ")).collect();
+    let model = MockModel::start(vec![Step::Tokens(tokens.clone(), 50)]).await;
+    let db = database_url(&pool);
+    let a = ServerProcess::start(&db, &settings(&model)).await;
+    let b = ServerProcess::start(&db, &settings(&model)).await;
+    let client = Client::register(&a, "watch@example.com").await;
+    let conversation = client.conversation(&a).await;
+    let res = client
+        .http
+        .get(b.at("/api/chat/events"))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .unwrap();
+    let mut tab = common::sse::SseReader::new(res);
+    let send = client.send(&a, &conversation, "stream it");
+    let events = tab
+        .until(Duration::from_secs(10), |d| {
+            d["type"] == "message" && d["role"] == "assistant"
+        })
+        .await;
+    let deltas: Vec<&common::sse::SseEvent> =
+        events.iter().filter(|e| e.data["type"] == "delta").collect();
+    let span = deltas.last().unwrap().at.duration_since(deltas[0].at);
+    let per_second = (deltas.len() - 1) as f64 / span.as_secs_f64();
+    assert!(per_second >= 4.0, "{} deltas over {span:?}", deltas.len());
+    let text: String = deltas
+        .iter()
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, tokens.concat());
+    assert_eq!(events.last().unwrap().data["content"], text.as_str());
+    let sent = send.await.unwrap().unwrap();
+    assert_eq!(sent["assistant_message"]["content"], text.as_str());
+}

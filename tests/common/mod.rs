@@ -3,6 +3,7 @@
 
 pub mod mock_model;
 pub mod process;
+pub mod sse;
 
 use chatkit::server::{self, auth::JwtKeys, config::Config, state::AppState};
 use reqwest::{Client, Response, StatusCode};
