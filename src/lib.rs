@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod components;
+pub mod contexts;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

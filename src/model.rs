@@ -250,11 +250,16 @@ pub enum LiveEvent {
     },
     /// A conversation that was created, renamed or moved (a new message); fields inlined.
     Conversation(Conversation),
-    ConversationDeleted { id: Uuid },
+    ConversationDeleted {
+        id: Uuid,
+    },
     /// Events were missed that can no longer be replayed: reload the data.
     Resync,
     /// Only in a streaming send: the turn could not run (`status` as the JSON API would give).
-    Error { status: u16, detail: String },
+    Error {
+        status: u16,
+        detail: String,
+    },
 }
 
 /// A message to send: `client_id` makes retries safe (the same id never creates a second turn).

@@ -29,10 +29,7 @@ fn forty_tokens() -> Vec<String> {
 }
 
 async fn open_events(app: &TestApp, token: &str, last_id: Option<&str>) -> SseReader {
-    let mut request = app
-        .http
-        .get(app.at("/api/chat/events"))
-        .bearer_auth(token);
+    let mut request = app.http.get(app.at("/api/chat/events")).bearer_auth(token);
     if let Some(id) = last_id {
         request = request.header("last-event-id", id);
     }
@@ -69,8 +66,14 @@ async fn a_streaming_send_shows_the_reply_as_it_is_written(pool: PgPool) {
     let events = reader
         .until(Duration::from_secs(10), is_assistant_message)
         .await;
-    let kinds: Vec<&str> = events.iter().map(|e| e.data["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds[0], "message", "the user message comes first: {kinds:?}");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.data["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds[0], "message",
+        "the user message comes first: {kinds:?}"
+    );
     assert_eq!(events[0].data["role"], "user");
     assert!(kinds.contains(&"activity"));
     let deltas: Vec<&Value> = events
@@ -81,10 +84,18 @@ async fn a_streaming_send_shows_the_reply_as_it_is_written(pool: PgPool) {
     assert!(deltas.len() >= 3, "intermediate states: {}", deltas.len());
     let streamed: String = deltas.iter().map(|d| d["text"].as_str().unwrap()).collect();
     let last = &events.last().unwrap().data;
-    assert_eq!(last["content"].as_str().unwrap(), streamed, "deltas add up to the reply");
+    assert_eq!(
+        last["content"].as_str().unwrap(),
+        streamed,
+        "deltas add up to the reply"
+    );
     assert_eq!(streamed, forty_tokens().concat());
     // Deltas arrived over time, not all at the end.
-    let first_delta = events.iter().find(|e| e.data["type"] == "delta").unwrap().at;
+    let first_delta = events
+        .iter()
+        .find(|e| e.data["type"] == "delta")
+        .unwrap()
+        .at;
     assert!(events.last().unwrap().at.duration_since(first_delta) > Duration::from_millis(800));
     // The stream ends after the reply.
     assert!(reader.next(Duration::from_secs(2)).await.is_none());
@@ -108,7 +119,9 @@ async fn every_open_stream_sees_the_turn_and_a_reconnect_misses_nothing(pool: Pg
     let id = app.conversation(&token).await;
     let mut tab = open_events(&app, &token, None).await;
     app.say(&token, &id, "add buy milk").await;
-    let events = tab.until(Duration::from_secs(10), is_assistant_message).await;
+    let events = tab
+        .until(Duration::from_secs(10), is_assistant_message)
+        .await;
     let kinds: Vec<String> = events
         .iter()
         .map(|e| e.data["type"].as_str().unwrap().to_string())
@@ -120,13 +133,21 @@ async fn every_open_stream_sees_the_turn_and_a_reconnect_misses_nothing(pool: Pg
         .expect("the tool shows live");
     assert_eq!(tool.data["tool_name"], "add_task");
     let reply = &events.last().unwrap().data;
-    assert!(reply["html"].as_str().unwrap().contains("<strong>Buy milk</strong>"));
+    assert!(reply["html"]
+        .as_str()
+        .unwrap()
+        .contains("<strong>Buy milk</strong>"));
     assert!(reply.get("tool_calls").is_some());
     // The conversation moved (new preview): the sidebar learns it from the stream.
     let moved = tab
         .until(Duration::from_secs(5), |d| d["type"] == "conversation")
         .await;
     assert_eq!(moved.last().unwrap().data["id"], id.as_str());
+    // Previews are plain words, not markdown.
+    assert_eq!(
+        moved.last().unwrap().data["last_message_preview"],
+        "Added Buy milk."
+    );
     let stored_ids: Vec<i64> = events
         .iter()
         .chain(moved.iter())
@@ -159,7 +180,12 @@ async fn every_open_stream_sees_the_turn_and_a_reconnect_misses_nothing(pool: Pg
         .filter_map(|e| e.id.as_ref())
         .map(|id| id.parse().unwrap())
         .collect();
-    assert!(missed_ids.iter().all(|i| *i > last_seen.parse::<i64>().unwrap()), "nothing twice");
+    assert!(
+        missed_ids
+            .iter()
+            .all(|i| *i > last_seen.parse::<i64>().unwrap()),
+        "nothing twice"
+    );
     let kinds: Vec<(String, Option<String>)> = missed
         .iter()
         .map(|e| {
@@ -204,7 +230,9 @@ async fn a_stream_opened_mid_turn_starts_with_the_reply_so_far(pool: PgPool) {
     };
     tokio::time::sleep(Duration::from_millis(900)).await;
     let mut late = open_events(&app, &token, None).await;
-    let events = late.until(Duration::from_secs(10), is_assistant_message).await;
+    let events = late
+        .until(Duration::from_secs(10), is_assistant_message)
+        .await;
     let partial = events
         .iter()
         .find(|e| e.data["type"] == "partial")

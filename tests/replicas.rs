@@ -70,7 +70,12 @@ impl Client {
     }
 
     /// Sends in the background: the server may die before it answers.
-    fn send(&self, server: &ServerProcess, conversation: &str, content: &str) -> tokio::task::JoinHandle<Option<Value>> {
+    fn send(
+        &self,
+        server: &ServerProcess,
+        conversation: &str,
+        content: &str,
+    ) -> tokio::task::JoinHandle<Option<Value>> {
         let request = self
             .http
             .post(server.at(&format!("/api/chat/conversations/{conversation}/messages")))
@@ -102,11 +107,21 @@ impl Client {
             .send()
             .await
             .unwrap();
-        res.json::<Value>().await.unwrap().as_array().unwrap().clone()
+        res.json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Polls until the conversation's last message is an assistant reply.
-    async fn wait_for_reply(&self, server: &ServerProcess, conversation: &str, within: Duration) -> Vec<Value> {
+    async fn wait_for_reply(
+        &self,
+        server: &ServerProcess,
+        conversation: &str,
+        within: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + within;
         loop {
             let messages = self.messages(server, conversation).await;
@@ -127,7 +142,11 @@ impl Client {
 async fn model_requests(model: &MockModel, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while model.requests().len() < n {
-        assert!(Instant::now() < deadline, "the model got {} requests", model.requests().len());
+        assert!(
+            Instant::now() < deadline,
+            "the model got {} requests",
+            model.requests().len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -166,11 +185,19 @@ async fn a_server_killed_mid_turn_resumes_the_turn_after_restart(pool: PgPool) {
         .wait_for_reply(&server, &conversation, Duration::from_secs(20))
         .await;
     eprintln!("crash-to-resumed: {:?}", killed_at.elapsed());
-    assert_eq!(messages.len(), 2, "one user message, one reply: {messages:?}");
+    assert_eq!(
+        messages.len(),
+        2,
+        "one user message, one reply: {messages:?}"
+    );
     assert_eq!(messages[1]["status"], "complete");
     assert_eq!(messages[1]["content"], "Added **Buy milk**.");
     let calls = messages[1]["tool_calls"]["tool_calls"].as_array().unwrap();
-    assert_eq!(calls.len(), 1, "the call made before the crash is part of the reply");
+    assert_eq!(
+        calls.len(),
+        1,
+        "the call made before the crash is part of the reply"
+    );
     assert_eq!(calls[0]["tool_name"], "add_task");
     let tasks = client.tasks(&server).await;
     assert_eq!(tasks.len(), 1, "the task exists once: {tasks:?}");
@@ -244,14 +271,20 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
     assert_eq!(stop["stopped"], true);
     let reply = &stop["assistant_message"];
     assert_eq!(reply["status"], "stopped", "{stop}");
-    assert_eq!(reply["tool_calls"]["tool_calls"][0]["tool_name"], "add_task");
+    assert_eq!(
+        reply["tool_calls"]["tool_calls"][0]["tool_name"],
+        "add_task"
+    );
     // The sender on A gets the stopped reply too.
     let sent = send.await.unwrap().expect("the send answers");
     assert_eq!(sent["assistant_message"]["status"], "stopped");
     // The model request was dropped, not left running.
     let deadline = Instant::now() + Duration::from_secs(2);
     while model.closed() < 1 {
-        assert!(Instant::now() < deadline, "the model connection stayed open");
+        assert!(
+            Instant::now() < deadline,
+            "the model connection stayed open"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Stopping again is harmless and says so.
@@ -266,7 +299,10 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(again["stopped"], false);
-    assert!(again["detail"].as_str().unwrap().contains("Nothing is running"));
+    assert!(again["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing is running"));
     assert_eq!(client.tasks(&a).await.len(), 1);
 }
 
@@ -293,8 +329,10 @@ async fn a_tab_on_one_replica_watches_a_turn_on_another_live(pool: PgPool) {
             d["type"] == "message" && d["role"] == "assistant"
         })
         .await;
-    let deltas: Vec<&common::sse::SseEvent> =
-        events.iter().filter(|e| e.data["type"] == "delta").collect();
+    let deltas: Vec<&common::sse::SseEvent> = events
+        .iter()
+        .filter(|e| e.data["type"] == "delta")
+        .collect();
     let span = deltas.last().unwrap().at.duration_since(deltas[0].at);
     let per_second = (deltas.len() - 1) as f64 / span.as_secs_f64();
     assert!(per_second >= 4.0, "{} deltas over {span:?}", deltas.len());

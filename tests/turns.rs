@@ -62,7 +62,11 @@ async fn retry_after_an_error_shows_the_model_what_was_done(pool: PgPool) {
     assert_eq!(count(&app, "SELECT count(*) FROM tasks").await, 1);
 
     let res = app
-        .post(&token, &format!("/api/chat/conversations/{id}/retry"), json!({}))
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{id}/retry"),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let retried: Value = res.json().await.unwrap();
@@ -87,14 +91,22 @@ async fn retry_after_an_error_shows_the_model_what_was_done(pool: PgPool) {
         1,
         "one user message in the prompt"
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM tasks").await, 1, "no second task");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM tasks").await,
+        1,
+        "no second task"
+    );
     assert_eq!(
         count(&app, "SELECT count(*) FROM messages WHERE role = 'user'").await,
         1
     );
     // Nothing left to retry.
     let res = app
-        .post(&token, &format!("/api/chat/conversations/{id}/retry"), json!({}))
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{id}/retry"),
+            json!({}),
+        )
         .await;
     expect_error(res, StatusCode::CONFLICT).await;
 }
@@ -108,7 +120,11 @@ async fn a_flood_from_one_user_gets_429s_and_never_delays_another(pool: PgPool) 
     let calm_conversation = app.conversation(&other).await;
     let path = format!("/api/chat/conversations/{flood_conversation}/messages");
     let flood = futures::future::join_all((0..200).map(|i| {
-        app.post(&flooder, &path, json!({ "content": format!("add flood {i}") }))
+        app.post(
+            &flooder,
+            &path,
+            json!({ "content": format!("add flood {i}") }),
+        )
     }));
     let calm = async {
         let mut statuses = Vec::new();
@@ -153,17 +169,29 @@ async fn a_conversation_deleted_mid_turn_ends_the_turn(pool: PgPool) {
     let delete = async {
         until_model_requests(&model, 1).await;
         let res = app
-            .send_json(reqwest::Method::DELETE, &token, &format!("/api/chat/conversations/{id}"), json!({}))
+            .send_json(
+                reqwest::Method::DELETE,
+                &token,
+                &format!("/api/chat/conversations/{id}"),
+                json!({}),
+            )
             .await;
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
     };
     let (res, ()) = tokio::join!(send, delete);
     expect_error(res, StatusCode::NOT_FOUND).await;
     assert_eq!(
-        count(&app, "SELECT count(*) FROM turns WHERE state = 'error' AND error_detail IS NOT NULL").await,
+        count(
+            &app,
+            "SELECT count(*) FROM turns WHERE state = 'error' AND error_detail IS NOT NULL"
+        )
+        .await,
         1
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM turns WHERE state = 'running'").await, 0);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM turns WHERE state = 'running'").await,
+        0
+    );
     assert_eq!(count(&app, "SELECT count(*) FROM turn_activity").await, 0);
 }
 
@@ -204,7 +232,10 @@ async fn a_turn_survives_its_database_connections_being_cut(pool: PgPool) {
     assert_eq!(turn["assistant_message"]["content"], "Added it.");
     assert_eq!(count(&app, "SELECT count(*) FROM tasks").await, 1);
     assert_eq!(count(&app, "SELECT count(*) FROM turn_activity").await, 0);
-    assert_eq!(count(&app, "SELECT count(*) FROM turns WHERE state = 'complete'").await, 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM turns WHERE state = 'complete'").await,
+        1
+    );
 }
 
 #[sqlx::test]
@@ -225,7 +256,11 @@ async fn stop_on_the_running_server_keeps_the_tool_calls_made(pool: PgPool) {
     let stop = async {
         until_model_requests(&model, 2).await;
         let res = app
-            .post(&token, &format!("/api/chat/conversations/{id}/stop"), json!({}))
+            .post(
+                &token,
+                &format!("/api/chat/conversations/{id}/stop"),
+                json!({}),
+            )
             .await;
         assert_eq!(res.status(), StatusCode::OK);
         res.json::<Value>().await.unwrap()
@@ -236,14 +271,21 @@ async fn stop_on_the_running_server_keeps_the_tool_calls_made(pool: PgPool) {
     assert_eq!(sent["assistant_message"], stopped["assistant_message"]);
     let reply = &stopped["assistant_message"];
     assert_eq!(reply["status"], "stopped");
-    assert_eq!(reply["tool_calls"]["tool_calls"][0]["tool_name"], "add_task");
+    assert_eq!(
+        reply["tool_calls"]["tool_calls"][0]["tool_name"],
+        "add_task"
+    );
     assert!(reply["content"].as_str().unwrap().contains("Stopped"));
     assert_eq!(count(&app, "SELECT count(*) FROM turn_activity").await, 0);
 
     // Retry after a stop: the model is shown the call, which is not made twice.
     model.push(Step::Text("Done: Half done was already added.".into()));
     let res = app
-        .post(&token, &format!("/api/chat/conversations/{id}/retry"), json!({}))
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{id}/retry"),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(count(&app, "SELECT count(*) FROM tasks").await, 1);
@@ -259,7 +301,15 @@ async fn the_offline_assistant_asks_before_touching_an_unnamed_task(pool: PgPool
     app.say(&token, &id, "add edit the kitchen list").await;
     app.say(&token, &id, "add buy milk").await;
     app.say(&token, &id, "add buy oat milk").await;
-    for text in ["delete", "done", "cancel", "forget it", "remove it", "finished", "close"] {
+    for text in [
+        "delete",
+        "done",
+        "cancel",
+        "forget it",
+        "remove it",
+        "finished",
+        "close",
+    ] {
         let turn = app.say(&token, &id, text).await;
         let reply = turn["assistant_message"]["content"].as_str().unwrap();
         assert!(reply.contains("Which task"), "{text}: {reply}");
@@ -274,6 +324,10 @@ async fn the_offline_assistant_asks_before_touching_an_unnamed_task(pool: PgPool
         .fetch_all(&app.state.pool)
         .await
         .unwrap();
-    assert_eq!(titles.len(), 2, "only the task named by a whole word went: {titles:?}");
+    assert_eq!(
+        titles.len(),
+        2,
+        "only the task named by a whole word went: {titles:?}"
+    );
     assert!(!titles.contains(&"Edit the kitchen list".to_string()));
 }

@@ -5,7 +5,9 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 use uuid::Uuid;
 
-use crate::{api::chat::create_conversation, model::MAX_MESSAGE_CHARS, pages::chat::ChatContext};
+use crate::{
+    api::chat::create_conversation, contexts::chat::ChatContext, model::MAX_MESSAGE_CHARS,
+};
 
 /// Show the counter from this many characters on.
 const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 1_000;

@@ -1,4 +1,6 @@
-//! The conversation list: newest first, more on scroll, new / rename / delete, live updates.
+//! The conversation list: newest first, more on scroll, new / rename / delete. Updated from
+//! the live event stream (a conversation created, renamed, moved or deleted anywhere); pages
+//! loaded by scrolling stay loaded. Without the stream it refreshes its first page every 5 s.
 
 use std::time::Duration;
 
@@ -14,8 +16,8 @@ use crate::{
     api::chat::{
         create_conversation, delete_conversation, list_conversations, rename_conversation,
     },
-    model::{ApiError, Conversation, ConversationPage, ConversationQuery},
-    pages::chat::ChatContext,
+    contexts::{chat::ChatContext, live::LiveContext},
+    model::{ApiError, Conversation, ConversationPage, ConversationQuery, LiveEvent},
 };
 
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
@@ -27,15 +29,24 @@ pub fn Sidebar() -> impl IntoView {
         move || ctx.sidebar_version.get(),
         |_| list_conversations(ConversationQuery::default()),
     );
-    // Pages loaded by scrolling, after the first one.
-    let more: RwSignal<Vec<Conversation>> = RwSignal::new(Vec::new());
+    // Every conversation loaded so far (first page, scrolled pages, live updates), newest
+    // first, each once.
+    let items: RwSignal<Vec<Conversation>> = RwSignal::new(Vec::new());
+    // Where the next page starts; `None` once everything is loaded.
     let cursor: RwSignal<Option<String>> = RwSignal::new(None);
     let loading_more = RwSignal::new(false);
-    // Live updates from other tabs and devices.
+    let live = expect_context::<LiveContext>();
+    live.subscribe(move |event| match event {
+        LiveEvent::Conversation(conversation) => items.update(|list| upsert(list, conversation)),
+        LiveEvent::ConversationDeleted { id } => items.update(|list| list.retain(|c| c.id != id)),
+        LiveEvent::Resync => ctx.sidebar_version.update(|v| *v += 1),
+        _ => {}
+    });
+    // Without the live stream, other tabs' and devices' changes come from refreshing.
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                if browser::tab_visible() {
+                if !live.connected.get_untracked() && browser::tab_visible() {
                     ctx.sidebar_version.update(|v| *v += 1);
                 }
             },
@@ -58,11 +69,9 @@ pub fn Sidebar() -> impl IntoView {
                 ..Default::default()
             };
             if let Ok(page) = list_conversations(query).await {
-                more.update(|list| {
+                items.update(|list| {
                     for c in page.conversations {
-                        if !list.iter().any(|x| x.id == c.id) {
-                            list.push(c);
-                        }
+                        upsert(list, c);
                     }
                 });
                 cursor.set(page.next_cursor);
@@ -106,16 +115,12 @@ pub fn Sidebar() -> impl IntoView {
                 }
             >
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    <PagingReset first_page more cursor />
+                    <FirstPage first_page items cursor />
                     // One keyed list that survives refreshes: an item is rebuilt only when it
                     // changed, so an inline rename in progress is not interrupted.
                     <ul class="conversation-list" data-testid="conversation-list">
                         <For
-                            each=move || {
-                                let mut all = first_page.get().and_then(Result::ok).map(|p| p.conversations).unwrap_or_default();
-                                all.extend(more.get());
-                                all
-                            }
+                            each=move || items.get()
                             key=|c| (c.id, c.title.clone(), c.updated_at)
                             let(conversation)
                         >
@@ -254,20 +259,38 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
     }
 }
 
-/// A fresh first page restarts paging. This lives inside the list's `<Transition>` on purpose:
-/// reading a resource registers it with the nearest suspense boundary, and read from the
-/// sidebar's own scope that is the page-wide `<Suspense>`, which would then blank the whole
-/// chat (and reset the composer) on every refresh.
+/// Puts `conversation` in its place (newest first), replacing an older copy of it.
+fn upsert(list: &mut Vec<Conversation>, conversation: Conversation) {
+    list.retain(|c| c.id != conversation.id);
+    let at = list
+        .iter()
+        .position(|c| (c.updated_at, c.id) < (conversation.updated_at, conversation.id))
+        .unwrap_or(list.len());
+    list.insert(at, conversation);
+}
+
+/// Merges each (re)loaded first page into the list; the first one also starts paging. This
+/// lives inside the list's `<Transition>` on purpose: reading a resource registers it with the
+/// nearest suspense boundary, and read from the sidebar's own scope that is the page-wide
+/// `<Suspense>`, which would then blank the whole chat (and reset the composer).
 #[component]
-fn PagingReset(
+fn FirstPage(
     first_page: Resource<Result<ConversationPage, ApiError>>,
-    more: RwSignal<Vec<Conversation>>,
+    items: RwSignal<Vec<Conversation>>,
     cursor: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    let started = StoredValue::new(false);
     Effect::new(move |_| {
         if let Some(Ok(page)) = first_page.get() {
-            more.set(Vec::new());
-            cursor.set(page.next_cursor);
+            items.update(|list| {
+                for c in page.conversations {
+                    upsert(list, c);
+                }
+            });
+            if !started.get_value() {
+                started.set_value(true);
+                cursor.set(page.next_cursor);
+            }
         }
     });
 }

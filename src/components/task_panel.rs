@@ -1,16 +1,24 @@
-//! The user's tasks beside the chat; refreshed when a turn used tools, tickable in place.
+//! The user's tasks beside the chat; refreshed when a turn used tools (in any tab, from the
+//! live event stream), tickable in place.
 
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api::tasks::{list_tasks, set_task_completed},
-    model::{Task, TaskFilter},
-    pages::chat::ChatContext,
+    contexts::{chat::ChatContext, live::LiveContext},
+    model::{LiveEvent, Role, Task, TaskFilter},
 };
 
 #[component]
 pub fn TaskPanel() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
+    expect_context::<LiveContext>().subscribe(move |event| {
+        if let LiveEvent::Message(message) = event {
+            if message.role == Role::Assistant && message.tool_calls.is_some() {
+                ctx.tasks_version.update(|v| *v += 1);
+            }
+        }
+    });
     let tasks = Resource::new(
         move || ctx.tasks_version.get(),
         |_| list_tasks(TaskFilter::All),

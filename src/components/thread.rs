@@ -1,6 +1,7 @@
-//! The message thread: history (server-rendered), older pages on scroll-up, polling for new
-//! messages every 2 s while the tab is visible (every second while the assistant works, to
-//! follow its progress), optimistic sends with a `client_id`.
+//! The message thread: history (server-rendered), older pages on scroll-up, the reply growing
+//! as the model writes it and "Using add_task…" from the live event stream, a Stop button,
+//! optimistic sends with a `client_id`. Without the live stream (it cannot connect) it polls
+//! every 2 s while the tab is visible (every second while the assistant works).
 
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use uuid::Uuid;
 use super::{browser, composer::Composer, message::MessageView};
 use crate::{
     api::chat::{list_messages, retry_turn, send_message, stop_turn},
-    model::{ApiError, Message, MessagePage, MessageQuery, MessageStatus, Role, TurnActivity},
-    pages::chat::ChatContext,
+    contexts::{chat::ChatContext, live::LiveContext},
+    model::{
+        ApiError, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus, Role, TurnActivity,
+    },
 };
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -33,7 +36,10 @@ pub struct Outgoing {
 #[component]
 pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
+    let live = expect_context::<LiveContext>();
     let messages = RwSignal::new(initial.messages);
+    // The reply being written: (its seq, the text so far).
+    let streaming: RwSignal<Option<(i64, String)>> = RwSignal::new(None);
     // What the assistant is doing, as the server last reported it (any tab's turn).
     let activity = RwSignal::new(initial.activity);
     let has_older = RwSignal::new(initial.has_more);
@@ -71,10 +77,13 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     })
             });
         });
-        if used_tools {
-            ctx.tasks_version.update(|v| *v += 1);
+        // With the live stream the task panel and the sidebar follow its events themselves.
+        if !live.connected.get_untracked() {
+            if used_tools {
+                ctx.tasks_version.update(|v| *v += 1);
+            }
+            ctx.sidebar_version.update(|v| *v += 1);
         }
-        ctx.sidebar_version.update(|v| *v += 1);
         if stick {
             browser::scroll_to_bottom_soon(scroller);
         } else {
@@ -86,6 +95,10 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let polling = StoredValue::new(false);
     let poll = move || {
         if gone.get_untracked() || polling.get_value() || !browser::tab_visible() {
+            return;
+        }
+        // The live stream delivers everything; polling is only the fallback.
+        if live.connected.get_untracked() {
             return;
         }
         polling.set_value(true);
@@ -113,10 +126,68 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let retrying = RwSignal::new(false);
     let waiting = move || {
         retrying.get()
+            || streaming.with(Option::is_some)
             || outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
             || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
             || activity.with(Option::is_some)
     };
+    // Live events for this conversation.
+    let is_stored =
+        move |seq: i64| messages.with_untracked(|list| list.iter().any(|m| m.seq == seq));
+    live.subscribe(move |event| match event {
+        LiveEvent::Message(message) if message.conversation_id == id => {
+            let reply = message.role == Role::Assistant;
+            merge(vec![message]);
+            if reply {
+                streaming.set(None);
+                activity.set(None);
+            }
+        }
+        LiveEvent::Delta {
+            conversation_id,
+            seq,
+            text,
+            offset,
+        } if conversation_id == id && !is_stored(seq) => streaming.update(|current| {
+            let so_far = match current {
+                Some((s, so_far)) if *s == seq => so_far,
+                _ => &mut current.insert((seq, String::new())).1,
+            };
+            // A delta may overlap the `partial` this tab started from: add only what is new.
+            let have = so_far.chars().count();
+            let skip = have.saturating_sub(offset.max(0) as usize);
+            so_far.extend(text.chars().skip(skip));
+        }),
+        LiveEvent::Partial {
+            conversation_id,
+            seq,
+            text,
+        } if conversation_id == id && !is_stored(seq) => streaming.set(Some((seq, text))),
+        LiveEvent::Activity {
+            conversation_id,
+            tool_name,
+            ..
+        } if conversation_id == id => activity.set(Some(TurnActivity {
+            user_seq: last_seq(),
+            tool_name,
+            since: chrono::Utc::now(),
+        })),
+        LiveEvent::ConversationDeleted { id: deleted } if deleted == id => gone.set(true),
+        LiveEvent::Resync => {
+            polling.set_value(false);
+            let query = MessageQuery {
+                after: Some(last_seq()),
+                limit: Some(100),
+                ..Default::default()
+            };
+            spawn_local(async move {
+                if let Ok(page) = list_messages(id, query).await {
+                    merge(page.messages);
+                }
+            });
+        }
+        _ => {}
+    });
     // One timer ticking at the busy rate; idle, only every `idle_ticks`-th tick polls.
     let idle_ticks = (POLL_EVERY.as_millis() / POLL_BUSY_EVERY.as_millis()).max(1) as u32;
     let ticks = StoredValue::new(0_u32);
@@ -182,6 +253,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             match send_message(id, content.clone(), Some(client_id)).await {
                 Ok(turn) => {
                     activity.set(None);
+                    streaming.set(None);
                     merge(vec![turn.user_message, turn.assistant_message]);
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
@@ -239,7 +311,10 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
         retrying.set(true);
         spawn_local(async move {
             match retry_turn(id).await {
-                Ok(turn) => merge(vec![turn.assistant_message]),
+                Ok(turn) => {
+                    streaming.set(None);
+                    merge(vec![turn.assistant_message]);
+                }
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.status == 0 => ctx.online.set(false),
                 // E.g. "nothing to retry" when another tab retried first: the poll shows it.
@@ -258,6 +333,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             if let Ok(result) = stop_turn(id).await {
                 if let Some(reply) = result.assistant_message {
                     activity.set(None);
+                    streaming.set(None);
                     merge(vec![reply]);
                 }
             }
@@ -310,10 +386,18 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     <For each=move || outgoing.get() key=|o| (o.client_id, o.error.clone()) let(o)>
                         <OutgoingView outgoing=o retry />
                     </For>
+                    <Show when=move || streaming.with(|s| s.as_ref().is_some_and(|(_, t)| !t.is_empty()))>
+                        <li class="message assistant streaming" data-testid="streaming" aria-busy="true">
+                            <div class="meta"><span class="author">"Assistant"</span></div>
+                            <div class="bubble">
+                                <p class="plain">{move || streaming.with(|s| s.as_ref().map(|(_, t)| t.clone()).unwrap_or_default())}</p>
+                            </div>
+                        </li>
+                    </Show>
                     <Show when=waiting>
                         <li class="typing" role="status" data-testid="typing">
                             <span class="dot"></span><span class="dot"></span><span class="dot"></span>
-                            <span class="typing-label">{move || activity_label(activity)}</span>
+                            <span class="typing-label">{move || activity_label(activity, streaming)}</span>
                             <button
                                 class="ghost stop"
                                 data-testid="stop"
@@ -342,11 +426,16 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     }
 }
 
-/// "Using add_task…" while a tool runs, otherwise a plain "working" line.
-fn activity_label(activity: RwSignal<Option<TurnActivity>>) -> String {
+/// "Using add_task…" while a tool runs, "Writing…" while text streams, otherwise "working".
+fn activity_label(
+    activity: RwSignal<Option<TurnActivity>>,
+    streaming: RwSignal<Option<(i64, String)>>,
+) -> String {
+    let writing = streaming.with(|s| s.as_ref().is_some_and(|(_, t)| !t.is_empty()));
     activity.with(|a| match a.as_ref().and_then(|a| a.tool_name.as_deref()) {
-        Some(tool) => format!("Using {tool}…"),
-        None => "Assistant is working…".into(),
+        Some(tool) if !writing => format!("Using {tool}…"),
+        _ if writing => "Writing…".into(),
+        _ => "Assistant is working…".into(),
     })
 }
 

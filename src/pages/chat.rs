@@ -18,26 +18,9 @@ use crate::{
         task_panel::TaskPanel,
         thread::{Thread, ThreadGone},
     },
+    contexts::{chat::ChatContext, live::LiveContext},
     model::{MessageQuery, User},
 };
-
-/// Signals shared by the chat page's parts.
-#[derive(Clone, Copy)]
-pub struct ChatContext {
-    /// Bumped when the conversation list should be reloaded (send, rename, delete…).
-    pub sidebar_version: RwSignal<u32>,
-    /// Bumped when tasks may have changed (a turn used tools, a tick in the panel).
-    pub tasks_version: RwSignal<u32>,
-    /// False while the server cannot be reached; a banner shows and polling keeps trying.
-    pub online: RwSignal<bool>,
-    /// The sidebar drawer on narrow screens.
-    pub drawer_open: RwSignal<bool>,
-    /// The task panel drawer on narrow screens.
-    pub tasks_open: RwSignal<bool>,
-    /// A first message typed in the empty state, handed to the new conversation's thread,
-    /// which sends it (so its progress shows there like any other message's).
-    pub first_message: RwSignal<Option<String>>,
-}
 
 /// Checks the session once for every chat route; signed-out visitors go to `/login`.
 #[component]
@@ -53,6 +36,14 @@ pub fn ChatLayout() -> impl IntoView {
         first_message: RwSignal::new(None),
     };
     provide_context(ctx);
+    // One live event stream per tab, shared by the thread, the sidebar and the task panel.
+    let live = LiveContext::provide();
+    Effect::new(move |_| {
+        // Connected again after an outage: the stream replays what was missed.
+        if live.connected.get() {
+            ctx.online.set(true);
+        }
+    });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

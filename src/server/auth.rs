@@ -220,7 +220,11 @@ where
 /// CSRF defence: a state-changing request authenticated by the session cookie (and not by a
 /// bearer header, which browsers never add by themselves) must come from an allowed origin:
 /// this site itself or one listed in `CORS_ALLOWED_ORIGINS`.
-pub async fn origin_guard(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
+pub async fn origin_guard(
+    State(config): State<Arc<Config>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let safe_method = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS

@@ -279,7 +279,8 @@ pub fn user_stream(
                 // Fell behind: the stored events come back from the database.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let mut queue = VecDeque::new();
-                    state.newest = replay_into(&state.pool, state.user, state.newest, &mut queue).await;
+                    state.newest =
+                        replay_into(&state.pool, state.user, state.newest, &mut queue).await;
                     state.queue = queue;
                 }
                 Err(broadcast::error::RecvError::Closed) => {

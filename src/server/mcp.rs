@@ -195,7 +195,8 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        self.perform(&ctx, "delete_task", args, TaskOp::Delete).await
+        self.perform(&ctx, "delete_task", args, TaskOp::Delete)
+            .await
     }
 
     #[tool(
@@ -207,7 +208,8 @@ impl TaskTools {
         Parameters(args): Parameters<JsonObject>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        self.perform(&ctx, "update_task", args, TaskOp::Update).await
+        self.perform(&ctx, "update_task", args, TaskOp::Update)
+            .await
     }
 }
 
@@ -243,7 +245,10 @@ async fn apply(conn: &mut PgConnection, user: Uuid, op: TaskOp) -> AppResult<Val
             let task = tasks::set_completed(conn, user, a.task_id, true).await?;
             Ok(summary(&task, "completed"))
         }
-        TaskOp::Delete(a) => Ok(summary(&tasks::delete(conn, user, a.task_id).await?, "deleted")),
+        TaskOp::Delete(a) => Ok(summary(
+            &tasks::delete(conn, user, a.task_id).await?,
+            "deleted",
+        )),
         TaskOp::Update(a) => {
             if a.title.is_none() && a.description.is_none() {
                 return Err(AppError::validation(
@@ -255,7 +260,10 @@ async fn apply(conn: &mut PgConnection, user: Uuid, op: TaskOp) -> AppResult<Val
                 description: a.description,
                 completed: None,
             };
-            Ok(summary(&tasks::update(conn, user, a.task_id, patch).await?, "updated"))
+            Ok(summary(
+                &tasks::update(conn, user, a.task_id, patch).await?,
+                "updated",
+            ))
         }
     }
 }
@@ -319,7 +327,9 @@ impl TaskTools {
             Ok::<_, AppError>((result, status))
         }
         .await;
-        Ok(to_result(recorded.unwrap_or_else(|err| outcome_value(Err(err)))))
+        Ok(to_result(
+            recorded.unwrap_or_else(|err| outcome_value(Err(err))),
+        ))
     }
 }
 
@@ -478,7 +488,9 @@ impl InProcessClient {
         if let Some(slot) = slot {
             let mut meta = JsonObject::new();
             meta.insert(TURN_CALL_META.into(), json!(slot));
-            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(meta)));
+            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+                meta,
+            )));
         }
         let response = self.client.call_tool(params).await;
         let duration_ms = started.elapsed().as_millis() as i64;

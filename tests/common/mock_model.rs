@@ -47,6 +47,12 @@ struct Answered {
     done: bool,
 }
 
+impl Answered {
+    fn answer(&mut self) {
+        self.done = true;
+    }
+}
+
 impl Drop for Answered {
     fn drop(&mut self) {
         if !self.done {
@@ -132,10 +138,9 @@ async fn complete(
         other => other,
     };
     // Headers go out now; from here the stream itself notices a client that leaves.
-    answered.done = true;
-    let pieces = |text: &str| -> Vec<String> {
-        text.split_inclusive(' ').map(str::to_string).collect()
-    };
+    answered.answer();
+    let pieces =
+        |text: &str| -> Vec<String> { text.split_inclusive(' ').map(str::to_string).collect() };
     match step {
         Step::Status(code, retry_after) => {
             let status = StatusCode::from_u16(code).unwrap();
@@ -171,8 +176,10 @@ async fn complete(
                 while !arguments.is_char_boundary(cut) {
                     cut -= 1;
                 }
-                chunks.push(json!({ "tool_calls": [{ "index": i, "id": call["id"], "type": "function",
-                    "function": { "name": call["function"]["name"], "arguments": "" } }] }));
+                chunks.push(
+                    json!({ "tool_calls": [{ "index": i, "id": call["id"], "type": "function",
+                    "function": { "name": call["function"]["name"], "arguments": "" } }] }),
+                );
                 chunks.push(json!({ "tool_calls": [{ "index": i, "function": { "arguments": &arguments[..cut] } }] }));
                 chunks.push(json!({ "tool_calls": [{ "index": i, "function": { "arguments": &arguments[cut..] } }] }));
             }
@@ -195,7 +202,10 @@ fn tool_calls(n: usize, calls: &[(String, String)]) -> Vec<Value> {
 }
 
 fn text_chunks(pieces: Vec<String>) -> Vec<Value> {
-    pieces.into_iter().map(|p| json!({ "content": p })).collect()
+    pieces
+        .into_iter()
+        .map(|p| json!({ "content": p }))
+        .collect()
 }
 
 /// A streamed completion: one `chat.completion.chunk` per delta, `gap_ms` apart, then
@@ -225,25 +235,28 @@ fn sse(
         done: false,
     };
     let state = (frames.into_iter(), guard, stall, true);
-    let stream = futures::stream::unfold(state, move |(mut frames, mut guard, stall, first)| async move {
-        if !first && gap_ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
-        }
-        match frames.next() {
-            Some(frame) => Some((
-                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(frame)),
-                (frames, guard, stall, false),
-            )),
-            None if stall => {
-                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-                None
+    let stream = futures::stream::unfold(
+        state,
+        move |(mut frames, mut guard, stall, first)| async move {
+            if !first && gap_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
             }
-            None => {
-                guard.done = true;
-                None
+            match frames.next() {
+                Some(frame) => Some((
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(frame)),
+                    (frames, guard, stall, false),
+                )),
+                None if stall => {
+                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                    None
+                }
+                None => {
+                    guard.answer();
+                    None
+                }
             }
-        }
-    });
+        },
+    );
     axum::response::Response::builder()
         .header("content-type", "text/event-stream")
         .body(axum::body::Body::from_stream(stream))

@@ -51,7 +51,10 @@ impl ServerProcess {
             .env("ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", "process-test-secret-process-test-secret!!")
-            .env("DATA_DIR", std::env::temp_dir().join("chatkit-process-tests"))
+            .env(
+                "DATA_DIR",
+                std::env::temp_dir().join("chatkit-process-tests"),
+            )
             .env("AUTH_RATE_PER_MINUTE_IP", "1000")
             .env("AUTH_RATE_PER_MINUTE_EMAIL", "1000")
             .env("SEND_RATE_PER_MINUTE", "1000")

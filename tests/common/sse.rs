@@ -52,7 +52,9 @@ impl SseReader {
                     at: Instant::now(),
                 });
             }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??;
             self.buffer
                 .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
         }
@@ -72,6 +74,9 @@ impl SseReader {
                 return events;
             }
         }
-        panic!("the awaited event never came; got {:?}", events.iter().map(|e| &e.data).collect::<Vec<_>>());
+        panic!(
+            "the awaited event never came; got {:?}",
+            events.iter().map(|e| &e.data).collect::<Vec<_>>()
+        );
     }
 }

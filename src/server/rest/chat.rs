@@ -12,14 +12,14 @@ use uuid::Uuid;
 use super::{events, ApiJson, ApiPath, ApiQuery};
 use crate::{
     model::{
-        Conversation, ConversationPage, ConversationQuery, ConversationTitle, MessagePage,
-        LiveEvent, MessageQuery, SendMessage, StopResult, TurnResult,
+        Conversation, ConversationPage, ConversationQuery, ConversationTitle, LiveEvent,
+        MessagePage, MessageQuery, SendMessage, StopResult, TurnResult,
     },
     server::{
         agent,
         auth::AuthUser,
-        live,
         error::{AppError, AppResult},
+        live,
         services::chat,
         state::AppState,
     },
@@ -153,12 +153,14 @@ async fn send_message(
         Some(receiver) => {
             let stream = live::turn_stream(receiver, id, turn)
                 .map(|envelope| Ok::<_, std::convert::Infallible>(events::to_sse(&envelope)));
-            Ok(Sse::new(stream).keep_alive(events::keep_alive()).into_response())
+            Ok(Sse::new(stream)
+                .keep_alive(events::keep_alive())
+                .into_response())
         }
         None => {
-            let turn = turn
-                .await
-                .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))??;
+            let turn = turn.await.map_err(|err| {
+                AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}"))
+            })??;
             Ok((StatusCode::CREATED, ApiJson(turn)).into_response())
         }
     }

@@ -57,7 +57,9 @@ pub fn keep_alive() -> KeepAlive {
 /// server functions do), so a browser needs no markdown renderer.
 pub fn to_sse(envelope: &Envelope) -> Event {
     let data = match envelope.event.as_ref() {
-        LiveEvent::Message(message) if message.role == Role::Assistant && message.html.is_none() => {
+        LiveEvent::Message(message)
+            if message.role == Role::Assistant && message.html.is_none() =>
+        {
             let mut message = message.clone();
             message.html = Some(markdown::render(&message.content));
             serde_json::to_string(&LiveEvent::Message(message))

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::events;
 use crate::{
     model::{
-        ActivityState, LiveEvent, Conversation, ConversationPage, ConversationQuery, Message, MessagePage, MessageQuery,
-        MessageStatus, Role, ToolCallRecord, ToolCalls, TurnActivity, MAX_MESSAGE_CHARS,
-        MAX_TITLE_CHARS,
+        ActivityState, Conversation, ConversationPage, ConversationQuery, LiveEvent, Message,
+        MessagePage, MessageQuery, MessageStatus, Role, ToolCallRecord, ToolCalls, TurnActivity,
+        MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
     },
     server::error::{AppError, AppResult},
 };
@@ -117,8 +117,13 @@ pub fn auto_title(content: &str) -> String {
     )
 }
 
-fn preview(content: &str) -> String {
-    let flat = content.split_whitespace().collect::<Vec<_>>().join(" ");
+/// The start of a message as plain words (markdown removed: user text is shown as typed,
+/// but a preview must not show `**`), for the sidebar.
+fn preview(content: &str, role: Role) -> String {
+    let flat = match role {
+        Role::Assistant => crate::server::markdown::plain_text(content),
+        Role::User => content.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
     if flat.chars().count() <= PREVIEW_CHARS {
         flat
     } else {
@@ -204,7 +209,12 @@ pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult
     .fetch_one(&mut *tx)
     .await
     .map(Conversation::from)?;
-    events::record(&mut tx, user, &LiveEvent::Conversation(conversation.clone())).await?;
+    events::record(
+        &mut tx,
+        user,
+        &LiveEvent::Conversation(conversation.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(conversation)
 }
@@ -236,7 +246,12 @@ pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResu
     .await?
     .map(Conversation::from)
     .ok_or_else(conversation_not_found)?;
-    events::record(&mut tx, user, &LiveEvent::Conversation(conversation.clone())).await?;
+    events::record(
+        &mut tx,
+        user,
+        &LiveEvent::Conversation(conversation.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(conversation)
 }
@@ -431,7 +446,7 @@ pub async fn append_in(
     ))
     .bind(conversation)
     .bind(user)
-    .bind(preview(message.content))
+    .bind(preview(message.content, message.role))
     .bind(first_title)
     .fetch_optional(&mut *tx)
     .await?

@@ -99,7 +99,12 @@ pub async fn create(db: impl PgExecutor<'_>, user: Uuid, new: NewTask) -> AppRes
     .ok_or(AppError::Unauthorized)
 }
 
-pub async fn update(db: impl PgExecutor<'_>, user: Uuid, id: i32, patch: TaskPatch) -> AppResult<Task> {
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    user: Uuid,
+    id: i32,
+    patch: TaskPatch,
+) -> AppResult<Task> {
     if patch.title.is_none() && patch.description.is_none() && patch.completed.is_none() {
         return Err(AppError::validation(
             "nothing to update: give a title, a description or completed",
@@ -133,7 +138,12 @@ pub async fn update(db: impl PgExecutor<'_>, user: Uuid, id: i32, patch: TaskPat
     .ok_or_else(|| not_found(id))
 }
 
-pub async fn set_completed(db: impl PgExecutor<'_>, user: Uuid, id: i32, completed: bool) -> AppResult<Task> {
+pub async fn set_completed(
+    db: impl PgExecutor<'_>,
+    user: Uuid,
+    id: i32,
+    completed: bool,
+) -> AppResult<Task> {
     update(
         db,
         user,

@@ -149,7 +149,12 @@ pub async fn latest_for_message(
 
 /// Renews the lease. `None`: the turn is no longer ours (taken over, or ended); otherwise
 /// whether a stop was requested.
-pub async fn renew(pool: &PgPool, turn: Uuid, owner: Uuid, lease: Duration) -> AppResult<Option<bool>> {
+pub async fn renew(
+    pool: &PgPool,
+    turn: Uuid,
+    owner: Uuid,
+    lease: Duration,
+) -> AppResult<Option<bool>> {
     Ok(sqlx::query_scalar(
         "UPDATE turns SET lease_until = clock_timestamp() + make_interval(secs => $3)
          WHERE id = $1 AND owner = $2 AND state = 'running'
@@ -245,7 +250,11 @@ fn status_of(text: &str) -> ToolCallStatus {
 
 /// Every tool call made while answering the user message at `user_seq`, by any turn (earlier
 /// attempts that failed or were stopped included), in the order they ran.
-pub async fn done_calls(pool: &PgPool, conversation: Uuid, user_seq: i64) -> AppResult<Vec<DoneCall>> {
+pub async fn done_calls(
+    pool: &PgPool,
+    conversation: Uuid,
+    user_seq: i64,
+) -> AppResult<Vec<DoneCall>> {
     let rows = sqlx::query_as::<_, CallRow>(
         "SELECT c.turn_id, c.idx, c.call_id, c.tool_name, c.arguments, c.result, c.status,
                 c.started_at, c.duration_ms

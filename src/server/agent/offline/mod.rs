@@ -308,9 +308,21 @@ mod tests {
     #[test]
     fn a_bare_verb_asks_which_task() {
         for text in [
-            "delete", "cancel", "done", "close", "finished", "remove it", "forget it",
-            "Delete it.", "mark it as done", "complete that", "please remove this one",
-            "done with it", "get rid of them", "delete the task", "it is done",
+            "delete",
+            "cancel",
+            "done",
+            "close",
+            "finished",
+            "remove it",
+            "forget it",
+            "Delete it.",
+            "mark it as done",
+            "complete that",
+            "please remove this one",
+            "done with it",
+            "get rid of them",
+            "delete the task",
+            "it is done",
         ] {
             let (first, second) = steps(text, kitchen());
             assert!(second.is_none(), "{text}: no tool call at all");
@@ -343,10 +355,45 @@ mod tests {
     fn no_input_panics_or_acts_on_an_unnamed_task() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
         let fragments = [
-            "delete", "remove", "done", "mark", "rename", "add", " to ", " into ", " as done",
-            "task", "#", "3", "it", "\u{212A}", "K", "\u{0130}", "\u{1E9E}", "ß", "e\u{301}",
-            "ﬃ", "\u{2126}", "Ⱥ", "🙂", "\u{200D}", "\"", "“", " ", "  ", ".", "?", "please ",
-            "with description ", "description: ", "the ", "of ", "'s title", "\0", "\n", "Σ",
+            "delete",
+            "remove",
+            "done",
+            "mark",
+            "rename",
+            "add",
+            " to ",
+            " into ",
+            " as done",
+            "task",
+            "#",
+            "3",
+            "it",
+            "\u{212A}",
+            "K",
+            "\u{0130}",
+            "\u{1E9E}",
+            "ß",
+            "e\u{301}",
+            "ﬃ",
+            "\u{2126}",
+            "Ⱥ",
+            "🙂",
+            "\u{200D}",
+            "\"",
+            "“",
+            " ",
+            "  ",
+            ".",
+            "?",
+            "please ",
+            "with description ",
+            "description: ",
+            "the ",
+            "of ",
+            "'s title",
+            "\0",
+            "\n",
+            "Σ",
         ];
         let mut rng = StdRng::seed_from_u64(0x5eed);
         for _ in 0..20_000 {
@@ -359,7 +406,9 @@ mod tests {
                 let arguments: Value = serde_json::from_str(&calls[0].arguments).unwrap();
                 if let Some(id) = arguments.get("task_id").and_then(Value::as_i64) {
                     // A lookup by title picked a task: the title must name it by whole words.
-                    let ModelReply::ToolCalls(first_calls) = &first else { unreachable!() };
+                    let ModelReply::ToolCalls(first_calls) = &first else {
+                        unreachable!()
+                    };
                     assert_eq!(first_calls[0].name, "list_tasks", "{text:?}");
                     assert!((1..=3).contains(&id), "{text:?}");
                     let title = kitchen()["tasks"][(id - 1) as usize]["title"].to_string();

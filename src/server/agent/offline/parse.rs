@@ -96,18 +96,8 @@ const ADD_VERBS: [&str; 14] = [
 
 /// Words that point at a task without naming it.
 const PRONOUNS: [&str; 12] = [
-    "it",
-    "that",
-    "this",
-    "them",
-    "those",
-    "these",
-    "one",
-    "that one",
-    "this one",
-    "the task",
-    "a task",
-    "task",
+    "it", "that", "this", "them", "those", "these", "one", "that one", "this one", "the task",
+    "a task", "task",
 ];
 
 fn after_verb<'a>(text: &'a str, verbs: &[&str]) -> Option<&'a str> {
@@ -228,12 +218,11 @@ fn add(text: &str) -> Intent {
             title = stripped;
         }
     }
-    let (title, description) = match split_ci(title, " with description ")
-        .or_else(|| split_ci(title, " description: "))
-    {
-        Some((t, d)) => (t, Some(unquote(&d))),
-        None => (title.to_string(), None),
-    };
+    let (title, description) =
+        match split_ci(title, " with description ").or_else(|| split_ci(title, " description: ")) {
+            Some((t, d)) => (t, Some(unquote(&d))),
+            None => (title.to_string(), None),
+        };
     let title = unquote(&title);
     let mut chars = title.chars();
     let Some(first) = chars.next() else {

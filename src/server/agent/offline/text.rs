@@ -83,7 +83,10 @@ mod tests {
     fn prefixes_and_suffixes_survive_length_changing_case() {
         // U+212A KELVIN SIGN lowercases to ASCII "k".
         assert_eq!(strip_prefix_ci("\u{212A}eep milk", "keep "), Some("milk"));
-        assert_eq!(strip_prefix_ci("Delete \u{212A}", "delete "), Some("\u{212A}"));
+        assert_eq!(
+            strip_prefix_ci("Delete \u{212A}", "delete "),
+            Some("\u{212A}")
+        );
         assert_eq!(strip_suffix_ci("milk DONE", " done"), Some("milk"));
         assert_eq!(strip_suffix_ci("\u{212A} done", " done"), Some("\u{212A}"));
         assert_eq!(strip_prefix_ci("de", "delete"), None);
@@ -96,6 +99,9 @@ mod tests {
 
     #[test]
     fn words_are_whole() {
-        assert_eq!(words("Buy oat-milk, 2 L"), vec!["buy", "oat", "milk", "2", "l"]);
+        assert_eq!(
+            words("Buy oat-milk, 2 L"),
+            vec!["buy", "oat", "milk", "2", "l"]
+        );
     }
 }

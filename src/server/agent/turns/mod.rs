@@ -63,7 +63,10 @@ pub async fn start_send(
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
     if let Some(id) = client_id {
-        if chat::find_by_client_id(&agent.pool, conversation, id).await?.is_some() {
+        if chat::find_by_client_id(&agent.pool, conversation, id)
+            .await?
+            .is_some()
+        {
             let agent = agent.clone();
             return Ok(tokio::spawn(async move {
                 already_sent(&agent, conversation, client_id)
@@ -108,7 +111,9 @@ pub async fn start_send(
                 if let Some(sent) = already_sent(&agent, conversation, client_id).await {
                     return sent;
                 }
-                return Err(AppError::Conflict("this message is already being sent".into()));
+                return Err(AppError::Conflict(
+                    "this message is already being sent".into(),
+                ));
             }
             other => other?,
         };
@@ -149,8 +154,7 @@ pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppRes
         let _admitted = admitted;
         let agent = task_agent;
         let _queued = agent.slots.queue(conversation).await;
-        let Some(user_message) =
-            turns::retryable_message(&agent.pool, user, conversation).await?
+        let Some(user_message) = turns::retryable_message(&agent.pool, user, conversation).await?
         else {
             return Err(AppError::Conflict(
                 "there is nothing to retry: the last message has its answer".into(),
@@ -314,8 +318,8 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
         turn.conversation_id,
         turn.user_seq,
     );
-    let work = std::panic::AssertUnwindSafe(answer(agent, turn, &progress, log.clone()))
-        .catch_unwind();
+    let work =
+        std::panic::AssertUnwindSafe(answer(agent, turn, &progress, log.clone())).catch_unwind();
     let reply = tokio::select! {
         reply = work => match reply {
             Ok(reply) => Some(reply),
@@ -441,9 +445,8 @@ async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Fini
 /// Waits for the turn answering `user_message` (run by another request or replica) to end.
 async fn wait_for_reply(agent: &AgentState, user_message: Message) -> AppResult<TurnResult> {
     let conversation = user_message.conversation_id;
-    let deadline = tokio::time::Instant::now()
-        + agent.settings.queue_timeout
-        + agent.settings.lease * 2;
+    let deadline =
+        tokio::time::Instant::now() + agent.settings.queue_timeout + agent.settings.lease * 2;
     loop {
         let turn = turns::latest_for_message(&agent.pool, conversation, user_message.seq).await?;
         match turn {
