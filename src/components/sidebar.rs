@@ -35,6 +35,7 @@ pub fn Sidebar() -> impl IntoView {
     // Where the next page starts; `None` once everything is loaded.
     let cursor: RwSignal<Option<String>> = RwSignal::new(None);
     let loading_more = RwSignal::new(false);
+    let seeded = RwSignal::new(false);
     let live = expect_context::<LiveContext>();
     live.subscribe(move |event| match event {
         LiveEvent::Conversation(conversation) => items.update(|list| upsert(list, conversation)),
@@ -115,12 +116,20 @@ pub fn Sidebar() -> impl IntoView {
                 }
             >
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                    <FirstPage first_page items cursor />
+                    <FirstPage first_page items cursor seeded />
                     // One keyed list that survives refreshes: an item is rebuilt only when it
                     // changed, so an inline rename in progress is not interrupted.
                     <ul class="conversation-list" data-testid="conversation-list">
                         <For
-                            each=move || items.get()
+                            each=move || {
+                                // Until the first page is merged (and without JavaScript, on
+                                // the server) the list is that page.
+                                if seeded.get() {
+                                    items.get()
+                                } else {
+                                    first_page.get().and_then(Result::ok).map(|p| p.conversations).unwrap_or_default()
+                                }
+                            }
                             key=|c| (c.id, c.title.clone(), c.updated_at)
                             let(conversation)
                         >
@@ -278,8 +287,8 @@ fn FirstPage(
     first_page: Resource<Result<ConversationPage, ApiError>>,
     items: RwSignal<Vec<Conversation>>,
     cursor: RwSignal<Option<String>>,
+    seeded: RwSignal<bool>,
 ) -> impl IntoView {
-    let started = StoredValue::new(false);
     Effect::new(move |_| {
         if let Some(Ok(page)) = first_page.get() {
             items.update(|list| {
@@ -287,9 +296,9 @@ fn FirstPage(
                     upsert(list, c);
                 }
             });
-            if !started.get_value() {
-                started.set_value(true);
+            if !seeded.get_untracked() {
                 cursor.set(page.next_cursor);
+                seeded.set(true);
             }
         }
     });

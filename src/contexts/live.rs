@@ -59,10 +59,7 @@ impl LiveContext {
         };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |message: web_sys::MessageEvent| {
-                let event = message
-                    .data()
-                    .as_string()
-                    .and_then(|text| serde_json::from_str::<LiveEvent>(&text).ok());
+                let event = message.data().as_string().and_then(|text| decode(&text));
                 if let Some(event) = event {
                     self.dispatch(event);
                 }
@@ -76,5 +73,131 @@ impl LiveContext {
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         let held = SendWrapper::new((source, on_message, on_open, on_error));
         on_cleanup(move || held.take().0.close());
+    }
+}
+
+/// Decodes one event. Reads the `type` first, then the fields of that kind directly: serde's
+/// derive for an internally tagged enum buffers every event in a generic `Content` tree, and
+/// that machinery alone would push the WASM bundle over its size budget.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn decode(text: &str) -> Option<LiveEvent> {
+    use crate::model::{ActivityState, Conversation, Message};
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    struct Text {
+        conversation_id: Uuid,
+        seq: i64,
+        text: String,
+        #[serde(default)]
+        offset: i64,
+    }
+    #[derive(Deserialize)]
+    struct Activity {
+        conversation_id: Uuid,
+        state: ActivityState,
+        tool_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Deleted {
+        id: Uuid,
+    }
+    let kind = serde_json::from_str::<Kind>(text).ok()?.kind;
+    Some(match kind.as_str() {
+        "message" => LiveEvent::Message(serde_json::from_str::<Message>(text).ok()?),
+        "conversation" => LiveEvent::Conversation(serde_json::from_str::<Conversation>(text).ok()?),
+        "delta" | "partial" => {
+            let t = serde_json::from_str::<Text>(text).ok()?;
+            if kind == "delta" {
+                LiveEvent::Delta {
+                    conversation_id: t.conversation_id,
+                    seq: t.seq,
+                    text: t.text,
+                    offset: t.offset,
+                }
+            } else {
+                LiveEvent::Partial {
+                    conversation_id: t.conversation_id,
+                    seq: t.seq,
+                    text: t.text,
+                }
+            }
+        }
+        "activity" => {
+            let a = serde_json::from_str::<Activity>(text).ok()?;
+            LiveEvent::Activity {
+                conversation_id: a.conversation_id,
+                state: a.state,
+                tool_name: a.tool_name,
+            }
+        }
+        "conversation_deleted" => LiveEvent::ConversationDeleted {
+            id: serde_json::from_str::<Deleted>(text).ok()?.id,
+        },
+        "resync" => LiveEvent::Resync,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ActivityState, Conversation, Message, MessageStatus, Role};
+
+    #[test]
+    fn decodes_what_the_server_encodes() {
+        let id = uuid::Uuid::new_v4();
+        let at = chrono::Utc::now();
+        let events = vec![
+            LiveEvent::Message(Message {
+                id,
+                conversation_id: id,
+                seq: 2,
+                role: Role::Assistant,
+                content: "**hi**".into(),
+                tool_calls: None,
+                status: MessageStatus::Stopped,
+                created_at: at,
+                html: Some("<strong>hi</strong>".into()),
+            }),
+            LiveEvent::Delta {
+                conversation_id: id,
+                seq: 2,
+                text: "wo".into(),
+                offset: 3,
+            },
+            LiveEvent::Partial {
+                conversation_id: id,
+                seq: 2,
+                text: "two".into(),
+            },
+            LiveEvent::Activity {
+                conversation_id: id,
+                state: ActivityState::Tool,
+                tool_name: Some("add_task".into()),
+            },
+            LiveEvent::Conversation(Conversation {
+                id,
+                user_id: id,
+                title: "T".into(),
+                created_at: at,
+                updated_at: at,
+                message_count: 2,
+                last_message_preview: Some("hi".into()),
+            }),
+            LiveEvent::ConversationDeleted { id },
+            LiveEvent::Resync,
+        ];
+        for event in events {
+            let text = serde_json::to_string(&event).unwrap();
+            assert_eq!(decode(&text), Some(event), "{text}");
+        }
+        assert_eq!(decode(r#"{"type":"nonsense"}"#), None);
     }
 }

@@ -78,6 +78,10 @@ impl LiveBus {
     /// connection drops) and hands each to the streams of its user.
     pub async fn listen_forever(self: Arc<Self>) {
         loop {
+            // Shutting down: the pool is closed for good.
+            if self.pool.is_closed() {
+                return;
+            }
             let mut listener = match PgListener::connect_with(&self.pool).await {
                 Ok(listener) => listener,
                 Err(err) => {

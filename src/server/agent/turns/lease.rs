@@ -37,6 +37,9 @@ pub async fn heartbeat(agent: AgentState, turn: Uuid, control: Arc<TurnControl>)
 /// Takes over turns whose owner stopped renewing, at start-up and then periodically.
 pub async fn sweep_forever(agent: AgentState) {
     loop {
+        if agent.pool.is_closed() {
+            return;
+        }
         match turns::claim_expired(&agent.pool, agent.replica, agent.settings.lease, 16).await {
             Ok(claimed) => {
                 for turn in claimed {
@@ -57,6 +60,10 @@ pub async fn sweep_forever(agent: AgentState) {
 /// Stops the turns this process runs when any replica announces a stop for them.
 pub async fn listen_for_stops(agent: AgentState) {
     loop {
+        // Shutting down: the pool is closed for good.
+        if agent.pool.is_closed() {
+            return;
+        }
         let mut listener = match PgListener::connect_with(&agent.pool).await {
             Ok(listener) => listener,
             Err(err) => {

@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod live;
+
 use anyhow::{bail, Context, Result};
 use axum::{routing::post, Json, Router};
 use serde_json::{json, Value};
@@ -133,36 +135,52 @@ async fn sequential(http: &reqwest::Client, url: &str, token: &str, n: usize) ->
     samples
 }
 
-/// An instant OpenAI-compatible model: one `add_task` call, then a one-line answer.
-/// Returns its base URL and the total time spent inside its handler (nanoseconds).
-async fn start_mock_model() -> Result<(String, Arc<AtomicU64>)> {
+/// An instant OpenAI-compatible model, streaming as the server asks it to: one `add_task`
+/// call, then a one-line answer. A message starting "stream" is answered with 100 tokens
+/// 20 ms apart instead, each token's send time recorded (for the delta latency).
+/// Returns its base URL, the total time spent inside its handler (nanoseconds), and the
+/// token send times.
+async fn start_mock_model() -> Result<(String, Arc<AtomicU64>, live::TokenClock)> {
     let busy = Arc::new(AtomicU64::new(0));
+    let clock = live::TokenClock::default();
     let handler_busy = busy.clone();
+    let handler_clock = clock.clone();
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move |Json(body): Json<Value>| {
             let busy = handler_busy.clone();
+            let clock = handler_clock.clone();
             async move {
                 let t = Instant::now();
-                let after_tool = body["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool");
-                let message = if after_tool {
+                let messages = body["messages"].as_array().cloned().unwrap_or_default();
+                let after_tool = messages.last().is_some_and(|m| m["role"] == "tool");
+                let last_user = messages
+                    .iter()
+                    .rev()
+                    .find(|m| m["role"] == "user")
+                    .and_then(|m| m["content"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                if last_user.starts_with("stream") {
+                    return live::streamed_tokens(clock, 100, Duration::from_millis(20));
+                }
+                let delta = if after_tool {
                     json!({ "role": "assistant", "content": "Done." })
                 } else {
-                    json!({ "role": "assistant", "content": null, "tool_calls": [{
-                        "id": "call_1", "type": "function",
+                    json!({ "role": "assistant", "tool_calls": [{
+                        "index": 0, "id": "call_1", "type": "function",
                         "function": { "name": "add_task", "arguments": "{\"title\":\"bench task\"}" } }] })
                 };
-                let reply = json!({ "id": "x", "object": "chat.completion", "created": 0, "model": "mock",
-                    "choices": [{ "index": 0, "message": message, "finish_reason": "stop" }] });
+                let body = live::sse_body(&[delta]);
                 busy.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                Json(reply)
+                body
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((format!("http://{addr}/v1"), busy))
+    Ok((format!("http://{addr}/v1"), busy, clock))
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -341,7 +359,7 @@ async fn main() -> Result<()> {
             .map_or(opts.admin_url.as_str(), |(base, _)| base)
     );
 
-    let (model_url, model_busy) = start_mock_model().await?;
+    let (model_url, model_busy, token_clock) = start_mock_model().await?;
     let data_dir = std::env::temp_dir().join("chatkit-bench");
     let child = Command::new(&opts.server_bin)
         .env("ADDR", format!("127.0.0.1:{PORT}"))
@@ -476,6 +494,12 @@ async fn main() -> Result<()> {
     }
     overheads.sort();
 
+    eprintln!("[bench] live replies: model token to delta, commit to another tab's event");
+    let delta_ms = live::token_to_delta(&http, &base, &token, &turn_id, &token_clock).await?;
+    let event_ms = live::commit_to_event(&http, &base, &token, &turn_id, 50).await?;
+    eprintln!("[bench] 5,000 idle event streams");
+    let idle = live::idle_streams(&base, &token, pid, &db_url, 5000).await?;
+
     eprintln!("[bench] 500 pollers (every 2 s, as the UI does)");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pollers: Vec<_> = (0..500)
@@ -580,6 +604,38 @@ async fn main() -> Result<()> {
             verdict(overhead_p50 <= 5.0),
         ),
         (
+            "model token → delta on an event stream p50 / p99 ms",
+            format!(
+                "{:.1} / {:.1}",
+                live::percentile(&delta_ms, 0.5),
+                live::percentile(&delta_ms, 0.99)
+            ),
+            format!("{} tokens 20 ms apart; budget p50 ≤ 50", delta_ms.len()),
+            verdict(live::percentile(&delta_ms, 0.5) <= 50.0),
+        ),
+        (
+            "message committed → another tab's event p50 / p99 ms",
+            format!(
+                "{:.1} / {:.1}",
+                live::percentile(&event_ms, 0.5),
+                live::percentile(&event_ms, 0.99)
+            ),
+            format!("{} sends; budget p50 ≤ 100 (polling: ~1,000)", event_ms.len()),
+            verdict(live::percentile(&event_ms, 0.5) <= 100.0),
+        ),
+        (
+            "idle event streams: RSS MB / DB transactions per s",
+            format!(
+                "{:.1} / {:.2}",
+                idle.rss_mb, idle.transactions_per_second
+            ),
+            format!(
+                "{} open streams; the rate is the turn sweeper's (every 2 s), none per stream; budget RSS ≤ 100",
+                idle.connections
+            ),
+            verdict(idle.rss_mb <= 100.0 && idle.transactions_per_second <= 1.0),
+        ),
+        (
             "latest 50: 100-msg vs 100k-msg p50 ms",
             format!("{small_p50:.2} vs {big_p50:.2}"),
             format!("ratio {:.2}, budget ≤ 2", big_p50 / small_p50),
@@ -629,6 +685,9 @@ async fn main() -> Result<()> {
         "conversation_list": { "rps": list.per_second, "p50_ms": list.p50_ms, "p99_ms": list.p99_ms, "errors": list.errors, "pgbench_tps": list_floor, "ratio": list.per_second / list_floor },
         "empty_poll": { "rps": poll.per_second, "p50_ms": poll.p50_ms, "p99_ms": poll.p99_ms, "errors": poll.errors, "pgbench_tps": poll_floor, "ratio": poll.per_second / poll_floor },
         "turn_overhead_ms": { "p50": overhead_p50, "p99": overhead_p99, "samples": overheads.len() },
+        "token_to_delta_ms": { "p50": live::percentile(&delta_ms, 0.5), "p99": live::percentile(&delta_ms, 0.99), "samples": delta_ms.len() },
+        "commit_to_event_ms": { "p50": live::percentile(&event_ms, 0.5), "p99": live::percentile(&event_ms, 0.99), "samples": event_ms.len() },
+        "idle_streams": { "connections": idle.connections, "rss_mb": idle.rss_mb, "transactions_per_second": idle.transactions_per_second },
         "latest_50_p50_ms": { "messages_100": small_p50, "messages_100000": big_p50 },
         "rss_mb": { "idle": rss_idle_mb, "pollers_500": rss_pollers_mb },
         "page_bytes": page,
