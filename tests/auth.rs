@@ -203,14 +203,26 @@ async fn bad_tokens_are_401(pool: PgPool) {
             "{name} token must be refused"
         );
     }
-    // A correctly signed, valid token still works: the refusals above are about the defects.
+    // A correctly signed token for the live session works: the refusals above are about the
+    // defects. Signed but naming no live session, it is refused.
+    let payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let sid = payload["sid"].as_str().unwrap();
     let good = sign(
-        &json!({ "sub": sub, "iat": now, "exp": now + 3600 }),
+        &json!({ "sub": sub, "sid": sid, "iat": now, "exp": now + 3600 }),
         &secret,
     );
     assert_eq!(
         app.get(&good, "/api/auth/me").await.status(),
         StatusCode::OK
+    );
+    let unknown_session = sign(
+        &json!({ "sub": sub, "sid": uuid::Uuid::new_v4(), "iat": now, "exp": now + 3600 }),
+        &secret,
+    );
+    assert_eq!(
+        app.get(&unknown_session, "/api/auth/me").await.status(),
+        StatusCode::UNAUTHORIZED
     );
 }
 

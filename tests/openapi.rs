@@ -24,6 +24,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/auth/login", "post"),
         ("/api/auth/logout", "post"),
         ("/api/auth/me", "get"),
+        ("/api/auth/me", "delete"),
         ("/api/tasks", "get"),
         ("/api/tasks", "post"),
         ("/api/tasks/{id}", "get"),

@@ -31,19 +31,37 @@ pub async fn login(email: String, password: String) -> Result<User, ApiError> {
     Ok(session.user)
 }
 
-/// Sign out (clears the cookie). Endpoint: `POST /sfn/auth/logout`.
+/// Sign out: ends the session on the server (the token stops working everywhere) and clears
+/// the cookie. Endpoint: `POST /sfn/auth/logout`.
 #[server(prefix = "/sfn/auth", endpoint = "logout")]
 pub async fn logout() -> Result<(), ApiError> {
     use super::ssr::*;
     use crate::server::auth::{cookie_secure, session_cookie_header};
     let state = state()?;
-    let cookie = session_cookie_header(
-        None,
-        state.jwt.ttl,
-        cookie_secure(&state.config, &headers().await?),
-    );
+    let headers = headers().await?;
+    if let Ok(user) = state.sessions.authenticate(&headers).await {
+        state.sessions.revoke(user.session).await.map_err(fail)?;
+    }
+    let cookie = session_cookie_header(None, state.jwt.ttl, cookie_secure(&state.config, &headers));
     set_cookie(&cookie);
     leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Delete the signed-in account with all its tasks and conversations; every session of it
+/// ends at once. Endpoint: `POST /sfn/auth/delete_account`.
+#[server(prefix = "/sfn/auth", endpoint = "delete_account")]
+pub async fn delete_account() -> Result<(), ApiError> {
+    use super::ssr::*;
+    use crate::server::auth::{cookie_secure, session_cookie_header};
+    let (state, user) = authenticated().await?;
+    state.sessions.delete_account(user.id).await.map_err(fail)?;
+    let headers = headers().await?;
+    set_cookie(&session_cookie_header(
+        None,
+        state.jwt.ttl,
+        cookie_secure(&state.config, &headers),
+    ));
     Ok(())
 }
 
@@ -51,9 +69,9 @@ pub async fn logout() -> Result<(), ApiError> {
 #[server(prefix = "/sfn/auth", endpoint = "me")]
 pub async fn current_user() -> Result<Option<User>, ApiError> {
     use super::ssr::*;
-    use crate::server::{auth::AuthUser, services::users};
+    use crate::server::services::users;
     let state = state()?;
-    let Ok(user) = AuthUser::from_headers(&state.jwt, &headers().await?) else {
+    let Ok(user) = state.sessions.authenticate(&headers().await?).await else {
         return Ok(None);
     };
     // A token for a user that no longer exists counts as signed out.

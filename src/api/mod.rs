@@ -72,16 +72,22 @@ pub(crate) mod ssr {
     }
 
     pub async fn client_ip() -> Option<IpAddr> {
-        leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
             .await
             .ok()
-            .map(|c| c.0.ip())
+            .map(|c| c.0.ip());
+        let (state, headers) = (state().ok()?, headers().await.ok()?);
+        crate::server::client_ip::resolve(peer, &headers, &state.config.trusted_proxies)
     }
 
     /// The state and the signed-in user, or a 401.
     pub async fn authenticated() -> Result<(AppState, AuthUser), ApiError> {
         let state = state()?;
-        let user = AuthUser::from_headers(&state.jwt, &headers().await?).map_err(fail)?;
+        let user = state
+            .sessions
+            .authenticate(&headers().await?)
+            .await
+            .map_err(fail)?;
         Ok((state, user))
     }
 }

@@ -10,8 +10,8 @@ use argon2::{
     Argon2,
 };
 use axum::{
-    extract::{FromRef, FromRequestParts, Request, State},
-    http::{header, request::Parts, HeaderMap, Method},
+    extract::{Request, State},
+    http::{header, HeaderMap, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -29,8 +29,17 @@ pub const SESSION_COOKIE: &str = "chatkit_session";
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
+    /// The server-side session (see `services::sessions`): revocable, shared by replicas.
+    sid: Uuid,
     iat: i64,
     exp: i64,
+}
+
+/// What a valid token says: whose it is, and which session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user: Uuid,
+    pub session: Uuid,
 }
 
 /// Signs and checks session tokens.
@@ -64,10 +73,11 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid) -> AppResult<String> {
+    pub fn issue(&self, user_id: Uuid, session: Uuid) -> AppResult<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
+            sid: session,
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
         };
@@ -75,10 +85,14 @@ impl JwtKeys {
             .map_err(|err| AppError::Internal(anyhow::anyhow!("signing a token: {err}")))
     }
 
-    /// The user id of a valid token; any defect is simply "unauthorized".
-    pub fn verify(&self, token: &str) -> AppResult<Uuid> {
+    /// The claims of a well-signed, unexpired token; any defect is simply "unauthorized".
+    /// Whether its session is still live is `Sessions::authenticate`'s question.
+    pub fn verify(&self, token: &str) -> AppResult<TokenClaims> {
         decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims.sub)
+            .map(|data| TokenClaims {
+                user: data.claims.sub,
+                session: data.claims.sid,
+            })
             .map_err(|_| AppError::Unauthorized)
     }
 }
@@ -191,30 +205,12 @@ pub fn cookie_secure(config: &Config, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// The authenticated user of a request. Extracting it fails with 401.
+/// The authenticated user of a request (and the session it came with). Extracting it checks
+/// the token and that its session is live; it fails with 401.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthUser {
     pub id: Uuid,
-}
-
-impl AuthUser {
-    pub fn from_headers(jwt: &JwtKeys, headers: &HeaderMap) -> AppResult<Self> {
-        let token = request_token(headers).ok_or(AppError::Unauthorized)?;
-        jwt.verify(&token).map(|id| Self { id })
-    }
-}
-
-/// Any state that can hand out the token keys (as a `FromRef` sub-state) authenticates.
-impl<S> FromRequestParts<S> for AuthUser
-where
-    S: Send + Sync,
-    Arc<JwtKeys>: FromRef<S>,
-{
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Self::from_headers(&Arc::<JwtKeys>::from_ref(state), &parts.headers)
-    }
+    pub session: Uuid,
 }
 
 /// CSRF defence: a state-changing request authenticated by the session cookie (and not by a
@@ -275,8 +271,12 @@ mod tests {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let other = JwtKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
         let id = Uuid::new_v4();
-        let token = keys.issue(id).expect("token");
-        assert_eq!(keys.verify(&token).expect("valid"), id);
+        let session = Uuid::new_v4();
+        let token = keys.issue(id, session).expect("token");
+        assert_eq!(
+            keys.verify(&token).expect("valid"),
+            TokenClaims { user: id, session }
+        );
         assert!(other.verify(&token).is_err());
         assert!(keys.verify("not-a-token").is_err());
     }

@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 
-#[derive(Clone, Debug)]
+/// Not `Debug`-derived: it holds the JWT secret and the model API key (see the manual
+/// `Debug` below, which redacts them).
+#[derive(Clone)]
 pub struct Config {
     /// `ADDR`: where the server listens.
     pub addr: SocketAddr,
@@ -22,7 +24,15 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `MCP_ALLOWED_HOSTS`: extra `Host` values the MCP endpoint accepts (loopback and `ADDR` always).
     pub mcp_allowed_hosts: Vec<String>,
-    /// `AUTH_RATE_PER_MINUTE_IP` / `AUTH_RATE_PER_MINUTE_EMAIL`: login/register attempts.
+    /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges of reverse proxies whose
+    /// `X-Forwarded-For` is believed (the client is the nearest address not in this list).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `WRITE_RATE_PER_MINUTE`: REST writes and MCP requests per user.
+    pub write_rate_per_user: u32,
+    /// `REQUEST_TIMEOUT_SECS`: longest a request may take before its response starts (408).
+    pub request_timeout: Duration,
+    /// `AUTH_RATE_PER_MINUTE_IP` / `AUTH_RATE_PER_MINUTE_EMAIL`: login/register attempts per
+    /// IP, and per IP and email together (so nobody can lock someone else's account out).
     pub auth_rate_per_ip: u32,
     pub auth_rate_per_email: u32,
     /// `SEND_RATE_PER_MINUTE`: chat messages per user.
@@ -112,6 +122,24 @@ impl Config {
             ),
             cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("1" | "true" | "yes")),
             allowed_origins: list("CORS_ALLOWED_ORIGINS"),
+            trusted_proxies: list("TRUSTED_PROXIES")
+                .iter()
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "TRUSTED_PROXIES: {p:?} is not an address or CIDR range"
+                            )
+                        })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            write_rate_per_user: num("WRITE_RATE_PER_MINUTE", get("WRITE_RATE_PER_MINUTE"), 120)?,
+            request_timeout: Duration::from_secs(num(
+                "REQUEST_TIMEOUT_SECS",
+                get("REQUEST_TIMEOUT_SECS"),
+                120,
+            )?),
             mcp_allowed_hosts: list("MCP_ALLOWED_HOSTS"),
             auth_rate_per_ip: num(
                 "AUTH_RATE_PER_MINUTE_IP",
@@ -164,6 +192,9 @@ impl Config {
             jwt_ttl: Duration::from_secs(3600),
             cookie_secure: false,
             allowed_origins: vec![],
+            trusted_proxies: vec![],
+            write_rate_per_user: 10_000,
+            request_timeout: Duration::from_secs(120),
             mcp_allowed_hosts: vec![],
             auth_rate_per_ip: 1000,
             auth_rate_per_email: 1000,
@@ -187,5 +218,21 @@ impl Config {
 
     pub fn offline_assistant(&self) -> bool {
         self.openai_api_key.is_none()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |set: bool| if set { "<set>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("jwt_secret", &redacted(self.jwt_secret.is_some()))
+            .field("openai_api_key", &redacted(self.openai_api_key.is_some()))
+            .field("openai_base_url", &self.openai_base_url)
+            .field("openai_model", &self.openai_model)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
     }
 }

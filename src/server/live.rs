@@ -12,7 +12,7 @@ use std::{
 
 use futures::Stream;
 use serde::Deserialize;
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::PgPool;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -74,68 +74,53 @@ impl LiveBus {
         }
     }
 
-    /// Receives every notification for the life of the process (reconnecting when the
-    /// connection drops) and hands each to the streams of its user.
-    pub async fn listen_forever(self: Arc<Self>) {
-        loop {
-            // Shutting down: the pool is closed for good.
-            if self.pool.is_closed() {
-                return;
-            }
-            let mut listener = match PgListener::connect_with(&self.pool).await {
-                Ok(listener) => listener,
+    /// Hands one notification of the live channel to the streams of its user (reading a
+    /// stored event once, however many streams wait for it).
+    pub async fn handle(&self, payload: &str) {
+        let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
+            return;
+        };
+        // Nobody on this process listens to that user: skip the read.
+        if !self
+            .users
+            .lock()
+            .map(|u| u.contains_key(&notice.u))
+            .unwrap_or(false)
+        {
+            return;
+        }
+        let event = match (notice.id, notice.e) {
+            (_, Some(event)) => Some(event),
+            (Some(id), None) => match events::by_id(&self.pool, id).await {
+                Ok(found) => found.map(|(_, event)| event),
                 Err(err) => {
-                    tracing::warn!(error = %err, "connecting the live event listener; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    tracing::warn!(error = %err, "reading a live event");
+                    None
                 }
-            };
-            if let Err(err) = listener.listen(events::CHANNEL).await {
-                tracing::warn!(error = %err, "listening for live events; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            loop {
-                let notification = match listener.recv().await {
-                    Ok(notification) => notification,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "live event listener failed; reconnecting");
-                        break;
-                    }
-                };
-                let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) else {
-                    continue;
-                };
-                // Nobody on this process listens to that user: skip the read.
-                if !self
-                    .users
-                    .lock()
-                    .map(|u| u.contains_key(&notice.u))
-                    .unwrap_or(false)
-                {
-                    continue;
-                }
-                let event = match (notice.id, notice.e) {
-                    (_, Some(event)) => Some(event),
-                    (Some(id), None) => match events::by_id(&self.pool, id).await {
-                        Ok(found) => found.map(|(_, event)| event),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "reading a live event");
-                            None
-                        }
-                    },
-                    (None, None) => None,
-                };
-                if let Some(event) = event {
-                    self.dispatch(
-                        notice.u,
-                        Envelope {
-                            id: notice.id,
-                            event: Arc::new(event),
-                        },
-                    );
-                }
-            }
+            },
+            (None, None) => None,
+        };
+        if let Some(event) = event {
+            self.dispatch(
+                notice.u,
+                Envelope {
+                    id: notice.id,
+                    event: Arc::new(event),
+                },
+            );
+        }
+    }
+
+    /// After the listening connection was lost, notifications may have been missed: every
+    /// open stream replays from the database.
+    pub fn resync_all(&self) {
+        let users: Vec<Uuid> = self
+            .users
+            .lock()
+            .map(|u| u.keys().copied().collect())
+            .unwrap_or_default();
+        for user in users {
+            self.dispatch(user, envelope(None, LiveEvent::Resync));
         }
     }
 }

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{
-    auth::{AuthUser, JwtKeys},
+    auth::AuthUser,
     config::Config,
     error::{AppError, AppResult},
     services::{
@@ -415,14 +415,18 @@ pub fn http_service(
 /// 401 before any MCP work unless a valid bearer token is present; the user rides along in
 /// the request extensions for the tools. Cookies are not accepted here.
 pub async fn require_bearer(
-    State(jwt): State<Arc<JwtKeys>>,
+    State(sessions): State<Arc<super::sessions::Sessions>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let token = super::auth::bearer_token(request.headers());
-    match token.map(|t| jwt.verify(&t)) {
-        Some(Ok(id)) => {
-            request.extensions_mut().insert(AuthUser { id });
+    let user = match token {
+        Some(token) => sessions.authenticate_token(&token).await.ok(),
+        None => None,
+    };
+    match user {
+        Some(user) => {
+            request.extensions_mut().insert(user);
             next.run(request).await
         }
         _ => {

@@ -2,15 +2,19 @@
 
 pub mod agent;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod guards;
+pub mod listener;
 pub mod live;
 pub mod markdown;
 pub mod mcp;
 pub mod rate_limit;
 pub mod rest;
 pub mod services;
+pub mod sessions;
 pub mod state;
 
 use std::{net::SocketAddr, time::Duration};
@@ -21,7 +25,7 @@ use axum::{
     http::{HeaderName, StatusCode},
     middleware,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{any, get},
     Router,
 };
 use leptos::prelude::*;
@@ -43,16 +47,28 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let writes = guards::WriteLimit {
+        sessions: state.sessions.clone(),
+        limits: state.limits.clone(),
+    };
+    let api = rest::router()
+        .route("/api/{*rest}", any(guards::api_not_found))
+        .layer(middleware::from_fn_with_state(
+            writes.clone(),
+            guards::limit_writes,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .merge(rest::router())
+        .merge(api)
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(state.jwt.clone(), mcp::require_bearer))
+                .layer(middleware::from_fn_with_state(state.sessions.clone(), mcp::require_bearer))
+                .layer(middleware::from_fn_with_state(writes, guards::limit_writes))
                 .service(mcp::http_service(state.pool.clone(), &state.config)),
         )
+        // Leptos also routes each server function's own path; this catches any other.
         .route("/sfn/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
         // The WASM/JS/CSS bundle, precompressed at build time (scripts/precompress.mjs).
         .nest_service(
@@ -68,6 +84,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Body limits and the time limit apply to every route family, server functions
+        // included (Leptos registers those paths itself).
+        .layer(middleware::from_fn(guards::limit_body))
+        .layer(middleware::from_fn_with_state(state.config.request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(state.config.clone(), auth::origin_guard))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -77,7 +97,21 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(guards::security_headers))
         .with_state(state)
+}
+
+/// 408 with the usual JSON error when a response does not start within `limit`. (Work that
+/// must outlive its request, such as an agent turn, runs as its own task and goes on.)
+async fn time_limit(
+    State(limit): State<Duration>,
+    request: Request<Body>,
+    next: middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => guards::timed_out(),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

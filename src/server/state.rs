@@ -7,13 +7,18 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
-use super::{agent::AgentState, auth::JwtKeys, config::Config, live::LiveBus, rate_limit::Limits};
+use super::{
+    agent::AgentState, auth::JwtKeys, config::Config, live::LiveBus, rate_limit::Limits,
+    sessions::Sessions,
+};
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
+    /// Who a request is (token + live server-side session).
+    pub sessions: Arc<Sessions>,
     pub limits: Arc<Limits>,
     pub agent: AgentState,
     /// Live events for open streams (`/api/chat/events`).
@@ -24,25 +29,29 @@ pub struct AppState {
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, leptos_options: LeptosOptions) -> Self {
         let limits = Arc::new(Limits::new(&config));
+        let jwt = Arc::new(jwt);
         Self {
+            sessions: Arc::new(Sessions::new(jwt.clone(), pool.clone())),
             agent: AgentState::new(pool.clone(), &config, limits.clone()),
             live: Arc::new(LiveBus::new(pool.clone())),
             pool,
             limits,
             config: Arc::new(config),
-            jwt: Arc::new(jwt),
+            jwt,
             leptos_options,
         }
     }
 }
 
 impl AppState {
-    /// Starts the process's background work: turn ownership (sweeper, stop listener), the
-    /// live event listener and the pruning of old events. Runs for the life of the runtime.
+    /// Starts the process's background work: turn ownership (the sweeper), the notification
+    /// listener (live events, stops, revocations), and pruning. Runs for the life of the runtime.
     pub fn start(&self) {
         self.agent.start();
-        tokio::spawn(self.live.clone().listen_forever());
+        tokio::spawn(super::listener::listen_forever(self.clone()));
         tokio::spawn(super::live::prune_forever(self.pool.clone()));
+        tokio::spawn(self.sessions.clone().prune_forever());
+        tokio::spawn(super::rate_limit::forget_idle_forever(self.limits.clone()));
     }
 }
 
@@ -52,9 +61,9 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl FromRef<AppState> for Arc<JwtKeys> {
+impl FromRef<AppState> for Arc<Sessions> {
     fn from_ref(state: &AppState) -> Self {
-        state.jwt.clone()
+        state.sessions.clone()
     }
 }
 

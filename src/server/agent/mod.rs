@@ -20,7 +20,7 @@ pub use model::{ChatModel, ModelError, ModelReply, PromptMessage, ToolCallReques
 pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
-pub use turns::{retry, send, start_send, stop};
+pub use turns::{retry, send, start_send, stop, STOP_CHANNEL};
 
 use super::{config::Config, rate_limit::Limits};
 
@@ -83,10 +83,16 @@ impl AgentState {
     }
 
     /// Starts the replica's share of turn ownership: the sweeper that takes over turns whose
-    /// owner died (first sweep at once, so a restart resumes what it can), and the listener
-    /// for stop requests from other replicas. They end with the runtime.
+    /// owner died (first sweep at once, so a restart resumes what it can). Stop requests from
+    /// other replicas arrive through `handle_stop` (see `server::listener`).
     pub fn start(&self) {
         tokio::spawn(turns::sweep_forever(self.clone()));
-        tokio::spawn(turns::listen_for_stops(self.clone()));
+    }
+
+    /// A stop announced on `STOP_CHANNEL`: stops the turn if this process runs it.
+    pub fn handle_stop(&self, payload: &str) {
+        if let Ok(turn) = payload.parse::<Uuid>() {
+            self.running.stop(turn);
+        }
     }
 }

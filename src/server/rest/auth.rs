@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, delete_me))
 }
 
 fn with_session_cookie(
@@ -40,7 +40,7 @@ fn with_session_cookie(
 }
 
 /// Create an account. Sets the session cookie and returns a bearer token.
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials, security(()),
     responses((status = 201, body = AuthSession), (status = 400), (status = 409), (status = 429)))]
 async fn register(
     State(state): State<AppState>,
@@ -57,7 +57,7 @@ async fn register(
 }
 
 /// Sign in. Sets the session cookie and returns a bearer token.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials, security(()),
     responses((status = 200, body = AuthSession), (status = 401), (status = 429)))]
 async fn login(
     State(state): State<AppState>,
@@ -72,14 +72,34 @@ async fn login(
     ))
 }
 
-/// Sign out: clears the session cookie. Bearer tokens simply expire.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 204)))]
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+/// Sign out: the session ends on the server (its token, bearer or cookie, stops working on
+/// every replica) and the cookie is cleared. Without a valid session it only clears the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()), responses((status = 204)))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppResult<impl IntoResponse> {
+    if let Ok(user) = state.sessions.authenticate(&headers).await {
+        state.sessions.revoke(user.session).await?;
+    }
     let cookie = session_cookie_header(None, state.jwt.ttl, cookie_secure(&state.config, &headers));
-    (
+    Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([(header::SET_COOKIE, cookie)]),
-    )
+    ))
+}
+
+/// Delete the signed-in account with all its tasks and conversations. Every session of it
+/// ends at once, on every replica.
+#[utoipa::path(delete, path = "/api/auth/me", tag = "auth", responses((status = 204), (status = 401)))]
+async fn delete_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> AppResult<impl IntoResponse> {
+    state.sessions.delete_account(user.id).await?;
+    let cookie = session_cookie_header(None, state.jwt.ttl, cookie_secure(&state.config, &headers));
+    Ok((
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+    ))
 }
 
 /// The signed-in user.

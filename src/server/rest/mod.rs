@@ -5,14 +5,8 @@ pub mod chat;
 pub mod events;
 pub mod tasks;
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
-    extract::{
-        rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection, ConnectInfo,
-        FromRequestParts,
-    },
-    http::request::Parts,
+    extract::{rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection},
     routing::get,
     Json, Router,
 };
@@ -118,18 +112,4 @@ impl From<PathRejection> for AppError {
     }
 }
 
-/// The peer address, when the server was started with connect info (it always is).
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
-}
+pub use super::client_ip::ClientIp;

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod events;
+pub mod sessions;
 pub mod tasks;
 pub mod turns;
 pub mod users;

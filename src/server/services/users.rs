@@ -10,6 +10,7 @@ use crate::{
     server::{
         auth::{hash_password, verify_password},
         error::{AppError, AppResult},
+        rate_limit::with_hash_slot,
         state::AppState,
     },
 };
@@ -75,17 +76,21 @@ fn check_password(password: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Counts one login/register attempt against the caller's IP and the email it names.
+/// Counts one login/register attempt against the caller's IP, and against the IP and the
+/// email together (never the email alone: that would let anyone lock its owner out).
 fn rate_limit(state: &AppState, ip: Option<IpAddr>, email: &str) -> AppResult<()> {
     if let Some(ip) = ip {
         state.limits.auth_by_ip.check(&ip)?;
     }
-    state.limits.auth_by_email.check(&email.to_lowercase())
+    state
+        .limits
+        .auth_by_ip_and_email
+        .check(&(ip, email.to_lowercase()))
 }
 
-fn session(state: &AppState, user: User) -> AppResult<AuthSession> {
+async fn session(state: &AppState, user: User) -> AppResult<AuthSession> {
     Ok(AuthSession {
-        access_token: state.jwt.issue(user.id)?,
+        access_token: state.sessions.issue(user.id).await?,
         token_type: "Bearer".into(),
         expires_in: state.jwt.ttl.as_secs() as i64,
         user,
@@ -100,7 +105,7 @@ pub async fn register(
     let email = normalize_email(&creds.email)?;
     rate_limit(state, ip, &email)?;
     check_password(&creds.password)?;
-    let password_hash = hash_password(creds.password).await?;
+    let password_hash = with_hash_slot(&state.limits, hash_password(creds.password)).await??;
     let inserted = sqlx::query_as::<_, UserRow>(
         "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING
@@ -114,7 +119,7 @@ pub async fn register(
     let user = inserted
         .ok_or_else(|| AppError::Conflict("an account with this email already exists".into()))?;
     tracing::info!(user_id = %user.id, "registered a new user");
-    session(state, user.into())
+    session(state, user.into()).await
 }
 
 pub async fn login(
@@ -135,9 +140,9 @@ pub async fn login(
     let hash = row
         .as_ref()
         .map_or(DUMMY_HASH.to_string(), |r| r.password_hash.clone());
-    let valid = verify_password(creds.password, hash).await;
+    let valid = with_hash_slot(&state.limits, verify_password(creds.password, hash)).await?;
     match row {
-        Some(row) if valid => session(state, row.into()),
+        Some(row) if valid => session(state, row.into()).await,
         _ => Err(AppError::InvalidCredentials),
     }
 }

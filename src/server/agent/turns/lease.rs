@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use super::{control::TurnControl, AgentState};
@@ -54,44 +53,6 @@ pub async fn sweep_forever(agent: AgentState) {
             Err(err) => tracing::warn!(error = %err, "sweeping for interrupted turns"),
         }
         tokio::time::sleep(agent.settings.sweep_every).await;
-    }
-}
-
-/// Stops the turns this process runs when any replica announces a stop for them.
-pub async fn listen_for_stops(agent: AgentState) {
-    loop {
-        // Shutting down: the pool is closed for good.
-        if agent.pool.is_closed() {
-            return;
-        }
-        let mut listener = match PgListener::connect_with(&agent.pool).await {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::warn!(error = %err, "connecting the stop listener; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Err(err) = listener.listen(STOP_CHANNEL).await {
-            tracing::warn!(error = %err, "listening for stop requests; retrying");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            continue;
-        }
-        // `recv` reconnects by itself after a lost connection.
-        loop {
-            match listener.recv().await {
-                Ok(notification) => {
-                    if let Ok(turn) = notification.payload().parse::<Uuid>() {
-                        agent.running.stop(turn);
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "stop listener failed; reconnecting");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    break;
-                }
-            }
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use futures::FutureExt;
 use uuid::Uuid;
 
 pub use control::RunningTurns;
-pub use lease::{listen_for_stops, sweep_forever};
+pub use lease::{sweep_forever, STOP_CHANNEL};
 pub use slots::Slots;
 
 use super::{

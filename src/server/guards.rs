@@ -1,0 +1,175 @@
+//! Protections every request passes through: body size limits (413) and undecodable bodies
+//! (400) per route family, a per-user limit on writes, security headers, and a JSON 404 for
+//! unknown API paths. The error bodies are the same `{"detail": …}` as everywhere.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use super::{error::AppError, rate_limit::Limits, sessions::Sessions};
+
+/// The largest body each route family accepts. A chat message is at most 10,000 characters
+/// (40 KB of UTF-8 at worst) plus JSON; MCP requests carry tool arguments of similar size.
+#[derive(Clone, Copy)]
+pub struct BodyRules {
+    pub limit: usize,
+    /// Server-function bodies are URL-encoded or JSON text: invalid UTF-8 is refused up front.
+    pub utf8: bool,
+}
+
+pub const API_BODY: BodyRules = BodyRules {
+    limit: 64 * 1024,
+    utf8: false,
+};
+pub const SFN_BODY: BodyRules = BodyRules {
+    limit: 64 * 1024,
+    utf8: true,
+};
+pub const MCP_BODY: BodyRules = BodyRules {
+    limit: 256 * 1024,
+    utf8: false,
+};
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "the request body is too large (the limit is {} KB)",
+            limit / 1024
+        ),
+    )
+}
+
+fn error(status: StatusCode, detail: &str) -> Response {
+    (status, Json(serde_json::json!({ "detail": detail }))).into_response()
+}
+
+/// The rules for a path: server functions (all under `/sfn`, whichever router serves them),
+/// MCP, and everything else (the REST API, pages and their form posts).
+fn rules_for(path: &str) -> BodyRules {
+    if path.starts_with("/sfn/") {
+        SFN_BODY
+    } else if path == "/mcp" || path.starts_with("/mcp/") {
+        MCP_BODY
+    } else {
+        API_BODY
+    }
+}
+
+/// Reads the body up to its route family's limit (413 past it; 400 for invalid UTF-8 where
+/// text is expected). Requests without a body pass untouched.
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) && !request.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        return next.run(request).await;
+    }
+    let rules = rules_for(request.uri().path());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > rules.limit) {
+        return too_large(rules.limit);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, rules.limit).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let over = std::error::Error::source(&err)
+                .is_some_and(|e| e.to_string().contains("length limit"))
+                || err.to_string().contains("length limit");
+            return if over {
+                too_large(rules.limit)
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+            };
+        }
+    };
+    if rules.utf8 && std::str::from_utf8(&bytes).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not valid UTF-8 text",
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// State of the write limit: who the request is, and the limiter.
+#[derive(Clone)]
+pub struct WriteLimit {
+    pub sessions: Arc<Sessions>,
+    pub limits: Arc<Limits>,
+}
+
+/// REST writes (and every MCP request) count against the signed-in user's allowance; 429
+/// with `Retry-After` past it. Unauthenticated requests pass (the handler answers 401).
+pub async fn limit_writes(
+    State(state): State<WriteLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let reads = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !reads {
+        if let Ok(user) = state.sessions.authenticate(request.headers()).await {
+            if let Err(err) = state.limits.writes_by_user.check(&user.id) {
+                return err.into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Security headers on every response. Leptos's hydration script is inline, hence
+/// `'unsafe-inline'` for scripts (no third-party origin is allowed, and assistant HTML is
+/// sanitised on the server); WASM needs `'wasm-unsafe-eval'`.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    );
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "referrer-policy", "same-origin");
+    set(headers, "x-frame-options", "DENY");
+    response
+}
+
+/// Unknown `/api/...` paths answer like the rest of the API.
+pub async fn api_not_found() -> AppError {
+    AppError::NotFound("API endpoint".into())
+}
+
+/// A request that took longer than `REQUEST_TIMEOUT_SECS` to start answering.
+pub fn timed_out() -> Response {
+    error(
+        StatusCode::REQUEST_TIMEOUT,
+        "the request took too long; if it was a message, its answer will appear in the conversation",
+    )
+}

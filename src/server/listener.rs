@@ -1,0 +1,72 @@
+//! The one `LISTEN` connection of this process, on its own connection (not taken from the
+//! request pool), for every channel replicas talk on: live events (to this process's open
+//! streams), stop requests (to the turns it runs) and session revocations (to its cache).
+//! When the connection is lost it reconnects, and whatever might have been missed is
+//! recovered from the database (streams resync, the session cache starts over).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use super::{services::events, services::sessions, state::AppState};
+
+pub async fn listen_forever(state: AppState) {
+    // A pool of one, so the listener never takes a connection requests need.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .connect_lazy_with((*state.pool.connect_options()).clone());
+    let channels = [
+        events::CHANNEL,
+        super::agent::STOP_CHANNEL,
+        sessions::REVOKED_CHANNEL,
+    ];
+    let mut first = true;
+    loop {
+        if state.pool.is_closed() {
+            return;
+        }
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen_all(channels).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "connecting the notification listener; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if !first {
+            state.live.resync_all();
+            state.sessions.forget_all();
+        }
+        first = false;
+        // `try_recv` reports a lost connection (instead of reconnecting silently), so what
+        // was missed meanwhile is recovered above.
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let payload = notification.payload();
+                    match notification.channel() {
+                        events::CHANNEL => state.live.handle(payload).await,
+                        sessions::REVOKED_CHANNEL => state.sessions.handle(payload),
+                        _ => state.agent.handle_stop(payload),
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("notification listener lost its connection; reconnecting");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "notification listener failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
