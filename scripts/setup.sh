@@ -50,6 +50,12 @@ if [ "$want_test" = 1 ]; then
       sudo apt-get update -q && sudo apt-get install -y -q chromium
     fi
   fi
+  # Schemathesis (PyPI) fuzzes the REST API against its OpenAPI document (scripts/fuzz-api.sh).
+  if ! "$TOOLS_DIR/venv/bin/st" --version 2>/dev/null | grep -q "4.32.5"; then
+    log "installing Schemathesis 4.32.5"
+    python3 -m venv "$TOOLS_DIR/venv"
+    "$TOOLS_DIR/venv/bin/pip" install -q "schemathesis==4.32.5"
+  fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     log "installing the Playwright packages"
     (cd end2end && npm ci --no-audit --no-fund)

@@ -30,6 +30,18 @@ echo "== Rust tests (PostgreSQL at ${PG_ADMIN_URL%%@*}@…)"
 CHATKIT_SERVER_BIN="$CARGO_TARGET_DIR/release/chatkit" DATABASE_URL="$PG_ADMIN_URL" \
   cargo test --features ssr -- --test-threads=4
 
+echo "== Schemathesis: the REST API against its OpenAPI document"
+fuzz_db="chatkit_fuzz"
+psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $fuzz_db WITH (FORCE)" -c "CREATE DATABASE $fuzz_db" >/dev/null
+ADDR=127.0.0.1:3250 DATABASE_URL="${PG_ADMIN_URL%/*}/$fuzz_db" DATA_DIR="$(mktemp -d)" \
+  AUTH_RATE_PER_MINUTE_IP=100000 SEND_RATE_PER_MINUTE=100000 WRITE_RATE_PER_MINUTE=100000 \
+  RUST_LOG=warn "$CARGO_TARGET_DIR/release/chatkit" &
+server_pid=$!
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:3250/readyz >/dev/null && break; sleep 0.2; done
+FUZZ_EXAMPLES=100 scripts/fuzz-api.sh http://127.0.0.1:3250
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+server_pid=""
+
 echo "== Playwright (Chromium) against a release server"
 e2e_db="chatkit_e2e"
 psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $e2e_db WITH (FORCE)" -c "CREATE DATABASE $e2e_db" >/dev/null

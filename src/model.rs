@@ -36,7 +36,9 @@ pub struct AuthSession {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Credentials {
+    #[cfg_attr(feature = "ssr", schema(min_length = 3, max_length = 254, format = Email, example = "you@example.com"))]
     pub email: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 1024))]
     pub password: String,
 }
 
@@ -66,8 +68,15 @@ pub enum TaskFilter {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewTask {
+    /// 1..200 characters after trimming.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub title: String,
+    /// Up to 1,000 characters; empty means none.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 1000))]
     pub description: Option<String>,
 }
 
@@ -76,8 +85,13 @@ pub struct NewTask {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TaskPatch {
     #[serde(default)]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub title: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 1000))]
     pub description: Option<String>,
     #[serde(default)]
     pub completed: Option<bool>,
@@ -266,6 +280,11 @@ pub enum LiveEvent {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SendMessage {
+    /// 1..10,000 characters after trimming.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 10000, pattern = r"\S")
+    )]
     pub content: String,
     #[serde(default)]
     pub client_id: Option<Uuid>,
@@ -274,7 +293,12 @@ pub struct SendMessage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConversationTitle {
+    /// 1..200 characters after trimming.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub title: Option<String>,
 }
 
@@ -285,12 +309,15 @@ pub struct ConversationTitle {
 pub struct MessageQuery {
     /// 1..100, default 50.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
     pub limit: Option<i64>,
     /// Messages with a larger seq (polling).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 0))]
     pub after: Option<i64>,
     /// Messages with a smaller seq (older pages).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 0))]
     pub before: Option<i64>,
     /// Messages created after this RFC 3339 instant (kept for compatibility).
     #[serde(default)]
@@ -304,6 +331,7 @@ pub struct MessageQuery {
 pub struct ConversationQuery {
     /// 1..100, default 20.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     #[serde(default)]
@@ -316,6 +344,13 @@ pub struct ConversationQuery {
 pub struct TurnResult {
     pub user_message: Message,
     pub assistant_message: Message,
+}
+
+/// The body of every error answer: `{"detail": "…"}` in plain words.
+#[cfg(feature = "ssr")]
+#[derive(utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
 }
 
 /// What a stop request did.

@@ -80,6 +80,36 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
     assert!(schemas["MessagePage"]["properties"]["activity"].is_object());
     assert!(schemas["Message"]["properties"]["content"].is_object());
     assert!(schemas["Message"]["properties"].get("html").is_none());
+    // The constraints the server enforces are declared.
+    let send = &schemas["SendMessage"]["properties"]["content"];
+    assert_eq!(send["maxLength"], 10000);
+    assert_eq!(send["minLength"], 1);
+    assert_eq!(schemas["NewTask"]["properties"]["title"]["maxLength"], 200);
+    assert_eq!(
+        schemas["Credentials"]["properties"]["password"]["minLength"],
+        8
+    );
+    let list = &doc["paths"]["/api/chat/conversations/{id}/messages"]["get"];
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], 100);
+    // Errors: the body, 429 with Retry-After, 413; sign-in needs no token; an optional body.
+    let send_op = &doc["paths"]["/api/chat/conversations/{id}/messages"]["post"];
+    assert!(send_op["responses"]["429"]["headers"]["Retry-After"].is_object());
+    assert!(send_op["responses"]["413"]["content"]["application/json"].is_object());
+    assert!(schemas["ErrorBody"]["properties"]["detail"].is_object());
+    assert_eq!(
+        doc["paths"]["/api/auth/login"]["post"]["security"],
+        serde_json::json!([{}])
+    );
+    assert_eq!(
+        doc["paths"]["/api/chat/conversations"]["post"]["requestBody"]["required"],
+        false
+    );
     let statuses = &schemas["MessageStatus"]["enum"];
     assert!(
         statuses.as_array().unwrap().contains(&"stopped".into()),

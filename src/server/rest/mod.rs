@@ -19,6 +19,7 @@ use super::{error::AppError, state::AppState};
 #[openapi(
     info(title = "chatkit API", description = "Chat with an assistant that manages your to-do list."),
     modifiers(&BearerAuth),
+    components(schemas(crate::model::ErrorBody, crate::model::TaskFilter)),
     security(("bearer" = [])),
     tags((name = "auth"), (name = "tasks"), (name = "chat"))
 )]
@@ -50,6 +51,99 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Declares, on every operation, the errors the server's guards and services can answer
+/// with, each with the `{"detail": …}` body: 400 (validation), 401 and 403 (authenticated
+/// operations; 403 is the cross-origin cookie check on writes), 404 where a path names
+/// something, 408 (request time limit), 413 (body limit), 429 with `Retry-After` (rate
+/// limits), and 503 while shutting down.
+struct ErrorResponses;
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            header::HeaderBuilder, schema::Type, ContentBuilder, ObjectBuilder, Ref, RefOr,
+            ResponseBuilder,
+        };
+        let error = |description: &str, retry_after: bool| {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            );
+            if retry_after {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("seconds to wait before trying again"))
+                        .build(),
+                );
+            }
+            RefOr::T(response.build())
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
+            ];
+            for (operation, writes) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let public = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+                let responses = &mut operation.responses.responses;
+                let mut add = |code: &str, response: RefOr<utoipa::openapi::Response>| {
+                    // A declared status keeps its own description, and gains the error body.
+                    match responses.get_mut(code) {
+                        Some(RefOr::T(existing)) if existing.content.is_empty() => {
+                            if let RefOr::T(new) = response {
+                                existing.content = new.content;
+                                existing.headers.extend(new.headers);
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            responses.insert(code.to_string(), response);
+                        }
+                    }
+                };
+                add("400", error("invalid input", false));
+                add("408", error("the request took too long", false));
+                add("413", error("the request body is too large", false));
+                add("429", error("too many requests", true));
+                add("503", error("the service is shutting down", false));
+                if !public {
+                    add("401", error("not signed in, or the session ended", false));
+                    if writes {
+                        add("403", error("cross-origin request refused", false));
+                    }
+                }
+                if path.contains('{') {
+                    add("404", error("not found", false));
+                }
+            }
+        }
+        // The body of a new conversation (its title) is optional.
+        if let Some(post) = openapi
+            .paths
+            .paths
+            .get_mut("/api/chat/conversations")
+            .and_then(|item| item.post.as_mut())
+        {
+            if let Some(body) = post.request_body.as_mut() {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
 /// Every REST route, plus `/api/openapi.json` describing them.
 pub fn router() -> Router<AppState> {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -58,6 +152,9 @@ pub fn router() -> Router<AppState> {
         .merge(chat::router())
         .merge(events::router())
         .split_for_parts();
+    // After the routes are in: the errors are declared on every operation.
+    let mut openapi = openapi;
+    utoipa::Modify::modify(&ErrorResponses, &mut openapi);
     let document = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     router.route(
         "/api/openapi.json",
