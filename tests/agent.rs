@@ -296,10 +296,12 @@ async fn turns_are_stateless_across_a_restart(pool: PgPool) {
     let token = first.register("restart@example.com").await;
     let id = first.conversation(&token).await;
     first.say(&token, &id, "add buy milk").await;
+    // A brand-new server process state (with its own connections) over the same database.
+    let fresh = sqlx::PgPool::connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
     drop(first);
-
-    // A brand-new server process state over the same database.
-    let second = app_with_model(pool, &model).await;
+    let second = app_with_model(fresh, &model).await;
     second.say(&token, &id, "what do I have?").await;
     let requests = model.requests();
     assert_eq!(requests.len(), 3);

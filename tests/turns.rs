@@ -331,3 +331,24 @@ async fn the_offline_assistant_asks_before_touching_an_unnamed_task(pool: PgPool
     );
     assert!(!titles.contains(&"Edit the kitchen list".to_string()));
 }
+
+#[sqlx::test]
+async fn a_model_answer_that_is_not_json_is_explained_in_plain_words(pool: PgPool) {
+    let model = MockModel::start(vec![Step::RawSse(
+        "data: this is not json\n\ndata: [DONE]\n\n".into(),
+    )])
+    .await;
+    let app = app_with_model(pool, &model).await;
+    let token = app.register("garbled@example.com").await;
+    let id = app.conversation(&token).await;
+    let turn = app.say(&token, &id, "hello").await;
+    let reply = &turn["assistant_message"];
+    assert_eq!(reply["status"], "error");
+    let content = reply["content"].as_str().unwrap();
+    assert!(content.contains("could not be understood"), "{content}");
+    assert!(
+        !content.contains("line 1") && !content.contains("column"),
+        "{content}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM turn_activity").await, 0);
+}

@@ -47,8 +47,19 @@ pub async fn listen_forever(state: AppState) {
         first = false;
         // `try_recv` reports a lost connection (instead of reconnecting silently), so what
         // was missed meanwhile is recovered above.
+        let closed = state.pool.close_event();
+        tokio::pin!(closed);
         loop {
-            match listener.try_recv().await {
+            let received = tokio::select! {
+                // The app's pool closed (shutdown): let go of the listening connection too.
+                _ = &mut closed => {
+                    drop(listener);
+                    pool.close().await;
+                    return;
+                }
+                received = listener.try_recv() => received,
+            };
+            match received {
                 Ok(Some(notification)) => {
                     let payload = notification.payload();
                     match notification.channel() {

@@ -247,7 +247,9 @@ pub fn user_stream(
     futures::stream::unfold(state, |mut state| async move {
         if !state.opened {
             state.opened = true;
-            let (queue, newest) = opening(&state.pool, state.user, state.last_id).await;
+            // Boxed: an idle stream then keeps only its small steady state, not the space of
+            // the database queries it ran once.
+            let (queue, newest) = Box::pin(opening(&state.pool, state.user, state.last_id)).await;
             state.queue = queue;
             state.newest = newest;
         }

@@ -31,7 +31,10 @@ use axum::{
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
-    compression::CompressionLayer,
+    compression::{
+        predicate::{NotForContentType, Predicate},
+        CompressionLayer, DefaultPredicate,
+    },
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::ServeDir,
     trace::TraceLayer,
@@ -89,7 +92,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(guards::limit_body))
         .layer(middleware::from_fn_with_state(state.config.request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(state.config.clone(), auth::origin_guard))
-        .layer(CompressionLayer::new())
+        // Event streams are not compressed: a compressor per open stream would cost far more
+        // memory than the few bytes it saves, and would delay deltas.
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("text/event-stream")),
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
             // One span per request; headers (cookies, tokens) are deliberately not recorded.

@@ -29,6 +29,8 @@ pub enum Step {
     Tokens(Vec<String>, u64),
     /// Streams these pieces, then holds the stream open without finishing (a stop test).
     TokensThenStall(Vec<String>, u64),
+    /// Answers 200 with this body as the event stream, verbatim (a broken model).
+    RawSse(String),
 }
 
 #[derive(Clone, Default)]
@@ -162,6 +164,10 @@ async fn complete(
             "tool_calls",
         ))
         .into_response(),
+        Step::RawSse(body) => axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from(body))
+            .unwrap(),
         Step::Text(text) => sse(text_chunks(pieces(&text)), 0, false, script.closed.clone()),
         Step::Tokens(tokens, gap) => sse(text_chunks(tokens), gap, false, script.closed.clone()),
         Step::TokensThenStall(tokens, gap) => {

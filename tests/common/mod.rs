@@ -101,6 +101,10 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Close the pool as a server shutdown does: the background tasks and the notification
+        // listener let go of their connections, so the test database can be dropped at once.
+        let pool = self.state.pool.clone();
+        tokio::spawn(async move { pool.close().await });
     }
 }
 

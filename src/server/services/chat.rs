@@ -471,8 +471,13 @@ pub async fn append_in(
     .fetch_one(&mut *tx)
     .await?;
     let stored = Message::from(row);
-    events::record(tx, user, &LiveEvent::Message(stored.clone())).await?;
-    events::record(tx, user, &LiveEvent::Conversation(changed.into())).await?;
+    events::record_pair(
+        tx,
+        user,
+        &LiveEvent::Message(stored.clone()),
+        &LiveEvent::Conversation(changed.into()),
+    )
+    .await?;
     Ok(stored)
 }
 

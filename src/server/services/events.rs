@@ -28,6 +28,28 @@ pub async fn record(tx: &mut PgConnection, user: Uuid, event: &LiveEvent) -> App
     .await?)
 }
 
+/// Stores two events for `user` in one statement (a message and the conversation it moved).
+pub async fn record_pair(
+    tx: &mut PgConnection,
+    user: Uuid,
+    first: &LiveEvent,
+    second: &LiveEvent,
+) -> AppResult<()> {
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO live_events (user_id, payload) VALUES ($1, $2), ($1, $3) RETURNING id
+         )
+         SELECT pg_notify($4, json_build_object('u', $1, 'id', e.id)::text) FROM e ORDER BY e.id",
+    )
+    .bind(user)
+    .bind(sqlx::types::Json(first))
+    .bind(sqlx::types::Json(second))
+    .bind(CHANNEL)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// The NOTIFY payload of an event that is not stored.
 pub fn transient_payload(user: Uuid, event: &LiveEvent) -> String {
     serde_json::json!({ "u": user, "e": event }).to_string()

@@ -301,28 +301,25 @@ pub async fn check_slot(
     user: Uuid,
     slot: &CallSlot,
 ) -> AppResult<Option<(Value, ToolCallStatus)>> {
-    let owned: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM turns WHERE id = $1 AND owner = $2 AND user_id = $3 AND state = 'running'
-         FOR SHARE",
+    let row: Option<(Option<sqlx::types::Json<Value>>, Option<String>)> = sqlx::query_as(
+        "SELECT c.result, c.status FROM turns t
+         LEFT JOIN turn_tool_calls c ON c.turn_id = t.id AND c.idx = $4
+         WHERE t.id = $1 AND t.owner = $2 AND t.user_id = $3 AND t.state = 'running'
+         FOR SHARE OF t",
     )
     .bind(slot.turn)
     .bind(slot.owner)
     .bind(user)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if owned.is_none() {
-        return Err(AppError::Conflict(
-            "this turn is no longer run here; the call was not made".into(),
-        ));
-    }
-    let done: Option<(sqlx::types::Json<Value>, String)> = sqlx::query_as(
-        "SELECT result, status FROM turn_tool_calls WHERE turn_id = $1 AND idx = $2",
-    )
-    .bind(slot.turn)
     .bind(slot.idx)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(done.map(|(result, status)| (result.0, status_of(&status))))
+    match row {
+        None => Err(AppError::Conflict(
+            "this turn is no longer run here; the call was not made".into(),
+        )),
+        Some((Some(result), Some(status))) => Ok(Some((result.0, status_of(&status)))),
+        Some(_) => Ok(None),
+    }
 }
 
 /// Records a tool call in the transaction that made its effect.
@@ -374,18 +371,6 @@ pub async fn finish(
     tool_calls: Option<&crate::model::ToolCalls>,
 ) -> AppResult<Finished> {
     let mut tx = pool.begin().await?;
-    let owned: Option<i32> = sqlx::query_scalar(
-        "UPDATE turns SET state = $3, updated_at = now(), lease_until = NULL
-         WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING 1",
-    )
-    .bind(turn.id)
-    .bind(owner)
-    .bind(status.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    if owned.is_none() {
-        return Ok(Finished::NotOwner);
-    }
     let reply = NewMessage {
         role: Role::Assistant,
         content,
@@ -402,15 +387,25 @@ pub async fn finish(
         }
         Err(err) => return Err(err),
     };
-    sqlx::query("UPDATE turns SET reply_seq = $2 WHERE id = $1")
-        .bind(turn.id)
-        .bind(stored.seq)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM turn_activity WHERE conversation_id = $1")
-        .bind(turn.conversation_id)
-        .execute(&mut *tx)
-        .await?;
+    // Fenced: only the owner ends the turn; otherwise the reply above rolls back.
+    let owned: Option<i32> = sqlx::query_scalar(
+        "WITH t AS (
+             UPDATE turns SET state = $3, reply_seq = $4, updated_at = now(), lease_until = NULL
+             WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING conversation_id
+         ), a AS (
+             DELETE FROM turn_activity WHERE conversation_id IN (SELECT conversation_id FROM t)
+         )
+         SELECT 1 FROM t",
+    )
+    .bind(turn.id)
+    .bind(owner)
+    .bind(status.as_str())
+    .bind(stored.seq)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if owned.is_none() {
+        return Ok(Finished::NotOwner);
+    }
     tx.commit().await?;
     Ok(Finished::Stored(stored))
 }
