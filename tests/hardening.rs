@@ -167,6 +167,17 @@ async fn oversize_and_undecodable_bodies_get_clear_4xx(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = app
+        .http
+        .post(app.at("/mcp"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(vec![b'{', b'"', 0xff, b'"', b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
     // Nothing was stored by any of them.
     let page = app.messages(&token, &conversation, "").await;
     assert_eq!(page["total_count"], 0);

@@ -352,3 +352,51 @@ async fn a_model_answer_that_is_not_json_is_explained_in_plain_words(pool: PgPoo
     );
     assert_eq!(count(&app, "SELECT count(*) FROM turn_activity").await, 0);
 }
+
+#[sqlx::test]
+async fn a_slow_turn_times_the_request_out_but_still_answers(pool: PgPool) {
+    let model = MockModel::start(vec![Step::SlowText(2500, "Late but here.".into())]).await;
+    let base = model.base_url.clone();
+    let app = TestApp::spawn_with(pool, move |c| {
+        c.openai_api_key = Some("sk-test".into());
+        c.openai_base_url = base;
+        c.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.register("slow@example.com").await;
+    let id = app.conversation(&token).await;
+    let res = app
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{id}/messages"),
+            json!({ "content": "take your time" }),
+        )
+        .await;
+    let detail = expect_error(res, StatusCode::REQUEST_TIMEOUT).await;
+    assert!(detail.contains("will appear"), "{detail}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let page = app.messages(&token, &id, "").await;
+    assert_eq!(page["messages"][1]["content"], "Late but here.");
+}
+
+#[sqlx::test]
+async fn start_conversation_is_idempotent_on_client_id(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.register("start-once@example.com").await;
+    let client_id = uuid::Uuid::new_v4();
+    let start = || {
+        app.http
+            .post(app.at("/sfn/chat/start"))
+            .bearer_auth(&token)
+            .form(&[
+                ("content", "add call the plumber"),
+                ("client_id", &client_id.to_string()),
+            ])
+            .send()
+    };
+    let first: Value = start().await.unwrap().json().await.unwrap();
+    let again: Value = start().await.unwrap().json().await.unwrap();
+    assert_eq!(first, again, "the resend returns the first result");
+    assert_eq!(count(&app, "SELECT count(*) FROM conversations").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM tasks").await, 1);
+}

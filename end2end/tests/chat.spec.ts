@@ -296,6 +296,13 @@ test.describe("without JavaScript", () => {
     await page.getByRole("button", { name: "Send", exact: true }).click();
     await expect(page.getByTestId("assistant-message").last().locator("table")).toContainText("Read a book");
     await expect(page.getByTestId("conversation")).toHaveCount(1);
+    // A failed send (too long) comes back with the reason, and the typed text is still there.
+    const tooLong = "x".repeat(10_001);
+    await page.getByPlaceholder("Type a message...").fill(tooLong);
+    await page.getByRole("button", { name: "Send", exact: true }).click();
+    await expect(page.getByRole("alert")).toContainText("Not sent:");
+    await expect(page.getByRole("alert")).toContainText("10000");
+    await expect(page.getByPlaceholder("Type a message...")).toHaveValue(tooLong);
     await context.close();
   });
 });

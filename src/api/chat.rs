@@ -83,9 +83,15 @@ pub async fn send_message(
     client_id: Option<Uuid>,
 ) -> Result<TurnResult, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    let mut turn = crate::server::agent::send(&state.agent, user.id, id, &content, client_id)
-        .await
-        .map_err(super::ssr::fail)?;
+    let sent = crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await;
+    let mut turn = match sent {
+        Ok(turn) => turn,
+        Err(err) => {
+            let err = super::ssr::fail(err);
+            super::ssr::redirect_form_error(&format!("/chat/{id}"), &content, &err.detail);
+            return Err(err);
+        }
+    };
     super::ssr::render_markdown(&mut turn.assistant_message);
     super::ssr::redirect_form_post(&format!("/chat/{id}"));
     Ok(turn)

@@ -58,6 +58,29 @@ pub(crate) mod ssr {
         })
     }
 
+    /// A plain HTML form post that failed goes back to `path` with what was typed and why it
+    /// failed, so the page shows the error and the text is not lost.
+    pub fn redirect_form_error(path: &str, draft: &str, detail: &str) {
+        if is_form_post() {
+            leptos_axum::redirect(&format!(
+                "{path}?draft={}&error={}",
+                query_value(draft),
+                query_value(detail)
+            ));
+        }
+    }
+
+    fn query_value(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
     /// Redirects a plain HTML form post; script callers get data, not a redirect.
     pub fn redirect_form_post(path: &str) {
         if is_form_post() {

@@ -2,7 +2,7 @@
 //! without JavaScript; once hydrated it sends in place (Enter sends, Shift+Enter is a new line).
 
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use uuid::Uuid;
 
 use crate::{
@@ -19,7 +19,12 @@ pub fn Composer(
     /// Called with the text when sent in place (JavaScript).
     on_submit: Callback<String>,
 ) -> impl IntoView {
-    let draft = RwSignal::new(String::new());
+    // After a failed plain-form send (no JavaScript) the page comes back with what was typed
+    // and the reason (see `api::ssr::redirect_form_error`).
+    let query = use_query_map();
+    let returned = query.with_untracked(|q| q.get("draft")).unwrap_or_default();
+    let send_error = query.with_untracked(|q| q.get("error"));
+    let draft = RwSignal::new(returned.clone());
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let count = Memo::new(move |_| draft.with(|d| d.trim().chars().count()));
@@ -67,7 +72,10 @@ pub fn Composer(
                 prop:value=move || draft.get()
                 on:input=move |ev| draft.set(event_target_value(&ev))
                 on:keydown=on_keydown
-            ></textarea>
+            >
+                {returned}
+            </textarea>
+            {send_error.map(|e| view! { <p class="form-error send-error" role="alert">{format!("Not sent: {e}")}</p> })}
             <div class="composer-side">
                 <span
                     id="composer-counter"

@@ -8,14 +8,30 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
-use super::{services::events, services::sessions, state::AppState};
+use std::sync::Arc;
 
-pub async fn listen_forever(state: AppState) {
+use sqlx::PgPool;
+
+use super::{
+    agent::AgentState,
+    live::LiveBus,
+    services::{events, sessions},
+    sessions::Sessions,
+};
+
+/// Who gets each channel's notifications.
+pub struct Receivers {
+    pub live: Arc<LiveBus>,
+    pub sessions: Arc<Sessions>,
+    pub agent: AgentState,
+}
+
+pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
     // A pool of one, so the listener never takes a connection requests need.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .connect_lazy_with((*state.pool.connect_options()).clone());
+        .connect_lazy_with((*app_pool.connect_options()).clone());
     let channels = [
         events::CHANNEL,
         super::agent::STOP_CHANNEL,
@@ -23,7 +39,7 @@ pub async fn listen_forever(state: AppState) {
     ];
     let mut first = true;
     loop {
-        if state.pool.is_closed() {
+        if app_pool.is_closed() {
             return;
         }
         let connected = async {
@@ -47,7 +63,7 @@ pub async fn listen_forever(state: AppState) {
         first = false;
         // `try_recv` reports a lost connection (instead of reconnecting silently), so what
         // was missed meanwhile is recovered above.
-        let closed = state.pool.close_event();
+        let closed = app_pool.close_event();
         tokio::pin!(closed);
         loop {
             let received = tokio::select! {

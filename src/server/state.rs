@@ -48,7 +48,14 @@ impl AppState {
     /// listener (live events, stops, revocations), and pruning. Runs for the life of the runtime.
     pub fn start(&self) {
         self.agent.start();
-        tokio::spawn(super::listener::listen_forever(self.clone()));
+        tokio::spawn(super::listener::listen_forever(
+            self.pool.clone(),
+            super::listener::Receivers {
+                live: self.live.clone(),
+                sessions: self.sessions.clone(),
+                agent: self.agent.clone(),
+            },
+        ));
         tokio::spawn(super::live::prune_forever(self.pool.clone()));
         tokio::spawn(self.sessions.clone().prune_forever());
         tokio::spawn(super::rate_limit::forget_idle_forever(self.limits.clone()));

@@ -196,6 +196,7 @@ pub async fn commit_to_event(
 
 pub struct IdleCost {
     pub connections: usize,
+    pub rss_before_mb: f64,
     pub rss_mb: f64,
     pub transactions_per_second: f64,
 }
@@ -209,6 +210,7 @@ pub async fn idle_streams(
     db_url: &str,
     n: usize,
 ) -> Result<IdleCost> {
+    let rss_before_mb = super::rss_kb(pid) as f64 / 1024.0;
     let mut streams = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let opened = futures::future::join_all(chunk.iter().map(|_| async {
@@ -236,6 +238,7 @@ pub async fn idle_streams(
     drop(streams);
     Ok(IdleCost {
         connections,
+        rss_before_mb,
         rss_mb,
         transactions_per_second: transactions / window.as_secs_f64(),
     })

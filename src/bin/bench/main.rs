@@ -497,8 +497,6 @@ async fn main() -> Result<()> {
     eprintln!("[bench] live replies: model token to delta, commit to another tab's event");
     let delta_ms = live::token_to_delta(&http, &base, &token, &turn_id, &token_clock).await?;
     let event_ms = live::commit_to_event(&http, &base, &token, &turn_id, 50).await?;
-    eprintln!("[bench] 5,000 idle event streams");
-    let idle = live::idle_streams(&base, &token, pid, &db_url, 5000).await?;
 
     eprintln!("[bench] 500 pollers (every 2 s, as the UI does)");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -521,6 +519,9 @@ async fn main() -> Result<()> {
     let rss_pollers_mb = rss_kb(pid) as f64 / 1024.0;
     stop.store(true, Ordering::Relaxed);
     futures::future::join_all(pollers).await;
+
+    eprintln!("[bench] 5,000 idle event streams");
+    let idle = live::idle_streams(&base, &token, pid, &db_url, 5000).await?;
 
     eprintln!("[bench] page weight (as served, compressed by the server)");
     let mut page = serde_json::Map::new();
@@ -554,6 +555,10 @@ async fn main() -> Result<()> {
          SELECT id, conversation_id, seq, role, content, tool_calls, status, created_at FROM messages
          WHERE conversation_id = '{small}' AND seq > 100 ORDER BY seq LIMIT 101;\n"
     );
+    // What the Postgres event bus can carry: delta-sized notifications on the live channel,
+    // which the running server receives (and skips: nobody listens to that user).
+    let notify_sql = "SELECT pg_notify('chatkit_live', '{\"u\":\"00000000-0000-0000-0000-000000000000\",\"e\":{\"type\":\"delta\",\"conversation_id\":\"00000000-0000-0000-0000-000000000000\",\"seq\":2,\"text\":\"a few words of a reply \",\"offset\":120}}');\n";
+    let notify_tps = pgbench(&db_url, notify_sql, 16, secs)?;
     let list_floor = pgbench(&db_url, &list_sql, opts.concurrency, secs)?;
     let poll_floor = pgbench(&db_url, &poll_sql, opts.concurrency, secs)?;
     drop(server);
@@ -624,16 +629,25 @@ async fn main() -> Result<()> {
             verdict(live::percentile(&event_ms, 0.5) <= 100.0),
         ),
         (
-            "idle event streams: RSS MB / DB transactions per s",
+            "5,000 idle event streams: RSS before / with MB; DB transactions per s",
             format!(
-                "{:.1} / {:.2}",
-                idle.rss_mb, idle.transactions_per_second
+                "{:.1} / {:.1}; {:.2}",
+                idle.rss_before_mb, idle.rss_mb, idle.transactions_per_second
             ),
             format!(
                 "{} open streams; the rate is the turn sweeper's (every 2 s), none per stream; budget RSS ≤ 100",
                 idle.connections
             ),
             verdict(idle.rss_mb <= 100.0 && idle.transactions_per_second <= 1.0),
+        ),
+        (
+            "Postgres NOTIFY throughput (delta-sized, 16 clients) per s",
+            format!("{notify_tps:.0}"),
+            format!(
+                "one flush per streaming turn every 15 ms: ~{:.0} turns streaming at once",
+                notify_tps / 66.0
+            ),
+            "measured",
         ),
         (
             "latest 50: 100-msg vs 100k-msg p50 ms",
@@ -687,7 +701,8 @@ async fn main() -> Result<()> {
         "turn_overhead_ms": { "p50": overhead_p50, "p99": overhead_p99, "samples": overheads.len() },
         "token_to_delta_ms": { "p50": live::percentile(&delta_ms, 0.5), "p99": live::percentile(&delta_ms, 0.99), "samples": delta_ms.len() },
         "commit_to_event_ms": { "p50": live::percentile(&event_ms, 0.5), "p99": live::percentile(&event_ms, 0.99), "samples": event_ms.len() },
-        "idle_streams": { "connections": idle.connections, "rss_mb": idle.rss_mb, "transactions_per_second": idle.transactions_per_second },
+        "notify_per_second": notify_tps,
+        "idle_streams": { "connections": idle.connections, "rss_before_mb": idle.rss_before_mb, "rss_mb": idle.rss_mb, "transactions_per_second": idle.transactions_per_second },
         "latest_50_p50_ms": { "messages_100": small_p50, "messages_100000": big_p50 },
         "rss_mb": { "idle": rss_idle_mb, "pollers_500": rss_pollers_mb },
         "page_bytes": page,

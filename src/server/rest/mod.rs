@@ -193,7 +193,26 @@ pub struct ApiPath<T>(pub T);
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        AppError::validation(format!("invalid JSON body: {}", rejection.body_text()))
+        let detail = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "send the body as JSON, with Content-Type: application/json".to_string()
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_string(),
+            JsonRejection::JsonDataError(err) => {
+                // serde says which field is wrong; its position in the text helps nobody.
+                let text = std::error::Error::source(err)
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| err.body_text());
+                let text = text
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                format!("the JSON body does not have the expected fields: {text}")
+            }
+            _ => "the body could not be read".to_string(),
+        };
+        AppError::validation(detail)
     }
 }
 
