@@ -32,14 +32,11 @@ async fn logout_revokes_the_token_on_every_replica(pool: PgPool) {
     }
     // MCP too.
     let res = a
-        .http
-        .post(a.at("/mcp"))
-        .bearer_auth(&token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
-        .send()
-        .await
-        .unwrap();
+        .mcp(
+            &token,
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Another session of the same user is untouched.
     let again = a
@@ -275,14 +272,11 @@ async fn rest_writes_and_mcp_requests_are_rate_limited(pool: PgPool) {
     );
     assert!(!statuses.contains(&StatusCode::INTERNAL_SERVER_ERROR));
     let res = app
-        .http
-        .post(app.at("/mcp"))
-        .bearer_auth(&token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
-        .send()
-        .await
-        .unwrap();
+        .mcp(
+            &token,
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
     // Reads are not writes.

@@ -14,16 +14,6 @@ use common::{
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-async fn app_with_model(pool: PgPool, model: &MockModel) -> TestApp {
-    let base = model.base_url.clone();
-    TestApp::spawn_with(pool, move |c| {
-        c.openai_api_key = Some("sk-test".into());
-        c.openai_base_url = base;
-        c.model_max_retries = 0;
-    })
-    .await
-}
-
 fn forty_tokens() -> Vec<String> {
     (0..40).map(|i| format!("word{i} ")).collect()
 }
@@ -49,7 +39,7 @@ fn is_assistant_message(data: &Value) -> bool {
 #[sqlx::test]
 async fn a_streaming_send_shows_the_reply_as_it_is_written(pool: PgPool) {
     let model = MockModel::start(vec![Step::Tokens(forty_tokens(), 50)]).await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("stream@example.com").await;
     let id = app.conversation(&token).await;
     let res = app
@@ -114,7 +104,7 @@ async fn every_open_stream_sees_the_turn_and_a_reconnect_misses_nothing(pool: Pg
         Step::Tokens(vec!["Added ".into(), "**Buy ".into(), "milk**.".into()], 30),
     ])
     .await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("tabs@example.com").await;
     let id = app.conversation(&token).await;
     let mut tab = open_events(&app, &token, None).await;
@@ -211,7 +201,7 @@ async fn every_open_stream_sees_the_turn_and_a_reconnect_misses_nothing(pool: Pg
 #[sqlx::test]
 async fn a_stream_opened_mid_turn_starts_with_the_reply_so_far(pool: PgPool) {
     let model = MockModel::start(vec![Step::Tokens(forty_tokens(), 50)]).await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("late@example.com").await;
     let id = app.conversation(&token).await;
     let send = {

@@ -15,16 +15,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-async fn app_with_model(pool: PgPool, model: &MockModel) -> TestApp {
-    let base = model.base_url.clone();
-    TestApp::spawn_with(pool, move |c| {
-        c.openai_api_key = Some("sk-test".into());
-        c.openai_base_url = base;
-        c.model_max_retries = 0;
-    })
-    .await
-}
-
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.state.pool)
@@ -54,7 +44,7 @@ async fn retry_after_an_error_shows_the_model_what_was_done(pool: PgPool) {
         Step::Text("Added **Buy milk** earlier; nothing else to do.".into()),
     ])
     .await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("retry@example.com").await;
     let id = app.conversation(&token).await;
     let failed = app.say(&token, &id, "add buy milk").await;
@@ -161,7 +151,7 @@ async fn a_flood_from_one_user_gets_429s_and_never_delays_another(pool: PgPool) 
 #[sqlx::test]
 async fn a_conversation_deleted_mid_turn_ends_the_turn(pool: PgPool) {
     let model = MockModel::start(vec![Step::SlowText(800, "Too late.".into())]).await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("gone@example.com").await;
     let id = app.conversation(&token).await;
     let path = format!("/api/chat/conversations/{id}/messages");
@@ -205,7 +195,7 @@ async fn a_turn_survives_its_database_connections_being_cut(pool: PgPool) {
         Step::SlowText(600, "Added it.".into()),
     ])
     .await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("cut@example.com").await;
     let id = app.conversation(&token).await;
     let path = format!("/api/chat/conversations/{id}/messages");
@@ -248,7 +238,7 @@ async fn stop_on_the_running_server_keeps_the_tool_calls_made(pool: PgPool) {
         Step::Stall(60_000),
     ])
     .await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("stop@example.com").await;
     let id = app.conversation(&token).await;
     let path = format!("/api/chat/conversations/{id}/messages");
@@ -338,7 +328,7 @@ async fn a_model_answer_that_is_not_json_is_explained_in_plain_words(pool: PgPoo
         "data: this is not json\n\ndata: [DONE]\n\n".into(),
     )])
     .await;
-    let app = app_with_model(pool, &model).await;
+    let app = TestApp::with_model(pool, &model).await;
     let token = app.register("garbled@example.com").await;
     let id = app.conversation(&token).await;
     let turn = app.say(&token, &id, "hello").await;

@@ -47,6 +47,29 @@ impl TestApp {
         }
     }
 
+    /// A server whose model is `model` (a scripted OpenAI-compatible server), no retries.
+    pub async fn with_model(pool: PgPool, model: &mock_model::MockModel) -> Self {
+        let base = model.base_url.clone();
+        Self::spawn_with(pool, move |c| {
+            c.openai_api_key = Some("sk-test".into());
+            c.openai_base_url = base;
+            c.model_max_retries = 0;
+        })
+        .await
+    }
+
+    /// A JSON-RPC request to `/mcp` with `token`.
+    pub async fn mcp(&self, token: &str, body: Value) -> Response {
+        self.http
+            .post(self.at("/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .expect("MCP request")
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }

@@ -370,6 +370,7 @@ async fn main() -> Result<()> {
         .env("OPENAI_BASE_URL", &model_url)
         .env("AUTH_RATE_PER_MINUTE_IP", "100000")
         .env("SEND_RATE_PER_MINUTE", "100000")
+        .env("WRITE_RATE_PER_MINUTE", "100000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

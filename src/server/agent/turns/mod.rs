@@ -75,13 +75,7 @@ pub async fn start_send(
             }));
         }
     }
-    agent.limits.sends_by_user.check(&user)?;
-    let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
-    let task_agent = agent.clone();
-    let turn = agent.background.spawn(async move {
-        let _admitted = admitted;
-        let agent = task_agent;
-        let _queued = agent.slots.queue(conversation).await;
+    let turn = admit(agent, user, conversation, move |agent| async move {
         // The same client_id may have been sent while this one queued.
         if let Some(sent) = already_sent(&agent, conversation, client_id).await {
             return sent;
@@ -118,8 +112,31 @@ pub async fn start_send(
             other => other?,
         };
         run(&agent, turn, user_message).await
-    });
+    })?;
     Ok(turn)
+}
+
+/// Admits one more turn of `user` (the send rate and the bound on running + queued turns:
+/// 429 past them) and runs `work` as its own task once the conversation's earlier turns in
+/// this process are done (waiting holds no database connection).
+fn admit<F, Fut>(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    work: F,
+) -> AppResult<tokio::task::JoinHandle<AppResult<TurnResult>>>
+where
+    F: FnOnce(AgentState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = AppResult<TurnResult>> + Send,
+{
+    agent.limits.sends_by_user.check(&user)?;
+    let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
+    let agent = agent.clone();
+    Ok(agent.background.clone().spawn(async move {
+        let _admitted = admitted;
+        let _queued = agent.slots.queue(conversation).await;
+        work(agent.clone()).await
+    }))
 }
 
 /// The result of an earlier send with the same `client_id` (waiting for its reply if its turn
@@ -147,13 +164,7 @@ async fn already_sent(
 /// the tool calls the earlier attempts made, so none is repeated.
 pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResult<TurnResult> {
     chat::get(&agent.pool, user, conversation).await?;
-    agent.limits.sends_by_user.check(&user)?;
-    let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
-    let task_agent = agent.clone();
-    let turn = agent.background.spawn(async move {
-        let _admitted = admitted;
-        let agent = task_agent;
-        let _queued = agent.slots.queue(conversation).await;
+    let turn = admit(agent, user, conversation, move |agent| async move {
         let Some(user_message) = turns::retryable_message(&agent.pool, user, conversation).await?
         else {
             return Err(AppError::Conflict(
@@ -175,7 +186,7 @@ pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppRes
         })
         .await?;
         run(&agent, turn, user_message).await
-    });
+    })?;
     turn.await
         .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
 }
