@@ -54,12 +54,10 @@ pub fn router(state: AppState) -> Router {
         sessions: state.sessions.clone(),
         limits: state.limits.clone(),
     };
-    let api = rest::router()
-        .route("/api/{*rest}", any(guards::api_not_found))
-        .layer(middleware::from_fn_with_state(
-            writes.clone(),
-            guards::limit_writes,
-        ));
+    let (api, live_events) = rest::router();
+    let api = api.route("/api/{*rest}", any(guards::api_not_found)).layer(
+        middleware::from_fn_with_state(writes.clone(), guards::limit_writes),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -104,6 +102,7 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .merge(live_events)
         .layer(middleware::from_fn(guards::security_headers))
         .with_state(state)
 }

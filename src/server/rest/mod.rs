@@ -144,19 +144,24 @@ impl utoipa::Modify for ErrorResponses {
     }
 }
 
-/// Every REST route, plus `/api/openapi.json` describing them.
-pub fn router() -> Router<AppState> {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The REST routes with `/api/openapi.json` describing them, and, apart, the live event
+/// stream (`/api/chat/events`, in the same document): long-lived streams are served outside
+/// the per-request layers (tracing span, compression, time limit), each of which would stay
+/// allocated for the life of every open stream.
+pub fn router() -> (Router<AppState>, Router<AppState>) {
+    let (events, events_doc) = OpenApiRouter::new()
+        .merge(events::router())
+        .split_for_parts();
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(tasks::router())
         .merge(chat::router())
-        .merge(events::router())
         .split_for_parts();
+    openapi.merge(events_doc);
     // After the routes are in: the errors are declared on every operation.
-    let mut openapi = openapi;
     utoipa::Modify::modify(&ErrorResponses, &mut openapi);
     let document = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
-    router.route(
+    let router = router.route(
         "/api/openapi.json",
         get(move || {
             let document = document.clone();
@@ -167,7 +172,8 @@ pub fn router() -> Router<AppState> {
                 )
             }
         }),
-    )
+    );
+    (router, events)
 }
 
 /// JSON body whose rejections are `400 {"detail": ...}` like every other error.
