@@ -146,4 +146,36 @@ mod tests {
         }
         assert!(limiter.keys() <= MAX_KEYS, "{}", limiter.keys());
     }
+
+    #[tokio::test]
+    async fn password_hashing_is_bounded_and_a_flood_is_refused() {
+        use std::sync::{atomic::AtomicUsize, Arc};
+        let limits = Arc::new(Limits::new(&crate::server::config::Config::for_tests()));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let attempts = (0..100).map(|_| {
+            let (limits, running, most) = (limits.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                with_hash_slot(&limits, async {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            })
+        });
+        let results = futures::future::join_all(attempts).await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(AppError::RateLimited { .. }))))
+            .count();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert!(
+            most.load(Ordering::SeqCst) <= cores,
+            "at most one hash per core"
+        );
+        assert!(refused > 0, "a flood beyond the queue is refused");
+        assert!(refused < 100, "the queue is served");
+    }
 }
