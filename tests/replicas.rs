@@ -247,7 +247,12 @@ async fn a_replica_takes_over_the_turn_of_a_killed_replica(pool: PgPool) {
 
 #[sqlx::test]
 async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
-    let model = MockModel::start(vec![add_milk(), Step::Stall(120_000)]).await;
+    // A tool call, then an answer that starts streaming and never finishes.
+    let model = MockModel::start(vec![
+        add_milk(),
+        Step::TokensThenStall(vec!["Adding ".into(), "it ".into(), "now, ".into()], 20),
+    ])
+    .await;
     let db = database_url(&pool);
     let a = ServerProcess::start(&db, &settings(&model)).await;
     let b = ServerProcess::start(&db, &settings(&model)).await;
@@ -255,6 +260,20 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
     let conversation = client.conversation(&a).await;
     let send = client.send(&a, &conversation, "add buy milk");
     model_requests(&model, 2).await;
+    // The partial answer has been written (streamed and stored as the reply so far).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let partial: Option<String> =
+            sqlx::query_scalar("SELECT partial FROM turn_activity LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if partial.is_some_and(|p| p.contains("now,")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the answer never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let asked = Instant::now();
     let res = client
@@ -271,6 +290,10 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
     assert_eq!(stop["stopped"], true);
     let reply = &stop["assistant_message"];
     assert_eq!(reply["status"], "stopped", "{stop}");
+    assert_eq!(
+        reply["content"], "Adding it now, ",
+        "the partial text is kept"
+    );
     assert_eq!(
         reply["tool_calls"]["tool_calls"][0]["tool_name"],
         "add_task"
