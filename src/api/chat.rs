@@ -65,7 +65,7 @@ pub async fn list_messages(
     #[server(default)] query: MessageQuery,
 ) -> Result<MessagePage, ApiError> {
     let (state, user) = super::ssr::authenticated().await?;
-    let mut page = crate::server::services::chat::messages(&state.pool, user.id, id, &query)
+    let mut page = crate::server::services::messages::page(&state.pool, user.id, id, &query)
         .await
         .map_err(super::ssr::fail)?;
     page.messages

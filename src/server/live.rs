@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::services::{chat, events};
+use super::services::{activity, events};
 use crate::model::{ActivityState, LiveEvent};
 
 /// An event as it travels: its stored id (for SSE `id:` and `Last-Event-ID`), if stored.
@@ -151,7 +151,7 @@ async fn opening(pool: &PgPool, user: Uuid, last_id: Option<i64>) -> (VecDeque<E
             }
         }
     }
-    match chat::running_turns(pool, user).await {
+    match activity::running_turns(pool, user).await {
         Ok(turns) => {
             for (conversation_id, user_seq, tool_name, partial) in turns {
                 queue.push_back(envelope(

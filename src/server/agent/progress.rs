@@ -14,7 +14,7 @@ use std::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::server::services::chat;
+use crate::server::services::activity;
 
 /// Streamed text is written out at most this often (one UPDATE + NOTIFY per flush), so a
 /// fast model costs a bounded number of queries while a token still reaches a tab quickly.
@@ -48,7 +48,7 @@ impl Progress {
 
     /// `None`: the model is thinking; else the tool in use.
     pub async fn report(&self, tool_name: Option<&str>) {
-        if let Err(err) = chat::set_activity(
+        if let Err(err) = activity::set_activity(
             &self.pool,
             self.user,
             self.conversation,
@@ -94,7 +94,7 @@ impl Progress {
                     .map(|mut p| std::mem::take(&mut *p))
                     .unwrap_or_default();
                 if !text.is_empty() {
-                    let flushed = chat::append_partial(
+                    let flushed = activity::append_partial(
                         &progress.pool,
                         progress.user,
                         progress.conversation,

@@ -20,7 +20,7 @@ use crate::{
         auth::AuthUser,
         error::{AppError, AppResult},
         live,
-        services::chat,
+        services::{chat, messages},
         state::AppState,
     },
 };
@@ -119,7 +119,7 @@ async fn list_messages(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<MessageQuery>,
 ) -> AppResult<ApiJson<MessagePage>> {
-    chat::messages(&state.pool, user.id, id, &query)
+    messages::page(&state.pool, user.id, id, &query)
         .await
         .map(ApiJson)
 }

@@ -1,8 +1,10 @@
 //! The service layer: every rule (validation, tenancy, limits) lives here once, and REST,
 //! server functions and MCP tools are thin adapters over it.
 
+pub mod activity;
 pub mod chat;
 pub mod events;
+pub mod messages;
 pub mod sessions;
 pub mod tasks;
 pub mod turns;

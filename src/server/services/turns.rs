@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::chat::{self, NewMessage};
+use super::messages::{self, NewMessage};
 use crate::{
     model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus},
     server::error::{AppError, AppResult},
@@ -81,7 +81,7 @@ pub async fn begin(
     lease: Duration,
 ) -> AppResult<Result<(Turn, Message), Busy>> {
     let mut tx = pool.begin().await?;
-    let stored = match chat::append_in(&mut tx, user, conversation, message).await {
+    let stored = match messages::append_in(&mut tx, user, conversation, message).await {
         Ok(stored) => stored,
         Err(AppError::Internal(err))
             if err
@@ -378,7 +378,8 @@ pub async fn finish(
         status,
         client_id: None,
     };
-    let stored = match chat::append_in(&mut tx, turn.user_id, turn.conversation_id, reply).await {
+    let stored = match messages::append_in(&mut tx, turn.user_id, turn.conversation_id, reply).await
+    {
         Ok(stored) => stored,
         Err(AppError::NotFound(_)) => {
             drop(tx);
@@ -450,9 +451,9 @@ pub async fn retryable_message(
     };
     // Retryable while the newest message is that user message (unanswered) or a reply that
     // failed or was stopped; a complete reply answered it.
-    let newest = chat::last_message(pool, conversation).await?;
+    let newest = messages::last_message(pool, conversation).await?;
     if newest.is_some_and(|m| m.role == Role::Assistant && m.status == MessageStatus::Complete) {
         return Ok(None);
     }
-    chat::message_at(pool, conversation, seq).await
+    messages::message_at(pool, conversation, seq).await
 }

@@ -29,7 +29,8 @@ use crate::{
         error::{AppError, AppResult},
         mcp::InProcessClient,
         services::{
-            chat::{self, NewMessage},
+            chat,
+            messages::{self, NewMessage},
             turns::{self, Busy, Finished, Turn},
         },
     },
@@ -63,7 +64,7 @@ pub async fn start_send(
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
     if let Some(id) = client_id {
-        if chat::find_by_client_id(&agent.pool, conversation, id)
+        if messages::find_by_client_id(&agent.pool, conversation, id)
             .await?
             .is_some()
         {
@@ -146,7 +147,7 @@ async fn already_sent(
     conversation: Uuid,
     client_id: Option<Uuid>,
 ) -> Option<AppResult<TurnResult>> {
-    let found = match chat::find_by_client_id(&agent.pool, conversation, client_id?).await {
+    let found = match messages::find_by_client_id(&agent.pool, conversation, client_id?).await {
         Ok(found) => found?,
         Err(err) => return Some(Err(err)),
     };
@@ -239,7 +240,7 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
         let turn = turns::get(&agent.pool, request.turn).await?;
         if let Some(turn) = turn.filter(|t| !t.is_running()) {
             let message = match turn.reply_seq {
-                Some(seq) => chat::message_at(&agent.pool, conversation, seq).await?,
+                Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
                 None => None,
             };
             return Ok(StopResult {
@@ -378,7 +379,7 @@ fn stopped_reply(partial: String, records: Vec<crate::model::ToolCallRecord>) ->
 async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<TurnLog>) -> Reply {
     progress.report(None).await;
     let loaded = async {
-        let history = chat::history(
+        let history = messages::history(
             &agent.pool,
             turn.conversation_id,
             turn.user_seq,
@@ -463,7 +464,7 @@ async fn wait_for_reply(agent: &AgentState, user_message: Message) -> AppResult<
         match turn {
             Some(turn) if !turn.is_running() => {
                 let reply = match turn.reply_seq {
-                    Some(seq) => chat::message_at(&agent.pool, conversation, seq).await?,
+                    Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
                     None => None,
                 };
                 return match reply {

@@ -1,0 +1,110 @@
+//! What a running turn is doing, for every open tab: its activity (thinking or a tool) and
+//! the reply written so far, kept in the unlogged `turn_activity` row and announced as live
+//! events (`activity`, `delta`).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::events;
+use crate::{
+    model::{ActivityState, LiveEvent},
+    server::error::AppResult,
+};
+
+/// Records what the turn answering `user_seq` is doing (`None`: thinking) and announces it to
+/// the user's live streams. Unlogged and outside any transaction: cheap, and never holds up
+/// the turn.
+pub async fn set_activity(
+    pool: &PgPool,
+    user: Uuid,
+    conversation: Uuid,
+    user_seq: i64,
+    tool_name: Option<&str>,
+) -> AppResult<()> {
+    let event = LiveEvent::Activity {
+        conversation_id: conversation,
+        state: if tool_name.is_some() {
+            ActivityState::Tool
+        } else {
+            ActivityState::Thinking
+        },
+        tool_name: tool_name.map(str::to_string),
+    };
+    sqlx::query(
+        "WITH a AS (
+             INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (conversation_id) DO UPDATE
+             SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name,
+                 updated_at = clock_timestamp(),
+                 partial = CASE WHEN turn_activity.user_seq = EXCLUDED.user_seq
+                                THEN turn_activity.partial ELSE '' END
+             RETURNING 1
+         )
+         SELECT pg_notify($4, $5) FROM a",
+    )
+    .bind(conversation)
+    .bind(user_seq)
+    .bind(tool_name)
+    .bind(events::CHANNEL)
+    .bind(events::transient_payload(user, &event))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Appends streamed text to the running turn's reply so far and announces it as a delta
+/// (with its offset, so a client that read the reply so far can skip what it has).
+pub async fn append_partial(
+    pool: &PgPool,
+    user: Uuid,
+    conversation: Uuid,
+    user_seq: i64,
+    text: &str,
+) -> AppResult<()> {
+    let mut rest = text;
+    // NOTIFY payloads are bounded: a long flush goes out as several deltas.
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(events::MAX_NOTIFY_BYTES / 2);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        sqlx::query(
+            "WITH a AS (
+                 UPDATE turn_activity SET partial = partial || $3
+                 WHERE conversation_id = $1 AND user_seq = $2
+                 RETURNING char_length(partial) - char_length($3) AS at
+             )
+             SELECT pg_notify($4, json_build_object('u', $5::uuid, 'e', json_build_object(
+                 'type', 'delta', 'conversation_id', $1::uuid, 'seq', $2 + 1, 'text', $3::text,
+                 'offset', a.at))::text)
+             FROM a",
+        )
+        .bind(conversation)
+        .bind(user_seq)
+        .bind(piece)
+        .bind(events::CHANNEL)
+        .bind(user)
+        .execute(pool)
+        .await?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// The running turns of a user: (conversation, user seq, tool in use, reply so far), for a
+/// live stream that (re)connects.
+pub async fn running_turns(
+    pool: &PgPool,
+    user: Uuid,
+) -> AppResult<Vec<(Uuid, i64, Option<String>, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.conversation_id, a.user_seq, a.tool_name, a.partial
+         FROM turn_activity a JOIN conversations c ON c.id = a.conversation_id
+         WHERE c.user_id = $1 AND c.deleted_at IS NULL AND a.user_seq = c.last_seq",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?)
+}
