@@ -15,6 +15,14 @@ async fn logout_revokes_the_token_on_every_replica(pool: PgPool) {
     let a = TestApp::spawn(pool.clone()).await;
     let b = TestApp::spawn(pool).await;
     let token = a.register("leave@example.com").await;
+    let events = b
+        .http
+        .get(b.at("/api/chat/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = common::sse::SseReader::new(events);
     // Both replicas know the session (and cache it).
     assert_eq!(b.get(&token, "/api/auth/me").await.status(), StatusCode::OK);
     assert_eq!(a.get(&token, "/api/tasks").await.status(), StatusCode::OK);
@@ -51,6 +59,15 @@ async fn logout_revokes_the_token_on_every_replica(pool: PgPool) {
         .unwrap()
         .to_string();
     assert_eq!(b.get(&fresh, "/api/auth/me").await.status(), StatusCode::OK);
+    // The event stream opened with the revoked token ends instead of carrying the next event.
+    a.conversation(&fresh).await;
+    assert!(
+        stream
+            .next(std::time::Duration::from_secs(3))
+            .await
+            .is_none(),
+        "a revoked session's stream is closed"
+    );
 }
 
 #[sqlx::test]

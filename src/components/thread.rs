@@ -46,6 +46,8 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
     let loading_older = RwSignal::new(false);
     let outgoing: RwSignal<Vec<Outgoing>> = RwSignal::new(Vec::new());
     let gone = RwSignal::new(false);
+    // The session ended (logged out in another tab, account deleted): go to sign in.
+    let signed_out = RwSignal::new(false);
     let unseen = RwSignal::new(false);
     let scroller = NodeRef::<html::Div>::new();
 
@@ -116,6 +118,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     activity.set(page.activity.filter(|a| a.user_seq >= last_seq()));
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) if err.status == 0 => ctx.online.set(false),
                 Err(_) => {}
             }
@@ -257,6 +260,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     merge(vec![turn.user_message, turn.assistant_message]);
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => {
                     if err.status == 0 {
                         ctx.online.set(false);
@@ -316,6 +320,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     merge(vec![turn.assistant_message]);
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) if err.status == 0 => ctx.online.set(false),
                 // E.g. "nothing to retry" when another tab retried first: the poll shows it.
                 Err(_) => {}
@@ -350,6 +355,13 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                 move || navigate("/chat", Default::default()),
                 Duration::from_millis(2500),
             );
+        }
+    });
+
+    let to_login = use_navigate();
+    Effect::new(move |_| {
+        if signed_out.get() {
+            to_login("/login", Default::default());
         }
     });
 

@@ -59,11 +59,6 @@ impl LiveBus {
             .subscribe()
     }
 
-    /// How many users have a stream open on this process.
-    pub fn users_listening(&self) -> usize {
-        self.users.lock().map(|u| u.len()).unwrap_or_default()
-    }
-
     fn dispatch(&self, user: Uuid, envelope: Envelope) {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = users.get(&user) {

@@ -52,27 +52,44 @@ impl Sessions {
     /// The user behind `token`, if its session is live.
     pub async fn authenticate_token(&self, token: &str) -> AppResult<AuthUser> {
         let claims = self.jwt.verify(token)?;
+        let user = AuthUser {
+            id: claims.user,
+            session: claims.session,
+        };
+        if self.is_live(&user).await? {
+            Ok(user)
+        } else {
+            Err(AppError::Unauthorized)
+        }
+    }
+
+    /// Whether an authenticated user's session is still live (an unreachable database does
+    /// not end it).
+    pub async fn still_live(&self, user: &AuthUser) -> bool {
+        self.is_live(user).await.unwrap_or(true)
+    }
+
+    /// Asks the database unless the session was found live within `TRUST_FOR`.
+    async fn is_live(&self, user: &AuthUser) -> AppResult<bool> {
         let fresh = self
             .checked
             .lock()
             .ok()
-            .and_then(|c| c.get(&claims.session).copied())
-            .is_some_and(|(user, at)| user == claims.user && at.elapsed() < TRUST_FOR);
-        if !fresh {
-            if !sessions::is_live(&self.pool, claims.session, claims.user).await? {
-                return Err(AppError::Unauthorized);
-            }
+            .and_then(|c| c.get(&user.session).copied())
+            .is_some_and(|(u, at)| u == user.id && at.elapsed() < TRUST_FOR);
+        if fresh {
+            return Ok(true);
+        }
+        let live = sessions::is_live(&self.pool, user.session, user.id).await?;
+        if live {
             if let Ok(mut cache) = self.checked.lock() {
                 if cache.len() >= MAX_CACHED {
                     cache.clear();
                 }
-                cache.insert(claims.session, (claims.user, Instant::now()));
+                cache.insert(user.session, (user.id, Instant::now()));
             }
         }
-        Ok(AuthUser {
-            id: claims.user,
-            session: claims.session,
-        })
+        Ok(live)
     }
 
     /// The user of a request (bearer header first, then the session cookie).

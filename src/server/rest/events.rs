@@ -44,7 +44,13 @@ async fn live_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    // A session that ends (logout, deleted account) ends its streams at their next event.
+    let sessions = state.sessions.clone();
     let stream = live::user_stream(state.live.clone(), state.pool.clone(), user.id, last_id)
+        .take_while(move |_| {
+            let sessions = sessions.clone();
+            async move { sessions.still_live(&user).await }
+        })
         .map(|envelope| Ok(to_sse(&envelope)));
     Sse::new(stream).keep_alive(keep_alive())
 }

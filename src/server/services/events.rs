@@ -55,16 +55,6 @@ pub fn transient_payload(user: Uuid, event: &LiveEvent) -> String {
     serde_json::json!({ "u": user, "e": event }).to_string()
 }
 
-/// Announces an event that is not stored (activity).
-pub async fn announce(db: impl PgExecutor<'_>, user: Uuid, event: &LiveEvent) -> AppResult<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(transient_payload(user, event))
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
 /// Stored events of `user` after `after`, oldest first (at most `limit`).
 pub async fn since(
     db: impl PgExecutor<'_>,

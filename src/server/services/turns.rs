@@ -190,10 +190,9 @@ pub async fn claim_expired(
     .await?)
 }
 
-/// A running turn that was asked to stop: who runs it, and whether its lease has expired.
+/// A running turn that was asked to stop, and whether its lease has expired (its owner died).
 pub struct StopRequest {
     pub turn: Uuid,
-    pub owner: Option<Uuid>,
     pub lease_expired: bool,
 }
 
@@ -203,18 +202,17 @@ pub async fn request_stop(
     user: Uuid,
     conversation: Uuid,
 ) -> AppResult<Option<StopRequest>> {
-    let row: Option<(Uuid, Option<Uuid>, bool)> = sqlx::query_as(
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
         "UPDATE turns SET stop_requested = true
          WHERE conversation_id = $1 AND user_id = $2 AND state = 'running'
-         RETURNING id, owner, lease_until < clock_timestamp()",
+         RETURNING id, lease_until < clock_timestamp()",
     )
     .bind(conversation)
     .bind(user)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(turn, owner, lease_expired)| StopRequest {
+    Ok(row.map(|(turn, lease_expired)| StopRequest {
         turn,
-        owner,
         lease_expired,
     }))
 }
