@@ -31,6 +31,8 @@ export async function startServer(port: number, extraEnv: Record<string, string>
       OPENAI_API_KEY: "",
       AUTH_RATE_PER_MINUTE_IP: "10000",
       SEND_RATE_PER_MINUTE: "10000",
+      // The CSR build and the example app (tests/cross-origin.spec.ts) are served next door.
+      CORS_ALLOWED_ORIGINS: `http://127.0.0.1:${port + 1},http://127.0.0.1:${port + 2}`,
       RUST_LOG: process.env.RUST_LOG ?? "warn",
       ...extraEnv,
     },

@@ -11,5 +11,10 @@ ensure_postgres
 trap '[ -n "${PRIVATE_PG_STOP:-}" ] && $PRIVATE_PG_STOP >/dev/null 2>&1; true' EXIT
 cargo leptos build --release
 node scripts/precompress.mjs target/site/pkg
+# The CSR build and the example app, measured as a static host would serve them.
+trunk build --release
+(cd examples/tasks-client && trunk build --release)
+node scripts/precompress.mjs target/csr
+node scripts/precompress.mjs examples/tasks-client/dist
 cargo build --release --features ssr --bin bench
 "$CARGO_TARGET_DIR/release/bench"

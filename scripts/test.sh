@@ -24,6 +24,13 @@ echo "== release build"
 cargo leptos build --release
 node scripts/precompress.mjs target/site/pkg
 
+# The suite's browser tests call the server on E2E_PORT from two other origins: the Trunk CSR
+# build of the chat UI and the example app (feature `client`), both built to call that server.
+export E2E_PORT="${E2E_PORT:-3100}"
+echo "== CSR build (Trunk) and the example app, calling http://127.0.0.1:$E2E_PORT"
+CHATKIT_SERVER_URL="http://127.0.0.1:$E2E_PORT" trunk build --release
+(cd examples/tasks-client && CHATKIT_SERVER_URL="http://127.0.0.1:$E2E_PORT" trunk build --release)
+
 echo "== Rust tests (PostgreSQL at ${PG_ADMIN_URL%%@*}@…)"
 # #[sqlx::test] creates a fresh database per test on this server. Crash, restart and replica
 # tests (tests/replicas.rs) run this release binary as separate processes.
@@ -45,7 +52,6 @@ server_pid=""
 echo "== Playwright (Chromium) against a release server"
 e2e_db="chatkit_e2e"
 psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $e2e_db WITH (FORCE)" -c "CREATE DATABASE $e2e_db" >/dev/null
-export E2E_PORT="${E2E_PORT:-3100}"
 export E2E_DATABASE_URL="${PG_ADMIN_URL%/*}/$e2e_db"
 export E2E_SERVER_BIN="$CARGO_TARGET_DIR/release/chatkit"
 (cd end2end && npx playwright test)

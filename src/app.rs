@@ -37,7 +37,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/chatkit.css" />
+        // The CSR build links its stylesheet from `index.html` (Trunk hashes it).
+        {(!cfg!(feature = "csr")).then(|| view! { <Stylesheet id="leptos" href="/pkg/chatkit.css" /> })}
         <Title text="Tasks chat" />
         <Meta name="description" content="Manage your to-do list by chatting with an assistant." />
         <Router>
@@ -52,5 +53,13 @@ pub fn App() -> impl IntoView {
                 </ParentRoute>
             </Routes>
         </Router>
+    }
+}
+
+/// Lets end-to-end tests (and CSS) know the page is interactive.
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+pub fn mark_interactive() {
+    if let Some(body) = document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
     }
 }

@@ -33,6 +33,17 @@ pub struct AuthSession {
     pub expires_in: i64,
 }
 
+/// What the sign-in server functions return. `access_token` is there for callers on another
+/// origin and for non-browser callers (send it as `Authorization: Bearer`); our own pages keep
+/// the session in an HttpOnly cookie and get no token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub access_token: Option<String>,
+    /// Seconds the session lasts.
+    pub expires_in: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Credentials {

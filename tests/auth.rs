@@ -285,8 +285,11 @@ async fn server_functions_share_the_accounts(pool: PgPool) {
         .next()
         .unwrap()
         .to_string();
-    let user: Value = res.json().await.unwrap();
-    assert_eq!(user["email"], "gina@example.com");
+    // A script on our own page gets data, not a redirect, and no token (the cookie holds it).
+    assert!(res.headers().get("serverfnredirect").is_none());
+    let signed_in: Value = res.json().await.unwrap();
+    assert_eq!(signed_in["user"]["email"], "gina@example.com");
+    assert!(signed_in["access_token"].is_null());
 
     // The same account works through REST.
     assert_eq!(

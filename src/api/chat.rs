@@ -1,6 +1,6 @@
 //! Conversation server functions (`/sfn/chat/*`), the same operations as the REST API.
 
-use leptos::prelude::*;
+use super::declare::server_fns;
 use uuid::Uuid;
 
 use crate::model::{
@@ -8,159 +8,163 @@ use crate::model::{
     ServerInfo, StopResult, TurnResult,
 };
 
-/// Conversations, newest first. Endpoint: `POST /sfn/chat/conversations`.
-#[server(prefix = "/sfn/chat", endpoint = "conversations")]
-pub async fn list_conversations(
-    #[server(default)] query: ConversationQuery,
-) -> Result<ConversationPage, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::list(&state.pool, user.id, &query)
-        .await
-        .map_err(super::ssr::fail)
-}
+server_fns! {
+    prefix = "/sfn/chat";
 
-/// Start a conversation. Endpoint: `POST /sfn/chat/create`.
-#[server(prefix = "/sfn/chat", endpoint = "create")]
-pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    let conversation =
-        crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+    /// Conversations, newest first.
+    #[endpoint = "conversations", name = ListConversations]
+    pub async fn list_conversations(
+        #[default] query: ConversationQuery,
+    ) -> Result<ConversationPage, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::chat::list(&state.pool, user.id, &query)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Start a conversation.
+    #[endpoint = "create", name = CreateConversation]
+    pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        let conversation =
+            crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+                .await
+                .map_err(super::ssr::fail)?;
+        super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
+        Ok(conversation)
+    }
+
+    /// One conversation.
+    #[endpoint = "get", name = GetConversation]
+    pub async fn get_conversation(id: Uuid) -> Result<Conversation, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::chat::get(&state.pool, user.id, id)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Rename.
+    #[endpoint = "rename", name = RenameConversation]
+    pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::chat::rename(&state.pool, user.id, id, &title)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Soft delete.
+    #[endpoint = "delete", name = DeleteConversation]
+    pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::chat::delete(&state.pool, user.id, id)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Messages.
+    #[endpoint = "messages", name = ListMessages]
+    pub async fn list_messages(
+        id: Uuid,
+        #[default] query: MessageQuery,
+    ) -> Result<MessagePage, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        let mut page = crate::server::services::messages::page(&state.pool, user.id, id, &query)
             .await
             .map_err(super::ssr::fail)?;
-    super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
-    Ok(conversation)
-}
-
-/// One conversation. Endpoint: `POST /sfn/chat/get`.
-#[server(prefix = "/sfn/chat", endpoint = "get")]
-pub async fn get_conversation(id: Uuid) -> Result<Conversation, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::get(&state.pool, user.id, id)
-        .await
-        .map_err(super::ssr::fail)
-}
-
-/// Rename. Endpoint: `POST /sfn/chat/rename`.
-#[server(prefix = "/sfn/chat", endpoint = "rename")]
-pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::rename(&state.pool, user.id, id, &title)
-        .await
-        .map_err(super::ssr::fail)
-}
-
-/// Soft delete. Endpoint: `POST /sfn/chat/delete`.
-#[server(prefix = "/sfn/chat", endpoint = "delete")]
-pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    crate::server::services::chat::delete(&state.pool, user.id, id)
-        .await
-        .map_err(super::ssr::fail)
-}
-
-/// Messages. Endpoint: `POST /sfn/chat/messages`.
-#[server(prefix = "/sfn/chat", endpoint = "messages")]
-pub async fn list_messages(
-    id: Uuid,
-    #[server(default)] query: MessageQuery,
-) -> Result<MessagePage, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    let mut page = crate::server::services::messages::page(&state.pool, user.id, id, &query)
-        .await
-        .map_err(super::ssr::fail)?;
-    page.messages
-        .iter_mut()
-        .for_each(super::ssr::render_markdown);
-    Ok(page)
-}
-
-/// Send a message and run one agent turn. Endpoint: `POST /sfn/chat/send`.
-/// A plain form post (no JavaScript) is redirected back to the conversation.
-#[server(prefix = "/sfn/chat", endpoint = "send")]
-pub async fn send_message(
-    id: Uuid,
-    content: String,
-    client_id: Option<Uuid>,
-) -> Result<TurnResult, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    let sent = crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await;
-    let mut turn = match sent {
-        Ok(turn) => turn,
-        Err(err) => {
-            let err = super::ssr::fail(err);
-            super::ssr::redirect_form_error(&format!("/chat/{id}"), &content, &err.detail);
-            return Err(err);
-        }
-    };
-    super::ssr::render_markdown(&mut turn.assistant_message);
-    super::ssr::redirect_form_post(&format!("/chat/{id}"));
-    Ok(turn)
-}
-
-/// Start a conversation with its first message (the empty state's composer).
-/// Endpoint: `POST /sfn/chat/start`. A plain form post is redirected to the new conversation.
-#[server(prefix = "/sfn/chat", endpoint = "start")]
-pub async fn start_conversation(
-    content: String,
-    client_id: Option<Uuid>,
-) -> Result<TurnResult, ApiError> {
-    use crate::server::{agent, services::chat};
-    let (state, user) = super::ssr::authenticated().await?;
-    chat::clean_content(&content).map_err(super::ssr::fail)?;
-    // Idempotent on client_id like send_message: a resend finds the first conversation.
-    let existing = match client_id {
-        Some(id) => chat::conversation_of_client_id(&state.pool, user.id, id)
-            .await
-            .map_err(super::ssr::fail)?,
-        None => None,
-    };
-    let conversation = match existing {
-        Some(conversation) => conversation,
-        None => chat::create(&state.pool, user.id, None)
-            .await
-            .map_err(super::ssr::fail)?,
-    };
-    let mut turn = agent::send(&state.agent, user.id, conversation.id, &content, client_id)
-        .await
-        .map_err(super::ssr::fail)?;
-    super::ssr::render_markdown(&mut turn.assistant_message);
-    super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
-    Ok(turn)
-}
-
-/// Stop the conversation's running turn (on whichever replica runs it); the partial reply is
-/// kept with status `stopped`. Harmless when nothing runs. Endpoint: `POST /sfn/chat/stop`.
-#[server(prefix = "/sfn/chat", endpoint = "stop")]
-pub async fn stop_turn(id: Uuid) -> Result<StopResult, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    let mut result = crate::server::agent::stop(&state.agent, user.id, id)
-        .await
-        .map_err(super::ssr::fail)?;
-    if let Some(message) = result.assistant_message.as_mut() {
-        super::ssr::render_markdown(message);
+        page.messages
+            .iter_mut()
+            .for_each(super::ssr::render_markdown);
+        Ok(page)
     }
-    Ok(result)
-}
 
-/// Answer the last user message again after a failed or stopped reply, showing the model what
-/// was already done (no second user message). Endpoint: `POST /sfn/chat/retry`.
-#[server(prefix = "/sfn/chat", endpoint = "retry")]
-pub async fn retry_turn(id: Uuid) -> Result<TurnResult, ApiError> {
-    let (state, user) = super::ssr::authenticated().await?;
-    let mut turn = crate::server::agent::retry(&state.agent, user.id, id)
-        .await
-        .map_err(super::ssr::fail)?;
-    super::ssr::render_markdown(&mut turn.assistant_message);
-    super::ssr::redirect_form_post(&format!("/chat/{id}"));
-    Ok(turn)
-}
+    /// Send a message and run one agent turn.
+    /// A plain form post (no JavaScript) is redirected back to the conversation.
+    #[endpoint = "send", name = SendMessage]
+    pub async fn send_message(
+        id: Uuid,
+        content: String,
+        client_id: Option<Uuid>,
+    ) -> Result<TurnResult, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        let sent = crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await;
+        let mut turn = match sent {
+            Ok(turn) => turn,
+            Err(err) => {
+                let err = super::ssr::fail(err);
+                super::ssr::redirect_form_error(&format!("/chat/{id}"), &content, &err.detail);
+                return Err(err);
+            }
+        };
+        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::redirect_form_post(&format!("/chat/{id}"));
+        Ok(turn)
+    }
 
-/// Whether the offline assistant answers, and the model name. Endpoint: `POST /sfn/chat/info`.
-#[server(prefix = "/sfn/chat", endpoint = "info")]
-pub async fn get_server_info() -> Result<ServerInfo, ApiError> {
-    let state = super::ssr::state()?;
-    Ok(ServerInfo {
-        offline_assistant: state.config.offline_assistant(),
-        model: state.agent.model.name(),
-    })
+    /// Start a conversation with its first message (the empty state's composer).
+    /// A plain form post is redirected to the new conversation.
+    #[endpoint = "start", name = StartConversation]
+    pub async fn start_conversation(
+        content: String,
+        client_id: Option<Uuid>,
+    ) -> Result<TurnResult, ApiError> {
+        use crate::server::{agent, services::chat};
+        let (state, user) = super::ssr::authenticated().await?;
+        chat::clean_content(&content).map_err(super::ssr::fail)?;
+        // Idempotent on client_id like send_message: a resend finds the first conversation.
+        let existing = match client_id {
+            Some(id) => chat::conversation_of_client_id(&state.pool, user.id, id)
+                .await
+                .map_err(super::ssr::fail)?,
+            None => None,
+        };
+        let conversation = match existing {
+            Some(conversation) => conversation,
+            None => chat::create(&state.pool, user.id, None)
+                .await
+                .map_err(super::ssr::fail)?,
+        };
+        let mut turn = agent::send(&state.agent, user.id, conversation.id, &content, client_id)
+            .await
+            .map_err(super::ssr::fail)?;
+        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
+        Ok(turn)
+    }
+
+    /// Stop the conversation's running turn (on whichever replica runs it); the partial reply is
+    /// kept with status `stopped`. Harmless when nothing runs.
+    #[endpoint = "stop", name = StopTurn]
+    pub async fn stop_turn(id: Uuid) -> Result<StopResult, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        let mut result = crate::server::agent::stop(&state.agent, user.id, id)
+            .await
+            .map_err(super::ssr::fail)?;
+        if let Some(message) = result.assistant_message.as_mut() {
+            super::ssr::render_markdown(message);
+        }
+        Ok(result)
+    }
+
+    /// Answer the last user message again after a failed or stopped reply, showing the model what
+    /// was already done (no second user message).
+    #[endpoint = "retry", name = RetryTurn]
+    pub async fn retry_turn(id: Uuid) -> Result<TurnResult, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        let mut turn = crate::server::agent::retry(&state.agent, user.id, id)
+            .await
+            .map_err(super::ssr::fail)?;
+        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::redirect_form_post(&format!("/chat/{id}"));
+        Ok(turn)
+    }
+
+    /// Whether the offline assistant answers, and the model name.
+    #[endpoint = "info", name = GetServerInfo]
+    pub async fn get_server_info() -> Result<ServerInfo, ApiError> {
+        let state = super::ssr::state()?;
+        Ok(ServerInfo {
+            offline_assistant: state.config.offline_assistant(),
+            model: state.agent.model.name(),
+        })
+    }
 }

@@ -1,9 +1,13 @@
 //! Server functions: the RPC surface of the UI and of other Leptos apps that depend on this
 //! crate. Every endpoint is stable (`/sfn/<area>/<name>`, no hash suffix) and each function is a
-//! thin adapter over `server::services`.
+//! thin adapter over `server::services`. `declare` explains how one declaration serves as the
+//! server's function (feature `ssr`) and as everyone else's client stub.
 
 pub mod auth;
 pub mod chat;
+#[cfg(feature = "client")]
+pub mod client;
+mod declare;
 pub mod tasks;
 
 #[cfg(feature = "ssr")]

@@ -24,7 +24,7 @@ impl LiveContext {
             connected: RwSignal::new(false),
         };
         provide_context(live);
-        #[cfg(feature = "hydrate")]
+        #[cfg(any(feature = "hydrate", feature = "csr"))]
         Effect::new(move |_| live.connect());
         live
     }
@@ -41,7 +41,7 @@ impl LiveContext {
         });
     }
 
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "hydrate", feature = "csr")), allow(dead_code))]
     fn dispatch(&self, event: LiveEvent) {
         let listeners = self.listeners.try_get_value().unwrap_or_default();
         for (_, listener) in listeners {
@@ -49,12 +49,21 @@ impl LiveContext {
         }
     }
 
-    #[cfg(feature = "hydrate")]
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
     fn connect(self) {
         use send_wrapper::SendWrapper;
         use wasm_bindgen::{closure::Closure, JsCast};
 
-        let Ok(source) = web_sys::EventSource::new("/api/chat/events") else {
+        // A page on another origin (the CSR build) signs in with a bearer token, which an
+        // EventSource cannot send as a header: it goes in the query instead.
+        let url = match crate::api::client::token() {
+            Some(token) => format!(
+                "{}/api/chat/events?access_token={token}",
+                crate::api::client::server_url()
+            ),
+            None => format!("{}/api/chat/events", crate::api::client::server_url()),
+        };
+        let Ok(source) = web_sys::EventSource::new(&url) else {
             return;
         };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
@@ -79,7 +88,7 @@ impl LiveContext {
 /// Decodes one event. Reads the `type` first, then the fields of that kind directly: serde's
 /// derive for an internally tagged enum buffers every event in a generic `Content` tree, and
 /// that machinery alone would push the WASM bundle over its size budget.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "hydrate", feature = "csr")), allow(dead_code))]
 fn decode(text: &str) -> Option<LiveEvent> {
     use crate::model::{ActivityState, Conversation, Message};
     use serde::Deserialize;

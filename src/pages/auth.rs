@@ -2,16 +2,20 @@
 //! without JavaScript.
 
 use leptos::{prelude::*, server_fn::error::ServerFnUrlError};
-use leptos_router::{components::A, hooks::use_query_map};
+use leptos_router::{
+    components::A,
+    hooks::{use_navigate, use_query_map},
+};
 
 use crate::{
     api::auth::{Login, Register},
-    model::{ApiError, MIN_PASSWORD_CHARS},
+    model::{ApiError, SignedIn, MIN_PASSWORD_CHARS},
 };
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
+    on_signed_in(Signal::derive(move || action.value().get()));
     let pending = action.pending();
     let error = form_error(Signal::derive(move || {
         action.value().get().map(|r| r.err())
@@ -35,6 +39,7 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
+    on_signed_in(Signal::derive(move || action.value().get()));
     let pending = action.pending();
     let error = form_error(Signal::derive(move || {
         action.value().get().map(|r| r.err())
@@ -106,4 +111,19 @@ fn form_error(submitted: Signal<Option<Option<ApiError>>>) -> Signal<Option<Stri
             .get("__err")
             .map(|encoded| ServerFnUrlError::<ApiError>::decode_err(&encoded).detail),
     })
+}
+
+/// Once signed in (JavaScript), keep the token if the server sent one (a page on another origin,
+/// such as the CSR build) and go to the chat. Without JavaScript the server redirects instead.
+fn on_signed_in(value: Signal<Option<Result<SignedIn, ApiError>>>) {
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(signed_in)) = value.get() {
+            #[cfg(feature = "client")]
+            crate::api::client::set_token(signed_in.access_token.clone());
+            #[cfg(not(feature = "client"))]
+            let _ = signed_in;
+            navigate("/chat", Default::default());
+        }
+    });
 }

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::{
     components::{Outlet, Redirect},
-    hooks::use_params_map,
+    hooks::{use_navigate, use_params_map},
 };
 use uuid::Uuid;
 
@@ -93,6 +93,15 @@ fn TopBar(
 ) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let logout = ServerAction::<Logout>::new();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        // Signed out (or the session had already ended): forget the token, back to sign-in.
+        if logout.value().get().is_some() {
+            #[cfg(feature = "client")]
+            crate::api::client::set_token(None);
+            navigate("/login", Default::default());
+        }
+    });
     view! {
         <header class="topbar">
             <button

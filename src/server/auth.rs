@@ -236,6 +236,18 @@ pub async fn origin_guard(
 }
 
 fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
+    let Some(origin) = request_origin(headers) else {
+        return false;
+    };
+    is_same_origin(headers)
+        || config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
+}
+
+/// The origin a browser says a request comes from (`Origin`, else the `Referer`'s).
+fn request_origin(headers: &HeaderMap) -> Option<String> {
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -245,21 +257,21 @@ fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
             let (scheme, rest) = referer.split_once("://")?;
             let authority = rest.split('/').next()?;
             Some(format!("{scheme}://{authority}"))
-        });
-    let Some(origin) = origin else { return false };
-    let origin = origin.trim_end_matches('/');
+        })?;
+    Some(origin.trim_end_matches('/').to_string())
+}
+
+/// Whether the request comes from a page of this very site (its origin names the `Host`).
+pub fn is_same_origin(headers: &HeaderMap) -> bool {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
-    same_origin
-        || config
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    request_origin(headers).is_some_and(|origin| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host))
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod error;
 pub mod guards;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .merge(live_events)
+        .layer(middleware::from_fn_with_state(state.config.clone(), cors::cors))
         .layer(middleware::from_fn(guards::security_headers))
         .with_state(state)
 }

@@ -668,6 +668,11 @@ async fn main() -> Result<()> {
             "budget ≤ 350 KB compressed".into(),
             verdict(wire <= 350 * 1024),
         ),
+        bundle_row("CSR build (Trunk) JS+WASM+CSS bytes raw / br", "target/csr"),
+        bundle_row(
+            "example app (feature client) JS+WASM bytes raw / br",
+            "examples/tasks-client/dist",
+        ),
         match &interactive {
             Ok(page) => (
                 "chat page interactive after load p50 / max ms",
@@ -716,4 +721,44 @@ async fn main() -> Result<()> {
     std::fs::write(&opts.out, serde_json::to_string_pretty(&report)?)?;
     println!("\nJSON written to {}", opts.out.display());
     Ok(())
+}
+
+/// The size of a client-side build as a static host serves it: each `.wasm`, `.js` and `.css`
+/// in `dir`, raw and with brotli (the `.br` files `scripts/precompress.mjs` wrote beside them).
+fn bundle_row(name: &'static str, dir: &str) -> (&'static str, String, String, &'static str) {
+    let mut raw = 0u64;
+    let mut brotli = 0u64;
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for entry in entries {
+        let path = entry.path();
+        let asset = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "js" | "css")
+        );
+        if !asset {
+            continue;
+        }
+        raw += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        let compressed = format!("{}.br", path.display());
+        brotli += std::fs::metadata(compressed).map(|m| m.len()).unwrap_or(0);
+    }
+    if raw == 0 || brotli == 0 {
+        return (
+            name,
+            "not built".into(),
+            format!("no build in {dir}"),
+            "NOT measured",
+        );
+    }
+    let verdict = if brotli <= 350 * 1024 {
+        "met"
+    } else {
+        "NOT met"
+    };
+    (
+        name,
+        format!("{raw} / {brotli}"),
+        "budget ≤ 350 KB brotli".into(),
+        verdict,
+    )
 }

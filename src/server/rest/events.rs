@@ -4,17 +4,18 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    extract::State,
+    extract::{Query, State},
     http::HeaderMap,
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures::{Stream, StreamExt};
+use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     model::{LiveEvent, Role},
     server::{
-        auth::AuthUser,
+        error::AppResult,
         live::{self, Envelope},
         markdown,
         state::AppState,
@@ -25,21 +26,34 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(live_events))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// The bearer token, for an `EventSource` on another origin (it cannot send headers).
+    /// Otherwise the `Authorization` header or the session cookie, as everywhere.
+    access_token: Option<String>,
+}
+
 /// The user's live events, one `data:` line of JSON per event (`LiveEvent`). Stored events
 /// carry an `id:`; reconnect with `Last-Event-ID` to get what was missed. On connect, each
 /// running turn's activity and reply so far (`partial`) come first. Comments keep idle
 /// connections open.
 #[utoipa::path(get, path = "/api/chat/events", tag = "chat",
-    params(("Last-Event-ID" = Option<i64>, Header, description = "the last stored event id received")),
+    params(EventsQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "the last stored event id received")),
     responses(
         (status = 200, content_type = "text/event-stream", body = LiveEvent,
          description = "a stream of `data: <LiveEvent JSON>` lines"),
         (status = 401)))]
 async fn live_events(
     State(state): State<AppState>,
-    user: AuthUser,
+    Query(query): Query<EventsQuery>,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let user = match query.access_token.as_deref() {
+        Some(token) => state.sessions.authenticate_token(token).await?,
+        None => state.sessions.authenticate(&headers).await?,
+    };
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -52,7 +66,7 @@ async fn live_events(
             async move { sessions.still_live(&user).await }
         })
         .map(|envelope| Ok(to_sse(&envelope)));
-    Sse::new(stream).keep_alive(keep_alive())
+    Ok(Sse::new(stream).keep_alive(keep_alive()))
 }
 
 pub fn keep_alive() -> KeepAlive {
