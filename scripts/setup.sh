@@ -41,6 +41,14 @@ if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ]; then
   npm install --prefix "$TOOLS_DIR" --no-audit --no-fund binaryen@132 >/dev/null
 fi
 
+# Trunk builds the client-side-rendered UI (Trunk.toml) and the example app. 0.21.14 is the last
+# version that builds with rustc 1.95 (see TOOLCHAIN.md); offline it uses the wasm-bindgen and
+# wasm-opt above.
+if ! trunk --version 2>/dev/null | grep -q '0\.21\.14'; then
+  log "installing trunk 0.21.14 (takes ~6 minutes once)"
+  cargo install trunk --version 0.21.14 --locked
+fi
+
 if [ "$want_test" = 1 ]; then
   if [ ! -x /usr/bin/chromium ]; then
     log "installing Chromium"
