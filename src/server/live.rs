@@ -262,11 +262,13 @@ pub fn user_stream(
                     }
                     None => return Some((envelope, state)),
                 },
-                // Fell behind: the stored events come back from the database.
+                // Fell behind: the stored events come back from the database. (Boxed, like
+                // the opening: only a stream doing it holds the space of its queries.)
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let mut queue = VecDeque::new();
                     state.newest =
-                        replay_into(&state.pool, state.user, state.newest, &mut queue).await;
+                        Box::pin(replay_into(&state.pool, state.user, state.newest, &mut queue))
+                            .await;
                     state.queue = queue;
                 }
                 Err(broadcast::error::RecvError::Closed) => {

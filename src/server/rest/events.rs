@@ -63,7 +63,8 @@ async fn live_events(
     let stream = live::user_stream(state.live.clone(), state.pool.clone(), user.id, last_id)
         .take_while(move |_| {
             let sessions = sessions.clone();
-            async move { sessions.still_live(&user).await }
+            // Boxed: between events an idle stream keeps no space for this check's query.
+            Box::pin(async move { sessions.still_live(&user).await })
         })
         .map(|envelope| Ok(to_sse(&envelope)));
     Ok(Sse::new(stream).keep_alive(keep_alive()))
