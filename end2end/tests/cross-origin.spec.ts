@@ -54,7 +54,7 @@ test("the Trunk CSR build on another origin signs in, chats, and keeps its sessi
   await expect(page.getByTestId("assistant-message").last()).toContainText("Added task 1: Buy stamps");
   await expect(page.getByTestId("tasks-pending")).toContainText("Buy stamps");
   expect(calls).toContain("/sfn/auth/register");
-  expect(calls).toContain("/sfn/chat/start");
+  expect(calls).toContain("/sfn/chat/send");
 
   // Reload: the session survives (the token is kept), the conversation is still there.
   await page.reload();

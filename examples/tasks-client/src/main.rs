@@ -66,11 +66,12 @@ fn Chat() -> impl IntoView {
         send.version().track();
         tasks::list_tasks(TaskFilter::All)
     });
+    // Replies come with `html`: their markdown rendered by the server, safe to insert.
     let reply = move || {
         send.value()
             .get()
             .and_then(Result::ok)
-            .map(|turn| turn.assistant_message.content)
+            .and_then(|turn| turn.assistant_message.html)
     };
     view! {
         <form on:submit=move |ev| {
@@ -82,7 +83,7 @@ fn Chat() -> impl IntoView {
             <button type="submit" disabled=move || send.pending().get()>"Send"</button>
         </form>
         <p class="error" role="alert">{move || error_of(send.value().get())}</p>
-        <p data-testid="reply">{reply}</p>
+        <div data-testid="reply" inner_html=reply></div>
         <h2>"Conversations"</h2>
         <ul data-testid="conversations">
             {move || conversations.get().and_then(Result::ok).map(|page| {
