@@ -19,6 +19,8 @@ trap cleanup EXIT
 echo "== cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets --features ssr -- -D warnings
+# The client stubs as a caller's own server compiles them (reqwest transport).
+cargo clippy --lib --no-default-features --features client -- -D warnings
 
 echo "== release build"
 cargo leptos build --release

@@ -7,6 +7,7 @@
 //! - `model`: types shared by server and browser;
 //! - `server` (feature `ssr`): config, database, auth, services, REST, MCP, agent.
 
+#[cfg(any(feature = "ssr", feature = "client"))]
 pub mod api;
 #[cfg(feature = "ui")]
 pub mod app;

@@ -36,12 +36,23 @@ pub struct AuthSession {
 /// What the sign-in server functions return. `access_token` is there for callers on another
 /// origin and for non-browser callers (send it as `Authorization: Bearer`); our own pages keep
 /// the session in an HttpOnly cookie and get no token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignedIn {
     pub user: User,
     pub access_token: Option<String>,
     /// Seconds the session lasts.
     pub expires_in: i64,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user)
+            .field("access_token", &self.access_token.as_ref().map(|_| "…"))
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -145,6 +145,38 @@ async fn a_caller_on_another_origin_signs_in_with_a_token(pool: PgPool) {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The token goes to callers that are not our pages: no browser at all, or a listed origin.
+/// A stranger's page, and our own page seen through a proxy that rewrites `Host`, get none.
+#[sqlx::test]
+async fn only_callers_that_are_not_our_pages_get_the_token(pool: PgPool) {
+    let app = partner_app(pool).await;
+    app.register("dee@example.com").await;
+    let login = |origin: Option<&str>, host: Option<&str>| {
+        let mut req = app
+            .http
+            .post(app.at("/sfn/auth/login"))
+            .form(&[("email", "dee@example.com"), ("password", "password123")]);
+        if let Some(origin) = origin {
+            req = req.header(header::ORIGIN, origin);
+        }
+        if let Some(host) = host {
+            req = req.header(header::HOST, host);
+        }
+        async move {
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            body["access_token"].is_string()
+        }
+    };
+    assert!(login(None, None).await, "a non-browser caller");
+    assert!(login(Some(PARTNER), None).await, "a listed origin");
+    assert!(!login(Some(STRANGER), None).await, "an unlisted origin");
+    assert!(!login(Some(&app.url), None).await, "our own page");
+    assert!(
+        !login(Some("https://tasks.example"), Some("upstream:3000")).await,
+        "our own page behind a proxy"
+    );
+}
+
 #[sqlx::test]
 async fn a_plain_form_sign_in_still_redirects(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

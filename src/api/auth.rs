@@ -81,14 +81,14 @@ server_fns! {
 }
 
 /// Sets the session cookie and says who signed in. The token itself goes only to callers that
-/// are not our own pages (another origin, or no browser): our pages keep it in the HttpOnly
+/// are not our own pages (see `server::auth::wants_token`): our pages keep it in the HttpOnly
 /// cookie, out of reach of scripts. A plain HTML form post is sent on to the chat.
 #[cfg(feature = "ssr")]
 async fn start_session(
     state: &crate::server::state::AppState,
     session: crate::model::AuthSession,
 ) -> Result<SignedIn, ApiError> {
-    use crate::server::auth::{cookie_secure, is_same_origin, session_cookie_header};
+    use crate::server::auth::{cookie_secure, session_cookie_header, wants_token};
     let headers = super::ssr::headers().await?;
     set_cookie(&session_cookie_header(
         Some(&session.access_token),
@@ -98,7 +98,7 @@ async fn start_session(
     super::ssr::redirect_form_post("/chat");
     Ok(SignedIn {
         user: session.user,
-        access_token: (!is_same_origin(&headers)).then_some(session.access_token),
+        access_token: wants_token(&state.config, &headers).then_some(session.access_token),
         expires_in: session.expires_in,
     })
 }

@@ -113,14 +113,21 @@ fn form_error(submitted: Signal<Option<Option<ApiError>>>) -> Signal<Option<Stri
     })
 }
 
-/// Once signed in (JavaScript), keep the token if the server sent one (a page on another origin,
-/// such as the CSR build) and go to the chat. Without JavaScript the server redirects instead.
+/// Once signed in (JavaScript), go to the chat; a build that calls a server elsewhere (the CSR
+/// build with `CHATKIT_SERVER_URL`) keeps the token the server sent it. Pages served by the
+/// server itself rely on its HttpOnly cookie and keep no token. Without JavaScript the server
+/// redirects instead.
 fn on_signed_in(value: Signal<Option<Result<SignedIn, ApiError>>>) {
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(signed_in)) = value.get() {
             #[cfg(feature = "client")]
-            crate::api::client::set_token(signed_in.access_token.clone());
+            crate::api::client::set_token(
+                signed_in
+                    .access_token
+                    .clone()
+                    .filter(|_| !crate::api::client::server_url().is_empty()),
+            );
             #[cfg(not(feature = "client"))]
             let _ = signed_in;
             navigate("/chat", Default::default());

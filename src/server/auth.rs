@@ -261,8 +261,24 @@ fn request_origin(headers: &HeaderMap) -> Option<String> {
     Some(origin.trim_end_matches('/').to_string())
 }
 
+/// Whether a sign-in should hand its bearer token to the caller: a caller that is no browser
+/// (no `Origin`), or a page on one of `CORS_ALLOWED_ORIGINS` other than this site. Our own pages
+/// never get it, even behind a proxy that rewrites `Host`: their origin is not in the list.
+pub fn wants_token(config: &Config, headers: &HeaderMap) -> bool {
+    match request_origin(headers) {
+        None => true,
+        Some(origin) => {
+            !is_same_origin(headers)
+                && config
+                    .allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
+        }
+    }
+}
+
 /// Whether the request comes from a page of this very site (its origin names the `Host`).
-pub fn is_same_origin(headers: &HeaderMap) -> bool {
+fn is_same_origin(headers: &HeaderMap) -> bool {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -50,6 +50,7 @@ pub async fn cors(State(config): State<Arc<Config>>, request: Request, next: Nex
         }
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
         allow(headers, origin);
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -66,8 +67,10 @@ pub async fn cors(State(config): State<Arc<Config>>, request: Request, next: Nex
         return response;
     }
     let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    // Answers differ by Origin: caches must keep them apart.
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
     if allowed {
-        let headers = response.headers_mut();
         allow(headers, origin);
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -83,6 +86,4 @@ fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
         HeaderValue::from_static("true"),
     );
-    // Answers differ by Origin: caches must keep them apart.
-    headers.append(header::VARY, HeaderValue::from_static("origin"));
 }

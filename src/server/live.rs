@@ -266,9 +266,13 @@ pub fn user_stream(
                 // the opening: only a stream doing it holds the space of its queries.)
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let mut queue = VecDeque::new();
-                    state.newest =
-                        Box::pin(replay_into(&state.pool, state.user, state.newest, &mut queue))
-                            .await;
+                    state.newest = Box::pin(replay_into(
+                        &state.pool,
+                        state.user,
+                        state.newest,
+                        &mut queue,
+                    ))
+                    .await;
                     state.queue = queue;
                 }
                 Err(broadcast::error::RecvError::Closed) => {

@@ -9,7 +9,8 @@ use leptos::prelude::*;
 
 fn main() {
     console_error_panic_hook::set_once();
-    client::set_server_url(option_env!("CHATKIT_SERVER_URL").unwrap_or("http://127.0.0.1:3000"));
+    let server = option_env!("CHATKIT_SERVER_URL").unwrap_or("http://127.0.0.1:3000");
+    client::set_server_url(server.trim_end_matches('/'));
     leptos::mount::mount_to_body(App);
     if let Some(body) = document().body() {
         let _ = body.set_attribute("data-hydrated", "true");
@@ -23,7 +24,7 @@ fn App() -> impl IntoView {
     view! {
         <h1>"Tasks, from another app"</h1>
         <Show when=move || signed_in.get() fallback=move || view! { <SignIn signed_in /> }>
-            <Chat />
+            <Chat signed_in />
         </Show>
     }
 }
@@ -54,7 +55,7 @@ fn SignIn(signed_in: RwSignal<bool>) -> impl IntoView {
 }
 
 #[component]
-fn Chat() -> impl IntoView {
+fn Chat(signed_in: RwSignal<bool>) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let send = Action::new_local(|text: &String| chat::start_conversation(text.clone(), None));
     // Reloaded after every send.
@@ -65,6 +66,15 @@ fn Chat() -> impl IntoView {
     let task_list = LocalResource::new(move || {
         send.version().track();
         tasks::list_tasks(TaskFilter::All)
+    });
+    // A token that no longer works (signed out elsewhere, expired): sign in again.
+    Effect::new(move |_| {
+        if let Some(Err(err)) = conversations.get() {
+            if err.is_unauthorized() {
+                client::set_token(None);
+                signed_in.set(false);
+            }
+        }
     });
     // Replies come with `html`: their markdown rendered by the server, safe to insert.
     let reply = move || {
