@@ -345,12 +345,14 @@ async fn a_model_answer_that_is_not_json_is_explained_in_plain_words(pool: PgPoo
 
 #[sqlx::test]
 async fn a_slow_turn_times_the_request_out_but_still_answers(pool: PgPool) {
-    let model = MockModel::start(vec![Step::SlowText(2500, "Late but here.".into())]).await;
+    // The limit leaves room for registering (an argon2 hash, slow in a debug build on a busy
+    // machine), which goes through the same limit.
+    let model = MockModel::start(vec![Step::SlowText(3500, "Late but here.".into())]).await;
     let base = model.base_url.clone();
     let app = TestApp::spawn_with(pool, move |c| {
         c.openai_api_key = Some("sk-test".into());
         c.openai_base_url = base;
-        c.request_timeout = Duration::from_secs(1);
+        c.request_timeout = Duration::from_secs(2);
     })
     .await;
     let token = app.register("slow@example.com").await;
@@ -364,7 +366,7 @@ async fn a_slow_turn_times_the_request_out_but_still_answers(pool: PgPool) {
         .await;
     let detail = expect_error(res, StatusCode::REQUEST_TIMEOUT).await;
     assert!(detail.contains("will appear"), "{detail}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let page = app.messages(&token, &id, "").await;
     assert_eq!(page["messages"][1]["content"], "Late but here.");
 }

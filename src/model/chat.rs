@@ -1,0 +1,212 @@
+//! Conversations, messages and turns.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::TurnActivity;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Conversation {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message_count: i32,
+    pub last_message_preview: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Complete,
+    Error,
+    /// The user stopped the turn: the reply holds what was written and done until then.
+    Stopped,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Error => "error",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// The stored form; anything unknown reads as an error reply.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "complete" => Self::Complete,
+            "stopped" => Self::Stopped,
+            _ => Self::Error,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ToolCallStatus {
+    Success,
+    Error,
+}
+
+/// One tool call the assistant made during a turn, as stored and shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ToolCallRecord {
+    pub tool_name: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub arguments: serde_json::Value,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub result: serde_json::Value,
+    pub timestamp: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub status: ToolCallStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ToolCalls {
+    pub tool_calls: Vec<ToolCallRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub role: Role,
+    pub content: String,
+    pub tool_calls: Option<ToolCalls>,
+    pub status: MessageStatus,
+    pub created_at: DateTime<Utc>,
+    /// Server functions only: an assistant message's markdown rendered to HTML that is safe to
+    /// insert (SPEC §10), so a browser needs no markdown renderer of its own. Never in REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(ignore))]
+    pub html: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub conversation_id: Uuid,
+    pub total_count: i64,
+    pub has_more: bool,
+    /// Set while the assistant is answering the conversation's last message.
+    #[serde(default)]
+    pub activity: Option<TurnActivity>,
+}
+
+/// A message to send: `client_id` makes retries safe (the same id never creates a second turn).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SendMessage {
+    /// 1..10,000 characters after trimming.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 10000, pattern = r"\S")
+    )]
+    pub content: String,
+    #[serde(default)]
+    pub client_id: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ConversationTitle {
+    /// 1..200 characters after trimming.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub title: Option<String>,
+}
+
+/// Which page of a conversation's messages to read (at most one of after / before / since).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+pub struct MessageQuery {
+    /// 1..100, default 50.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
+    pub limit: Option<i64>,
+    /// Messages with a larger seq (polling).
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 0))]
+    pub after: Option<i64>,
+    /// Messages with a smaller seq (older pages).
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 0))]
+    pub before: Option<i64>,
+    /// Messages created after this RFC 3339 instant (kept for compatibility).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// One page of the conversation list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
+pub struct ConversationQuery {
+    /// 1..100, default 20.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 100))]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// The result of one send: the stored user message and the assistant's reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TurnResult {
+    pub user_message: Message,
+    pub assistant_message: Message,
+}
+
+/// What a stop request did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StopResult {
+    /// True when a running turn was stopped; false when nothing was running.
+    pub stopped: bool,
+    /// In plain words, what happened.
+    pub detail: String,
+    /// The stopped reply (partial text and the tool calls already made), once it is stored.
+    pub assistant_message: Option<Message>,
+}
+
+/// What the UI needs to know about the server once per page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// True when no model API key is configured and the built-in offline assistant answers.
+    pub offline_assistant: bool,
+    pub model: String,
+}

@@ -1,0 +1,71 @@
+//! The live event stream's vocabulary.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Conversation, Message};
+
+/// What a running turn is doing: thinking (`tool_name` null) or using a tool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TurnActivity {
+    /// The seq of the user message being answered.
+    pub user_seq: i64,
+    pub tool_name: Option<String>,
+    /// When the current step (thinking or this tool) began.
+    pub since: DateTime<Utc>,
+}
+
+/// What a running turn is doing, in a live `activity` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityState {
+    Thinking,
+    Tool,
+}
+
+/// One event of a user's live stream (`GET /api/chat/events`, Server-Sent Events): one
+/// `data:` line of JSON with a `type`. `message` and the conversation events carry an SSE `id`
+/// (replayed after `Last-Event-ID`); `delta`, `partial` and `activity` describe a running turn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A stored message (user or assistant, complete); its fields are inlined.
+    Message(Message),
+    /// Text the assistant added to the reply `seq` since the previous delta. `offset` is the
+    /// length of the reply before it, in Unicode code points: a client that already has that
+    /// text (from a `partial`) skips it.
+    Delta {
+        conversation_id: Uuid,
+        seq: i64,
+        text: String,
+        offset: i64,
+    },
+    /// The whole reply written so far (sent on connect and reconnect during a turn); replaces
+    /// what the client had for `seq`.
+    Partial {
+        conversation_id: Uuid,
+        seq: i64,
+        text: String,
+    },
+    Activity {
+        conversation_id: Uuid,
+        state: ActivityState,
+        tool_name: Option<String>,
+    },
+    /// A conversation that was created, renamed or moved (a new message); fields inlined.
+    Conversation(Conversation),
+    ConversationDeleted {
+        id: Uuid,
+    },
+    /// Events were missed that can no longer be replayed: reload the data.
+    Resync,
+    /// Only in a streaming send: the turn could not run (`status` as the JSON API would give).
+    Error {
+        status: u16,
+        detail: String,
+    },
+}
