@@ -2,28 +2,18 @@
 //! `/mcp` (bearer JWT required) and in-process for the agent (a duplex pipe, no HTTP hop), so
 //! tool behaviour exists once. The user always comes from the token, never from arguments.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use rmcp::{
     handler::server::{common::schema_for_type, router::tool::ToolRouter, wrapper::Parameters},
     model::{
-        CallToolRequestParams, CallToolResult, ContentBlock, Implementation, JsonObject,
-        ServerCapabilities, ServerInfo,
+        CallToolResult, ContentBlock, Implementation, JsonObject, ServerCapabilities, ServerInfo,
     },
-    service::{RequestContext, RunningService},
-    tool, tool_handler, tool_router,
-    transport::streamable_http_server::{
-        session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
-    },
-    ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt,
+    service::RequestContext,
+    tool, tool_handler, tool_router, ErrorData as McpError, RoleServer, ServerHandler,
 };
 use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer};
@@ -32,7 +22,6 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
-    config::Config,
     error::{AppError, AppResult},
     services::{
         tasks,
@@ -382,163 +371,8 @@ fn summary(task: &Task, status: &str) -> Value {
     json!({ "task_id": task.id, "status": status, "title": task.title })
 }
 
-/// `/mcp` as a tower service: stateless Streamable HTTP with JSON responses, so any replica can
-/// answer any request.
-pub fn http_service(
-    pool: PgPool,
-    config: &Config,
-) -> StreamableHttpService<TaskTools, LocalSessionManager> {
-    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    hosts.push(config.addr.to_string());
-    hosts.extend(config.mcp_allowed_hosts.iter().cloned());
-    let allowed_origins = config.allowed_origins.clone();
-    let any_host = config.mcp_allowed_hosts.iter().any(|h| h == "*");
-    let mut config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true);
-    // "*" turns the Host check off (e.g. behind a proxy that already pins the host).
-    config = if any_host {
-        config.disable_allowed_hosts()
-    } else {
-        config.with_allowed_hosts(hosts)
-    };
-    if !allowed_origins.is_empty() {
-        config = config.with_allowed_origins(allowed_origins);
-    }
-    StreamableHttpService::new(
-        move || Ok(TaskTools::for_http(pool.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    )
-}
+mod http;
+mod in_process;
 
-/// 401 before any MCP work unless a valid bearer token is present; the user rides along in
-/// the request extensions for the tools. Cookies are not accepted here.
-pub async fn require_bearer(
-    State(sessions): State<Arc<super::sessions::Sessions>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let token = super::auth::bearer_token(request.headers());
-    let user = match token {
-        Some(token) => sessions.authenticate_token(&token).await.ok(),
-        None => None,
-    };
-    match user {
-        Some(user) => {
-            request.extensions_mut().insert(user);
-            next.run(request).await
-        }
-        _ => {
-            let mut response = AppError::Unauthorized.into_response();
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            response
-        }
-    }
-}
-
-/// A real MCP client connected to the task tools of one user through an in-memory pipe.
-pub struct InProcessClient {
-    client: RunningService<RoleClient, ()>,
-}
-
-/// What one tool call produced, in the shape the agent records.
-pub struct ToolOutcome {
-    pub result: Value,
-    pub status: ToolCallStatus,
-    pub duration_ms: i64,
-}
-
-impl InProcessClient {
-    pub async fn connect(pool: PgPool, user: Uuid) -> AppResult<Self> {
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = TaskTools::for_user(pool, user);
-        tokio::spawn(async move {
-            match server.serve(server_io).await {
-                Ok(running) => {
-                    let _ = running.waiting().await;
-                }
-                Err(err) => tracing::error!(error = %err, "in-process MCP server failed to start"),
-            }
-        });
-        let client = ()
-            .serve(client_io)
-            .await
-            .map_err(|err| AppError::Internal(anyhow::anyhow!("in-process MCP client: {err}")))?;
-        Ok(Self { client })
-    }
-
-    /// The tools as the model should see them (name, description, JSON schema).
-    pub async fn list_tools(&self) -> AppResult<Vec<rmcp::model::Tool>> {
-        self.client
-            .list_all_tools()
-            .await
-            .map_err(|err| AppError::Internal(anyhow::anyhow!("listing MCP tools: {err}")))
-    }
-
-    /// Calls a tool (as call `slot` of a turn, when given); tool errors come back as
-    /// `status: error` with a readable result.
-    pub async fn call(
-        &self,
-        name: &str,
-        arguments: JsonObject,
-        slot: Option<&CallSlot>,
-    ) -> ToolOutcome {
-        let started = Instant::now();
-        let mut params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
-        if let Some(slot) = slot {
-            let mut meta = JsonObject::new();
-            meta.insert(TURN_CALL_META.into(), json!(slot));
-            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
-                meta,
-            )));
-        }
-        let response = self.client.call_tool(params).await;
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let (result, status) = match response {
-            Ok(result) => {
-                let is_error = result.is_error.unwrap_or(false);
-                let value = result
-                    .structured_content
-                    .clone()
-                    .unwrap_or_else(|| json!({ "text": text_of(&result) }));
-                let value = if is_error {
-                    json!({ "error": text_of(&result) })
-                } else {
-                    value
-                };
-                (
-                    value,
-                    if is_error {
-                        ToolCallStatus::Error
-                    } else {
-                        ToolCallStatus::Success
-                    },
-                )
-            }
-            Err(err) => (json!({ "error": err.to_string() }), ToolCallStatus::Error),
-        };
-        ToolOutcome {
-            result,
-            status,
-            duration_ms,
-        }
-    }
-
-    pub async fn close(self) {
-        let _ = self.client.cancel().await;
-    }
-}
-
-/// The text content of a tool result, joined.
-pub fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+pub use http::{http_service, require_bearer};
+pub use in_process::{text_of, InProcessClient, ToolOutcome};
