@@ -6,32 +6,28 @@
 
 mod control;
 mod lease;
+mod run;
 mod slots;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use futures::FutureExt;
 use uuid::Uuid;
 
 pub use control::RunningTurns;
 pub use lease::{sweep_forever, STOP_CHANNEL};
+pub use run::resume;
+use run::run;
 pub use slots::Slots;
 
-use super::{
-    progress::Progress,
-    prompt,
-    tool_loop::{self, CallSlots, Reply, TurnLog},
-    AgentState,
-};
+use super::AgentState;
 use crate::{
-    model::{Message, MessageStatus, Role, StopResult, ToolCalls, TurnResult},
+    model::{Message, MessageStatus, Role, StopResult, TurnResult},
     server::{
         error::{AppError, AppResult},
-        mcp::InProcessClient,
         services::{
             chat,
             messages::{self, NewMessage},
-            turns::{self, Busy, Finished, Turn},
+            turns::{self, Busy},
         },
     },
 };
@@ -259,199 +255,6 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// Runs a freshly started turn to its end and returns both messages.
-async fn run(agent: &AgentState, turn: Turn, user_message: Message) -> AppResult<TurnResult> {
-    match attempt(agent, &turn).await? {
-        Finished::Stored(reply) => Ok(TurnResult {
-            user_message,
-            assistant_message: reply,
-        }),
-        // Another replica took the turn over (our lease lapsed): its reply is the answer.
-        Finished::NotOwner => wait_for_reply(agent, user_message).await,
-        Finished::ConversationGone => Err(AppError::NotFound("conversation".into())),
-    }
-}
-
-/// Continues a turn taken over from a replica that died.
-pub async fn resume(agent: &AgentState, turn: Turn) {
-    let ended = if turn.stop_requested {
-        let records = this_turns_records(agent, &turn).await;
-        finish(agent, &turn, stopped_reply(String::new(), records)).await
-    } else if turn.attempts > agent.settings.max_attempts {
-        let records = this_turns_records(agent, &turn).await;
-        let done = if records.is_empty() {
-            "Nothing was changed.".to_string()
-        } else {
-            tool_loop::summary_of(&records)
-        };
-        let reply = Reply::error(
-            format!(
-                "Sorry, I couldn't finish this answer: the server working on it stopped {} times. \
-                 {done} Your message is saved; press Retry to try again.",
-                turn.attempts - 1
-            ),
-            records,
-        );
-        finish(agent, &turn, reply).await
-    } else {
-        attempt(agent, &turn).await
-    };
-    if let Err(err) = ended {
-        tracing::error!(error = %err, turn = %turn.id, "resuming a turn");
-    }
-}
-
-/// The tool calls recorded by earlier attempts of this very turn.
-async fn this_turns_records(agent: &AgentState, turn: &Turn) -> Vec<crate::model::ToolCallRecord> {
-    match turns::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await {
-        Ok(done) => done
-            .into_iter()
-            .filter(|d| d.turn_id == turn.id)
-            .map(|d| d.record)
-            .collect(),
-        Err(err) => {
-            tracing::warn!(error = %err, "loading a turn's tool calls");
-            vec![]
-        }
-    }
-}
-
-/// One attempt at a turn this process owns: the model/tool loop under a renewed lease, ended
-/// by its reply, a stop, a panic, or the loss of the lease; then the outcome is stored.
-async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
-    let control = agent.running.register(turn.id);
-    let heartbeat = tokio::spawn(lease::heartbeat(agent.clone(), turn.id, control.clone()));
-    let log = Arc::new(TurnLog::default());
-    let progress = Progress::new(
-        agent.pool.clone(),
-        turn.user_id,
-        turn.conversation_id,
-        turn.user_seq,
-    );
-    let work =
-        std::panic::AssertUnwindSafe(answer(agent, turn, &progress, log.clone())).catch_unwind();
-    let reply = tokio::select! {
-        reply = work => match reply {
-            Ok(reply) => Some(reply),
-            Err(_) => {
-                tracing::error!(turn = %turn.id, "agent turn panicked");
-                Some(Reply::error(
-                    "Sorry, something went wrong on our side while answering. Your message is saved; press Retry to try again.".into(),
-                    log.records(),
-                ))
-            }
-        },
-        // Dropping the loop drops the model request with it (its connection is closed).
-        _ = control.token.cancelled() => control
-            .was_stopped()
-            .then(|| stopped_reply(progress.spoken(), log.records())),
-    };
-    heartbeat.abort();
-    let ended = match reply {
-        Some(reply) => finish(agent, turn, reply).await,
-        None => Ok(Finished::NotOwner),
-    };
-    agent.running.remove(turn.id);
-    ended
-}
-
-fn stopped_reply(partial: String, records: Vec<crate::model::ToolCallRecord>) -> Reply {
-    let content = if partial.trim().is_empty() {
-        if records.is_empty() {
-            "*Stopped before answering.*".to_string()
-        } else {
-            format!("*Stopped.* {}", tool_loop::summary_of(&records))
-        }
-    } else {
-        partial
-    };
-    Reply {
-        content,
-        status: MessageStatus::Stopped,
-        records,
-    }
-}
-
-/// The model/tool loop with its prompt rebuilt from the database: the history up to the user
-/// message and every call already made answering it.
-async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<TurnLog>) -> Reply {
-    progress.report(None).await;
-    let loaded = async {
-        let history = messages::history(
-            &agent.pool,
-            turn.conversation_id,
-            turn.user_seq,
-            agent.settings.history_limit,
-        )
-        .await?;
-        let done = turns::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await?;
-        Ok::<_, AppError>((history, done))
-    }
-    .await;
-    let (history, done) = match loaded {
-        Ok(loaded) => loaded,
-        Err(err) => {
-            tracing::error!(error = %err, "loading a turn's history");
-            return Reply::error(
-                "I couldn't load this conversation's history. Your message is saved; press Retry to try again.".into(),
-                vec![],
-            );
-        }
-    };
-    let mine: Vec<_> = done.iter().filter(|d| d.turn_id == turn.id).collect();
-    let slots = CallSlots {
-        turn: turn.id,
-        owner: agent.replica,
-        next: mine.iter().map(|d| d.idx + 1).max().unwrap_or(0),
-    };
-    if let Ok(mut records) = log.records.lock() {
-        records.extend(mine.iter().map(|d| d.record.clone()));
-    }
-    let mcp = match InProcessClient::connect(agent.pool.clone(), turn.user_id).await {
-        Ok(client) => client,
-        Err(err) => {
-            tracing::error!(error = %err, "connecting the MCP client");
-            return Reply::error(
-                "My task tools are unavailable right now. Your message is saved; press Retry to try again.".into(),
-                log.records(),
-            );
-        }
-    };
-    let prompt = prompt::build(&history, &done);
-    let reply = tool_loop::run(agent, &mcp, progress, prompt, slots, log).await;
-    mcp.close().await;
-    reply
-}
-
-/// Stores the outcome. A database that is briefly away gets a few tries; if it stays away the
-/// turn keeps its (lapsing) lease and a sweeper resumes it later: it is never left behind.
-async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Finished> {
-    let tool_calls = (!reply.records.is_empty()).then(|| ToolCalls {
-        tool_calls: reply.records.clone(),
-    });
-    let mut pause = Duration::from_millis(200);
-    for try_number in 1.. {
-        let stored = turns::finish(
-            &agent.pool,
-            turn,
-            agent.replica,
-            &reply.content,
-            reply.status,
-            tool_calls.as_ref(),
-        )
-        .await;
-        match stored {
-            Err(AppError::Internal(err)) if try_number < 5 => {
-                tracing::warn!(error = %err, turn = %turn.id, "storing a turn's reply; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    unreachable!("the loop returns")
 }
 
 /// Waits for the turn answering `user_message` (run by another request or replica) to end.
