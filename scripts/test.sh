@@ -19,8 +19,10 @@ trap cleanup EXIT
 echo "== cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets --features ssr -- -D warnings
-# The client stubs as a caller's own server compiles them (reqwest transport).
+# The client stubs as a caller's own server compiles them (reqwest transport), and such a
+# server (leptos/ssr, leptos_axum) registers none of our functions (examples/ssr-caller).
 cargo clippy --lib --no-default-features --features client -- -D warnings
+cargo run --quiet --manifest-path examples/ssr-caller/Cargo.toml
 
 echo "== release build"
 cargo leptos build --release
