@@ -22,7 +22,8 @@ cargo clippy --all-targets --features ssr -- -D warnings
 # The client stubs as a caller's own server compiles them (reqwest transport), and such a
 # server (leptos/ssr, leptos_axum) registers none of our functions (examples/ssr-caller).
 cargo clippy --lib --no-default-features --features client -- -D warnings
-cargo run --quiet --manifest-path examples/ssr-caller/Cargo.toml
+# (Its own target directory: its build of chatkit, with other features, must not replace ours.)
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/ssr-caller" cargo run --quiet --manifest-path examples/ssr-caller/Cargo.toml
 
 echo "== release build"
 cargo leptos build --release
