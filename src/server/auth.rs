@@ -236,14 +236,8 @@ pub async fn origin_guard(
 }
 
 fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
-    let Some(origin) = request_origin(headers) else {
-        return false;
-    };
-    is_same_origin(headers)
-        || config
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
+    request_origin(headers)
+        .is_some_and(|origin| is_same_origin(headers, &origin) || config.allows_origin(&origin))
 }
 
 /// The origin a browser says a request comes from (`Origin`, else the `Referer`'s).
@@ -265,29 +259,19 @@ fn request_origin(headers: &HeaderMap) -> Option<String> {
 /// (no `Origin`), or a page on one of `CORS_ALLOWED_ORIGINS` other than this site. Our own pages
 /// never get it, even behind a proxy that rewrites `Host`: their origin is not in the list.
 pub fn wants_token(config: &Config, headers: &HeaderMap) -> bool {
-    match request_origin(headers) {
-        None => true,
-        Some(origin) => {
-            !is_same_origin(headers)
-                && config
-                    .allowed_origins
-                    .iter()
-                    .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
-        }
-    }
+    request_origin(headers)
+        .is_none_or(|origin| !is_same_origin(headers, &origin) && config.allows_origin(&origin))
 }
 
-/// Whether the request comes from a page of this very site (its origin names the `Host`).
-fn is_same_origin(headers: &HeaderMap) -> bool {
+/// Whether `origin`, the request's, is this very site (it names the `Host`).
+fn is_same_origin(headers: &HeaderMap, origin: &str) -> bool {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    request_origin(headers).is_some_and(|origin| {
-        origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host))
-    })
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]

@@ -71,6 +71,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether `origin` (e.g. `https://app.example.com`) is one of `CORS_ALLOWED_ORIGINS`.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    }
+
     /// Reads `.env` (if present) and the environment.
     pub fn from_env() -> anyhow::Result<Self> {
         let _ = dotenvy::dotenv();

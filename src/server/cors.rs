@@ -31,12 +31,9 @@ pub async fn cors(State(config): State<Arc<Config>>, request: Request, next: Nex
     else {
         return next.run(request).await;
     };
-    let allowed = origin.to_str().is_ok_and(|origin| {
-        config
-            .allowed_origins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(origin))
-    });
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|origin| config.allows_origin(origin));
     let preflight = request.method() == Method::OPTIONS
         && request
             .headers()
