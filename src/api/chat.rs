@@ -107,24 +107,20 @@ server_fns! {
         content: String,
         client_id: Option<Uuid>,
     ) -> Result<TurnResult, ApiError> {
-        use crate::server::{agent, services::chat};
+        use crate::server::agent;
         let (state, user) = super::ssr::authenticated().await?;
-        chat::clean_content(&content).map_err(super::ssr::fail)?;
         // Idempotent on client_id like send_message: a resend finds the first conversation.
-        let existing = match client_id {
-            Some(id) => chat::conversation_of_client_id(&state.pool, user.id, id)
-                .await
-                .map_err(super::ssr::fail)?,
-            None => None,
-        };
-        let conversation = match existing {
-            Some(conversation) => conversation,
-            None => chat::create(&state.pool, user.id, None)
-                .await
-                .map_err(super::ssr::fail)?,
-        };
-        let mut turn = agent::send(&state.agent, user.id, conversation.id, &content, client_id)
+        let (conversation, turn) =
+            agent::start_conversation(&state.agent, user.id, &content, client_id)
             .await
+            .map_err(super::ssr::fail)?;
+        let mut turn = turn
+            .await
+            .map_err(|err| {
+                super::ssr::fail(crate::server::error::AppError::Internal(anyhow::anyhow!(
+                    "agent turn task failed: {err}"
+                )))
+            })?
             .map_err(super::ssr::fail)?;
         super::ssr::render_markdown(&mut turn.assistant_message);
         super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));

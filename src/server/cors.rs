@@ -1,4 +1,4 @@
-//! CORS for `/sfn` and `/api`: pages on the origins in `CORS_ALLOWED_ORIGINS` (the CSR build,
+//! CORS for `/sfn`, `/api` and `/chatkit`: pages on the origins in `CORS_ALLOWED_ORIGINS` (the CSR build,
 //! other Leptos apps) may call the server functions and the REST API, with credentials. Any
 //! other origin's preflight is refused with 403, and its responses carry no CORS headers, so
 //! the browser keeps them from the page.
@@ -24,7 +24,8 @@ const MAX_AGE_SECS: &str = "600";
 
 pub async fn cors(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let covered = path.starts_with("/sfn/") || path.starts_with("/api/");
+    let covered =
+        path.starts_with("/sfn/") || path.starts_with("/api/") || path == super::CHATKIT_PATH;
     let Some(origin) = covered
         .then(|| request.headers().get(header::ORIGIN).cloned())
         .flatten()

@@ -68,20 +68,68 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let body = self.to_api_error();
-        let mut response = (
-            self.status(),
-            Json(serde_json::json!({ "detail": body.detail })),
-        )
-            .into_response();
-        if let Self::RateLimited { retry_after } = &self {
+/// The two shapes an error answer takes: `{"detail": …}` everywhere, and ChatKit's error event
+/// (`{"type": "error", "code": "custom", "message": …, "allow_retry": …}`) on `/chatkit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorShape {
+    Detail,
+    ChatKit,
+}
+
+impl ErrorShape {
+    /// The shape a request to `path` gets.
+    pub fn for_path(path: &str) -> Self {
+        if path == super::CHATKIT_PATH {
+            Self::ChatKit
+        } else {
+            Self::Detail
+        }
+    }
+
+    /// An error answer: `status`, the sentence, and `Retry-After` when given.
+    pub fn response(
+        self,
+        status: StatusCode,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Response {
+        let body = match self {
+            Self::Detail => serde_json::json!({ "detail": message }),
+            Self::ChatKit => serde_json::json!({
+                "type": "error",
+                "code": "custom",
+                "message": message,
+                // Worth trying again unchanged: limits, time-outs and the server's own trouble.
+                "allow_retry": status.is_server_error()
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::REQUEST_TIMEOUT,
+            }),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(retry_after) = retry_after {
             let secs = retry_after.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
         response
+    }
+}
+
+impl AppError {
+    /// This error as an answer in `shape`.
+    pub fn into_shaped_response(self, shape: ErrorShape) -> Response {
+        let body = self.to_api_error();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        shape.response(self.status(), &body.detail, retry_after)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.into_shaped_response(ErrorShape::Detail)
     }
 }

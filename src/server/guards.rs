@@ -10,10 +10,13 @@ use axum::{
     http::{header, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
-    Json,
 };
 
-use super::{error::AppError, rate_limit::Limits, sessions::Sessions};
+use super::{
+    error::{AppError, ErrorShape},
+    rate_limit::Limits,
+    sessions::Sessions,
+};
 
 /// The largest body each route family accepts. A chat message is at most 10,000 characters
 /// (40 KB of UTF-8 at worst) plus JSON; MCP requests carry tool arguments of similar size.
@@ -37,18 +40,15 @@ pub const MCP_BODY: BodyRules = BodyRules {
     utf8: false,
 };
 
-fn too_large(limit: usize) -> Response {
-    error(
+fn too_large(shape: ErrorShape, limit: usize) -> Response {
+    shape.response(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!(
             "the request body is too large (the limit is {} KB)",
             limit / 1024
         ),
+        None,
     )
-}
-
-fn error(status: StatusCode, detail: &str) -> Response {
-    (status, Json(serde_json::json!({ "detail": detail }))).into_response()
 }
 
 /// The rules for a path: server functions (all under `/sfn`, whichever router serves them),
@@ -74,13 +74,14 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let rules = rules_for(request.uri().path());
+    let shape = ErrorShape::for_path(request.uri().path());
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > rules.limit) {
-        return too_large(rules.limit);
+        return too_large(shape, rules.limit);
     }
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, rules.limit).await {
@@ -90,19 +91,21 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
                 .is_some_and(|e| e.to_string().contains("length limit"))
                 || err.to_string().contains("length limit");
             return if over {
-                too_large(rules.limit)
+                too_large(shape, rules.limit)
             } else {
-                error(
+                shape.response(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
+                    None,
                 )
             };
         }
     };
     if rules.utf8 && std::str::from_utf8(&bytes).is_err() {
-        return error(
+        return shape.response(
             StatusCode::BAD_REQUEST,
             "the request body is not valid UTF-8 text",
+            None,
         );
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -167,9 +170,10 @@ pub async fn api_not_found() -> AppError {
 }
 
 /// A request that took longer than `REQUEST_TIMEOUT_SECS` to start answering.
-pub fn timed_out() -> Response {
-    error(
+pub fn timed_out(shape: ErrorShape) -> Response {
+    shape.response(
         StatusCode::REQUEST_TIMEOUT,
         "the request took too long; if it was a message, its answer will appear in the conversation",
+        None,
     )
 }

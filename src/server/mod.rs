@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod chatkit;
 pub mod client_ip;
 pub mod config;
 pub mod cors;
@@ -44,6 +45,9 @@ use tower_http::{
 use crate::app::{shell, App};
 use state::AppState;
 
+/// ChatKit's endpoint (`chatkit`); its errors have ChatKit's shape (`error::ErrorShape`).
+pub const CHATKIT_PATH: &str = "/chatkit";
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application as one axum router: REST, MCP, server functions, pages, assets.
@@ -63,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(api)
+        .merge(chatkit::router())
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
@@ -116,9 +121,10 @@ async fn time_limit(
     request: Request<Body>,
     next: middleware::Next,
 ) -> Response {
+    let shape = error::ErrorShape::for_path(request.uri().path());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => guards::timed_out(),
+        Err(_) => guards::timed_out(shape),
     }
 }
 

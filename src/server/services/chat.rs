@@ -127,6 +127,23 @@ pub async fn list(
     user: Uuid,
     query: &ConversationQuery,
 ) -> AppResult<ConversationPage> {
+    list_in_order(pool, user, query, Order::NewestFirst).await
+}
+
+/// Which end of the conversation list comes first (by last activity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// `list`, in either order; the cursor of one order is valid only in that order.
+pub async fn list_in_order(
+    pool: &PgPool,
+    user: Uuid,
+    query: &ConversationQuery,
+    order: Order,
+) -> AppResult<ConversationPage> {
     let limit = page_limit(query.limit, 20)?;
     let cursor = query
         .cursor
@@ -135,12 +152,17 @@ pub async fn list(
         .map(decode_cursor)
         .transpose()?;
     let (after_at, after_id) = cursor.unzip();
-    // Row comparison on the index's own columns: exact under ties, one index range scan.
+    let (compare, direction) = match order {
+        Order::NewestFirst => ("<", "DESC"),
+        Order::OldestFirst => (">", "ASC"),
+    };
+    // Row comparison on the index's own columns: exact under ties, one index range scan
+    // (read backwards for the oldest first).
     let mut rows = sqlx::query_as::<_, ConversationRow>(&format!(
         "SELECT {CONVERSATION_COLUMNS} FROM conversations
          WHERE user_id = $1 AND deleted_at IS NULL
-           AND ($2::timestamptz IS NULL OR (updated_at, id) < ($2, $3))
-         ORDER BY updated_at DESC, id DESC
+           AND ($2::timestamptz IS NULL OR (updated_at, id) {compare} ($2, $3))
+         ORDER BY updated_at {direction}, id {direction}
          LIMIT $4"
     ))
     .bind(user)

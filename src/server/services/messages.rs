@@ -166,6 +166,13 @@ impl PageRow {
     }
 }
 
+/// The id of the message at `seq` in `conversation`: derived, so a stream can name the reply
+/// a running turn will store (ChatKit's `thread.item.added` before its `thread.item.done`).
+/// (conversation, seq) is unique, hence so is the id.
+pub fn message_id(conversation: Uuid, seq: i64) -> Uuid {
+    Uuid::new_v5(&conversation, &seq.to_be_bytes())
+}
+
 /// A message to append to a conversation.
 pub struct NewMessage<'a> {
     pub role: Role,
@@ -239,7 +246,7 @@ pub async fn append_in(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING {MESSAGE_COLUMNS}"
     ))
-    .bind(Uuid::new_v4())
+    .bind(message_id(conversation, seq))
     .bind(conversation)
     .bind(seq)
     .bind(match message.role {
@@ -343,6 +350,23 @@ pub async fn message_at(
     .fetch_optional(db)
     .await?
     .map(Message::from))
+}
+
+/// The message `id` of the user's conversation: "not found" when either is someone else's,
+/// deleted or missing.
+pub async fn by_id(pool: &PgPool, user: Uuid, conversation: Uuid, id: Uuid) -> AppResult<Message> {
+    sqlx::query_as::<_, MessageRow>(
+        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.id = $1 AND m.conversation_id = $2 AND c.user_id = $3 AND c.deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .map(Message::from)
+    .ok_or_else(|| AppError::NotFound("message".into()))
 }
 
 /// The last message of a conversation, if any.

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod chat;
 pub mod events;
+pub mod feedback;
 pub mod messages;
 pub mod sessions;
 pub mod tasks;

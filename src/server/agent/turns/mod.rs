@@ -113,6 +113,41 @@ pub async fn start_send(
     Ok(turn)
 }
 
+/// Starts a conversation with its first message: `start_send` into a new conversation (or,
+/// for a resent `client_id`, the one it first created). A new conversation whose message is
+/// refused (limits) is deleted again, so a refusal leaves nothing behind.
+pub async fn start_conversation(
+    agent: &AgentState,
+    user: Uuid,
+    content: &str,
+    client_id: Option<Uuid>,
+) -> AppResult<(
+    crate::model::Conversation,
+    tokio::task::JoinHandle<AppResult<TurnResult>>,
+)> {
+    chat::clean_content(content)?;
+    let existing = match client_id {
+        Some(id) => chat::conversation_of_client_id(&agent.pool, user, id).await?,
+        None => None,
+    };
+    let created = existing.is_none();
+    let conversation = match existing {
+        Some(conversation) => conversation,
+        None => chat::create(&agent.pool, user, None).await?,
+    };
+    match start_send(agent, user, conversation.id, content, client_id).await {
+        Ok(turn) => Ok((conversation, turn)),
+        Err(err) => {
+            if created {
+                if let Err(cleanup) = chat::delete(&agent.pool, user, conversation.id).await {
+                    tracing::warn!(error = %cleanup, "removing a refused new conversation");
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
 /// Admits one more turn of `user` (the send rate and the bound on running + queued turns:
 /// 429 past them) and runs `work` as its own task once the conversation's earlier turns in
 /// this process are done (waiting holds no database connection).
@@ -160,13 +195,38 @@ async fn already_sent(
 /// `stopped` (or never got a reply). No second user message is stored; the model is shown
 /// the tool calls the earlier attempts made, so none is repeated.
 pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResult<TurnResult> {
+    start_retry(agent, user, conversation, None)
+        .await?
+        .1
+        .await
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
+}
+
+/// `retry` in two steps, like `start_send`: the refusals (not found, nothing to retry, limits)
+/// come before this returns, with the user message being answered; the turn then runs as its
+/// own task. `expected`, when given, is the user message the caller means to retry: only
+/// the last one can be.
+pub async fn start_retry(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    expected: Option<Uuid>,
+) -> AppResult<(Message, tokio::task::JoinHandle<AppResult<TurnResult>>)> {
     chat::get(&agent.pool, user, conversation).await?;
+    let Some(retried) = turns::retryable_message(&agent.pool, user, conversation).await? else {
+        return Err(nothing_to_retry());
+    };
+    if expected.is_some_and(|id| id != retried.id) {
+        return Err(AppError::Conflict(
+            "only the last message can be answered again, and only when its answer failed or was stopped"
+                .into(),
+        ));
+    }
     let turn = admit(agent, user, conversation, move |agent| async move {
+        // Checked again: another request may have retried it while this one queued.
         let Some(user_message) = turns::retryable_message(&agent.pool, user, conversation).await?
         else {
-            return Err(AppError::Conflict(
-                "there is nothing to retry: the last message has its answer".into(),
-            ));
+            return Err(nothing_to_retry());
         };
         let seq = user_message.seq;
         let (turn, user_message) = claim(&agent, || async {
@@ -184,8 +244,11 @@ pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppRes
         .await?;
         run(&agent, turn, user_message).await
     })?;
-    turn.await
-        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
+    Ok((retried, turn))
+}
+
+fn nothing_to_retry() -> AppError {
+    AppError::Conflict("there is nothing to retry: the last message has its answer".into())
 }
 
 /// Starts a turn once no other turn runs in the conversation (on any replica). Waits by

@@ -1,0 +1,280 @@
+//! Our conversations as ChatKit threads and our messages as thread items, with ChatKit's
+//! item paging. Ids round-trip: a thread id is the conversation's id and an item id the
+//! message's; the tool calls of a reply are a workflow item with the id `wf_<reply id>`, just
+//! before the reply.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::protocol::{
+    Item, Order, OutputText, Page, Task, Thread, ThreadStatus, UserText, Workflow, WorkflowSummary,
+};
+use crate::{
+    model::{Conversation, Message, MessageQuery, Role, ToolCallRecord, ToolCallStatus},
+    server::{
+        error::{AppError, AppResult},
+        services::messages,
+    },
+};
+
+const WORKFLOW_PREFIX: &str = "wf_";
+/// ChatKit's default page size (`DEFAULT_PAGE_SIZE` in the SDK).
+pub const DEFAULT_PAGE: i64 = 20;
+/// Our largest page; a larger `limit` gets a full page and `has_more`.
+pub const MAX_PAGE: i64 = 100;
+
+pub fn thread(conversation: &Conversation, items: Page<Item>) -> Thread {
+    Thread {
+        id: conversation.id.to_string(),
+        title: conversation.title.clone(),
+        created_at: conversation.created_at,
+        status: ThreadStatus { kind: "active" },
+        metadata: serde_json::Map::new(),
+        items,
+    }
+}
+
+/// A thread id as a conversation id; anything else names no thread of this user.
+pub fn thread_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound("thread".into()))
+}
+
+/// What an item id names: a message, or the workflow (tool calls) of a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemRef {
+    Message(Uuid),
+    Workflow(Uuid),
+}
+
+impl ItemRef {
+    pub fn parse(id: &str) -> AppResult<Self> {
+        let not_found = || AppError::NotFound("item".into());
+        match id.strip_prefix(WORKFLOW_PREFIX) {
+            Some(rest) => Uuid::parse_str(rest).map(Self::Workflow),
+            None => Uuid::parse_str(id).map(Self::Message),
+        }
+        .map_err(|_| not_found())
+    }
+
+    pub fn message(self) -> Uuid {
+        match self {
+            Self::Message(id) | Self::Workflow(id) => id,
+        }
+    }
+}
+
+pub fn workflow_id(reply: Uuid) -> String {
+    format!("{WORKFLOW_PREFIX}{reply}")
+}
+
+/// A message as the thread items it shows as (a reply with tool calls is two), oldest first.
+pub fn items_of(message: &Message) -> Vec<Item> {
+    let thread_id = message.conversation_id.to_string();
+    match message.role {
+        Role::User => vec![Item::UserMessage {
+            id: message.id.to_string(),
+            thread_id,
+            created_at: message.created_at,
+            content: vec![UserText {
+                kind: "input_text",
+                text: message.content.clone(),
+            }],
+            attachments: [],
+            inference_options: serde_json::Map::new(),
+        }],
+        Role::Assistant => {
+            let mut items = Vec::with_capacity(2);
+            let calls = message
+                .tool_calls
+                .as_ref()
+                .map(|t| t.tool_calls.as_slice())
+                .unwrap_or_default();
+            if !calls.is_empty() {
+                items.push(Item::Workflow {
+                    id: workflow_id(message.id),
+                    thread_id: thread_id.clone(),
+                    created_at: message.created_at,
+                    workflow: workflow(calls),
+                });
+            }
+            items.push(assistant_item(
+                message.id,
+                message.conversation_id,
+                message.created_at,
+                &message.content,
+            ));
+            items
+        }
+    }
+}
+
+pub fn assistant_item(
+    id: Uuid,
+    conversation: Uuid,
+    created_at: chrono::DateTime<chrono::Utc>,
+    text: &str,
+) -> Item {
+    Item::AssistantMessage {
+        id: id.to_string(),
+        thread_id: conversation.to_string(),
+        created_at,
+        content: vec![OutputText::new(text.to_string())],
+    }
+}
+
+/// The tool calls of a reply, done, as a collapsed workflow.
+pub fn workflow(calls: &[ToolCallRecord]) -> Workflow {
+    Workflow {
+        kind: "custom",
+        tasks: calls.iter().map(done_task).collect(),
+        summary: Some(WorkflowSummary {
+            title: match calls.len() {
+                1 => "Used 1 tool".into(),
+                n => format!("Used {n} tools"),
+            },
+            icon: "bolt",
+        }),
+        expanded: false,
+    }
+}
+
+/// A tool running now.
+pub fn running_task(tool_name: &str) -> Task {
+    Task {
+        kind: "custom",
+        title: format!("Using {tool_name}…"),
+        icon: "bolt",
+        content: None,
+        status_indicator: "loading",
+    }
+}
+
+/// A tool call that ended: what it did in plain words, and its arguments.
+fn done_task(call: &ToolCallRecord) -> Task {
+    let outcome = match call.status {
+        ToolCallStatus::Success => match (
+            call.result.get("task_id").or_else(|| call.result.get("id")),
+            call.result.get("status").and_then(Value::as_str),
+        ) {
+            (Some(id), Some(status)) => format!("{}: task {id} {status}", call.tool_name),
+            _ => format!("{}: done", call.tool_name),
+        },
+        ToolCallStatus::Error => format!(
+            "{}: failed ({})",
+            call.tool_name,
+            call.result
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+        ),
+    };
+    Task {
+        kind: "custom",
+        title: outcome,
+        icon: match call.status {
+            ToolCallStatus::Success => "check",
+            ToolCallStatus::Error => "info",
+        },
+        content: Some(call.arguments.to_string()),
+        status_indicator: "complete",
+    }
+}
+
+/// An item's place in its thread: (message seq, 0 for a workflow / 1 for the message).
+type Position = (i64, u8);
+
+fn position(item: &Item, seq: i64) -> Position {
+    match item {
+        Item::Workflow { .. } => (seq, 0),
+        _ => (seq, 1),
+    }
+}
+
+/// One page of a thread's items (ChatKit's `items.list`): `after` is the id of the last item
+/// of the previous page.
+pub async fn page(
+    pool: &PgPool,
+    user: Uuid,
+    conversation: Uuid,
+    limit: Option<i64>,
+    order: Order,
+    after: Option<&str>,
+) -> AppResult<Page<Item>> {
+    let limit = match limit {
+        None | Some(0) => DEFAULT_PAGE,
+        Some(n) if n < 0 => {
+            return Err(AppError::validation(format!(
+                "limit must be 1 or more, got {n}"
+            )))
+        }
+        Some(n) => n.min(MAX_PAGE),
+    };
+    let cursor = match after.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(after) => {
+            let item = ItemRef::parse(after)
+                .map_err(|_| AppError::validation("after is not an item of this thread"))?;
+            let message = messages::by_id(pool, user, conversation, item.message())
+                .await
+                .map_err(|err| match err {
+                    AppError::NotFound(_) => {
+                        AppError::validation("after is not an item of this thread")
+                    }
+                    other => other,
+                })?;
+            Some(match item {
+                ItemRef::Workflow(_) => (message.seq, 0),
+                ItemRef::Message(_) => (message.seq, 1),
+            })
+        }
+    };
+    // Each message is at least one item, and at most one item of the fetched messages (the
+    // cursor's workflow or reply) is left out, so limit + 1 messages fill the page.
+    let query = MessageQuery {
+        limit: Some((limit + 1).min(MAX_PAGE)),
+        after: match (order, cursor) {
+            (Order::Asc, Some((seq, part))) => Some(if part == 1 { seq } else { seq - 1 }),
+            // From the first message (no cursor reads the newest page).
+            (Order::Asc, None) => Some(0),
+            _ => None,
+        },
+        before: match (order, cursor) {
+            (Order::Desc, Some((seq, part))) => Some(if part == 1 { seq + 1 } else { seq }),
+            _ => None,
+        },
+        since: None,
+    };
+    let fetched = messages::page(pool, user, conversation, &query).await?;
+    let mut positioned: Vec<(Position, Item)> = fetched
+        .messages
+        .iter()
+        .flat_map(|m| {
+            items_of(m)
+                .into_iter()
+                .map(move |item| (position(&item, m.seq), item))
+        })
+        .collect();
+    if order == Order::Desc {
+        positioned.reverse();
+    }
+    let mut items: Vec<Item> = positioned
+        .into_iter()
+        .filter(|(at, _)| match (order, cursor) {
+            (_, None) => true,
+            (Order::Asc, Some(cursor)) => *at > cursor,
+            (Order::Desc, Some(cursor)) => *at < cursor,
+        })
+        .map(|(_, item)| item)
+        .collect();
+    let has_more = items.len() as i64 > limit || fetched.has_more;
+    items.truncate(limit as usize);
+    let after = has_more
+        .then(|| items.last().map(|i| i.id().to_string()))
+        .flatten();
+    Ok(Page {
+        data: items,
+        has_more,
+        after,
+    })
+}

@@ -1,0 +1,352 @@
+//! `POST /chatkit`: OpenAI ChatKit's self-hosted server protocol (the `openai-chatkit` SDK's
+//! `ChatKitServer.process`), so the ChatKit web component and `@openai/chatkit-react` can use
+//! this server as their backend. Threads are our conversations and items our messages, over
+//! the same services as REST, server functions and MCP: an adapter, no second store.
+//! Authenticated like `/api` (bearer or cookie); errors in ChatKit's error shape.
+
+mod items;
+mod protocol;
+mod stream;
+
+use std::convert::Infallible;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{
+        sse::{Event as SseEvent, Sse},
+        IntoResponse, Response,
+    },
+    routing::post,
+    Json, Router,
+};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use protocol::{Event, Page, RawRequest, UserContent, UserMessageInput};
+use stream::TurnEvents;
+
+use super::{
+    agent,
+    auth::AuthUser,
+    error::{AppError, AppResult, ErrorShape},
+    live,
+    rest::events::keep_alive,
+    services::{chat, feedback, messages},
+    state::AppState,
+};
+use crate::model::{ConversationQuery, Role};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(super::CHATKIT_PATH, post(handle))
+}
+
+async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match respond(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(err) => err.into_shaped_response(ErrorShape::ChatKit),
+    }
+}
+
+/// Request types of the protocol this server does not offer, and why.
+fn unsupported(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "attachments.create" | "attachments.delete" => {
+            "attachments are not supported by this server: send text"
+        }
+        "input.transcribe" => "voice input (transcription) is not supported by this server",
+        "threads.add_client_tool_output" => {
+            "client tools are not supported by this server: its tools run on the server"
+        }
+        "threads.add_structured_input" => {
+            "structured input is not supported by this server: the assistant never asks for it"
+        }
+        "threads.custom_action" | "threads.sync_custom_action" => {
+            "widget actions are not supported by this server: it sends no widgets"
+        }
+        _ => return None,
+    })
+}
+
+async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResult<Response> {
+    let user = state.sessions.authenticate(headers).await?;
+    let request: RawRequest = serde_json::from_slice(body).map_err(|err| {
+        AppError::validation(format!(
+            "the body is not a ChatKit request ({{\"type\", \"params\"}}): {}",
+            without_position(&err)
+        ))
+    })?;
+    if request
+        .metadata
+        .as_ref()
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(AppError::validation("metadata must be an object"));
+    }
+    let kind = request.kind.as_str();
+    match kind {
+        "threads.create" => create(state, user, params(&request)?).await,
+        "threads.add_user_message" => add_user_message(state, user, params(&request)?).await,
+        "threads.retry_after_item" => retry_after_item(state, user, params(&request)?).await,
+        "threads.get_by_id" => {
+            let p: protocol::ThreadIdParams = params(&request)?;
+            let id = items::thread_id(&p.thread_id)?;
+            let conversation = chat::get(&state.pool, user.id, id).await?;
+            let page = items::page(
+                &state.pool,
+                user.id,
+                id,
+                Some(items::DEFAULT_PAGE),
+                protocol::Order::Asc,
+                None,
+            )
+            .await?;
+            json_response(&items::thread(&conversation, page))
+        }
+        "threads.list" => {
+            // Every field of the list's params is optional: no params lists the first page.
+            let p: protocol::ListParams = match &request.params {
+                None | Some(Value::Null) => Default::default(),
+                Some(_) => params(&request)?,
+            };
+            let query = ConversationQuery {
+                limit: Some(page_size(p.limit)?),
+                cursor: p.after,
+            };
+            let order = match p.order {
+                protocol::Order::Asc => chat::Order::OldestFirst,
+                protocol::Order::Desc => chat::Order::NewestFirst,
+            };
+            let page = chat::list_in_order(&state.pool, user.id, &query, order).await?;
+            json_response(&Page {
+                data: page
+                    .conversations
+                    .iter()
+                    .map(|c| items::thread(c, Page::empty()))
+                    .collect(),
+                has_more: page.has_more,
+                after: page.next_cursor,
+            })
+        }
+        "items.list" => {
+            let p: protocol::ItemsListParams = params(&request)?;
+            let id = items::thread_id(&p.thread_id)?;
+            let page = items::page(
+                &state.pool,
+                user.id,
+                id,
+                p.limit,
+                p.order,
+                p.after.as_deref(),
+            )
+            .await?;
+            json_response(&page)
+        }
+        "threads.update" => {
+            let p: protocol::UpdateParams = params(&request)?;
+            let id = items::thread_id(&p.thread_id)?;
+            state.limits.writes_by_user.check(&user.id)?;
+            let conversation = chat::rename(&state.pool, user.id, id, &p.title).await?;
+            json_response(&items::thread(&conversation, Page::empty()))
+        }
+        "threads.delete" => {
+            let p: protocol::ThreadIdParams = params(&request)?;
+            let id = items::thread_id(&p.thread_id)?;
+            state.limits.writes_by_user.check(&user.id)?;
+            chat::delete(&state.pool, user.id, id).await?;
+            json_response(&json!({}))
+        }
+        "items.feedback" => {
+            let p: protocol::FeedbackParams = params(&request)?;
+            let id = items::thread_id(&p.thread_id)?;
+            state.limits.writes_by_user.check(&user.id)?;
+            chat::get(&state.pool, user.id, id).await?;
+            let ids = p
+                .item_ids
+                .iter()
+                .map(|item| items::ItemRef::parse(item).map(items::ItemRef::message))
+                .collect::<AppResult<Vec<_>>>()?;
+            let kind = match p.kind {
+                protocol::FeedbackKind::Positive => feedback::FeedbackKind::Positive,
+                protocol::FeedbackKind::Negative => feedback::FeedbackKind::Negative,
+            };
+            feedback::record(&state.pool, user.id, id, &ids, kind).await?;
+            json_response(&json!({}))
+        }
+        other => match unsupported(other) {
+            Some(reason) => {
+                // Another user's thread is "not found" here too, as everywhere.
+                let thread = request
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("thread_id"))
+                    .and_then(Value::as_str);
+                if let Some(thread) = thread {
+                    chat::get(&state.pool, user.id, items::thread_id(thread)?).await?;
+                }
+                Err(AppError::validation(format!("{other}: {reason}")))
+            }
+            None => Err(AppError::validation(format!(
+                "unknown request type \"{other}\"; this server supports threads.create, \
+                 threads.add_user_message, threads.retry_after_item, threads.get_by_id, \
+                 threads.list, threads.update, threads.delete, items.list and items.feedback"
+            ))),
+        },
+    }
+}
+
+/// `threads.create`: a new thread with its first message, streamed.
+async fn create(
+    state: &AppState,
+    user: AuthUser,
+    p: protocol::CreateParams,
+) -> AppResult<Response> {
+    let content = input_text(&p.input)?;
+    // Subscribed before the turn starts, so its first events are not missed.
+    let receiver = state.live.subscribe(user.id);
+    let (conversation, turn) =
+        agent::start_conversation(&state.agent, user.id, &content, None).await?;
+    let opening = vec![Event::ThreadCreated {
+        thread: items::thread(&conversation, Page::empty()),
+    }];
+    let live = live::turn_stream(receiver, conversation.id, turn);
+    let events = TurnEvents::new(&conversation, None);
+    Ok(sse(stream::turn_events(
+        state.agent.clone(),
+        user.id,
+        Box::pin(live),
+        events,
+        opening,
+    )))
+}
+
+/// `threads.add_user_message`: a message in an existing thread, its answer streamed.
+async fn add_user_message(
+    state: &AppState,
+    user: AuthUser,
+    p: protocol::AddUserMessageParams,
+) -> AppResult<Response> {
+    let id = items::thread_id(&p.thread_id)?;
+    let conversation = chat::get(&state.pool, user.id, id).await?;
+    let content = input_text(&p.input)?;
+    let receiver = state.live.subscribe(user.id);
+    let turn = agent::start_send(&state.agent, user.id, id, &content, None).await?;
+    let live = live::turn_stream(receiver, id, turn);
+    Ok(sse(stream::turn_events(
+        state.agent.clone(),
+        user.id,
+        Box::pin(live),
+        TurnEvents::new(&conversation, None),
+        Vec::new(),
+    )))
+}
+
+/// `threads.retry_after_item`: the honest retry of a failed or stopped answer. The user
+/// message is answered again (it is not stored twice), the model sees the tool calls already
+/// made, and the failed answer stays in the history.
+async fn retry_after_item(
+    state: &AppState,
+    user: AuthUser,
+    p: protocol::RetryParams,
+) -> AppResult<Response> {
+    let id = items::thread_id(&p.thread_id)?;
+    let conversation = chat::get(&state.pool, user.id, id).await?;
+    let item = items::ItemRef::parse(&p.item_id)?;
+    let message = messages::by_id(&state.pool, user.id, id, item.message()).await?;
+    if message.role != Role::User || matches!(item, items::ItemRef::Workflow(_)) {
+        return Err(AppError::validation(
+            "item_id must name a user message: an answer is retried from the message it answers",
+        ));
+    }
+    let receiver = state.live.subscribe(user.id);
+    let reply_seq = messages::last_message(&state.pool, id)
+        .await?
+        .map_or(message.seq, |m| m.seq)
+        + 1;
+    let (_, turn) = agent::start_retry(&state.agent, user.id, id, Some(message.id)).await?;
+    let live = live::turn_stream(receiver, id, turn);
+    Ok(sse(stream::turn_events(
+        state.agent.clone(),
+        user.id,
+        Box::pin(live),
+        TurnEvents::new(&conversation, Some(reply_seq)),
+        Vec::new(),
+    )))
+}
+
+/// The text of a user message: its text and tag parts, after the quoted text it replies to.
+fn input_text(input: &UserMessageInput) -> AppResult<String> {
+    if !input.attachments.is_empty() {
+        return Err(AppError::validation(
+            "attachments are not supported by this server: send text",
+        ));
+    }
+    let text: String = input
+        .content
+        .iter()
+        .map(|part| match part {
+            UserContent::InputText { text } | UserContent::InputTag { text } => text.as_str(),
+        })
+        .collect();
+    Ok(match input.quoted_text.as_deref().map(str::trim) {
+        Some(quoted) if !quoted.is_empty() => {
+            let quoted: Vec<String> = quoted.lines().map(|l| format!("> {l}")).collect();
+            format!("{}\n\n{text}", quoted.join("\n"))
+        }
+        _ => text,
+    })
+}
+
+/// ChatKit's `limit`: none (or 0) is its default page, more than ours is our largest.
+fn page_size(limit: Option<i64>) -> AppResult<i64> {
+    match limit {
+        None | Some(0) => Ok(items::DEFAULT_PAGE),
+        Some(n) if n < 0 => Err(AppError::validation(format!(
+            "limit must be 1 or more, got {n}"
+        ))),
+        Some(n) => Ok(n.min(items::MAX_PAGE)),
+    }
+}
+
+/// The request's `params` as `T` (400 naming the field that is missing or of the wrong type).
+fn params<T: DeserializeOwned>(request: &RawRequest) -> AppResult<T> {
+    let Some(params) = request.params.clone().filter(|p| !p.is_null()) else {
+        return Err(AppError::validation(format!(
+            "{} needs params",
+            request.kind
+        )));
+    };
+    serde_json::from_value(params).map_err(|err| {
+        AppError::validation(format!(
+            "invalid params for {}: {}",
+            request.kind,
+            without_position(&err)
+        ))
+    })
+}
+
+/// serde's message without its line and column (they help nobody reading an API error).
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.split(" at line ")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn json_response(value: &impl serde::Serialize) -> AppResult<Response> {
+    Ok((StatusCode::OK, Json(value)).into_response())
+}
+
+/// A stream of ChatKit events as `text/event-stream`, one `data: <json>` line each.
+fn sse(events: impl Stream<Item = Event> + Send + 'static) -> Response {
+    let stream = events.map(|event| {
+        let data = serde_json::to_string(&event).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"stream.error","allow_retry":true}"#.into()
+        });
+        Ok::<_, Infallible>(SseEvent::default().data(data))
+    });
+    Sse::new(stream).keep_alive(keep_alive()).into_response()
+}

@@ -1,0 +1,326 @@
+//! A running turn's live events (`live::turn_stream`) as ChatKit stream events: the user
+//! message, `stream_options`, tool use (`progress_update` and a workflow item), the reply
+//! (`thread.item.added`, `assistant_message.content_part.*` deltas, `thread.item.done`),
+//! `thread.updated` when the title changes, and `error`. A client that disconnects before the
+//! end stops the turn (ChatKit's cancel), which then ends as `stopped` like any other stop.
+
+use std::collections::VecDeque;
+
+use futures::{Stream, StreamExt};
+use uuid::Uuid;
+
+use super::{
+    items,
+    protocol::{Event, Item, ItemUpdate, OutputText, Page, StreamOptions, Workflow},
+};
+use crate::{
+    model::{ActivityState, Conversation, LiveEvent, Message, MessageStatus, Role},
+    server::{agent::AgentState, live::Envelope, services::messages},
+};
+
+/// Turns one turn's live events into ChatKit events, keeping what it has told the client.
+pub struct TurnEvents {
+    conversation: Uuid,
+    title: String,
+    /// The id the reply will be stored under (see `messages::message_id`).
+    reply: Option<Uuid>,
+    options_sent: bool,
+    /// Tools reported so far (the open workflow's tasks).
+    tools: Vec<String>,
+    assistant_open: bool,
+    /// Characters of the reply sent so far.
+    sent_chars: i64,
+}
+
+impl TurnEvents {
+    /// For a turn in `conversation`; `reply_seq` where it is known before the user message
+    /// arrives (a retry answers a message that is already stored).
+    pub fn new(conversation: &Conversation, reply_seq: Option<i64>) -> Self {
+        Self {
+            conversation: conversation.id,
+            title: conversation.title.clone(),
+            reply: reply_seq.map(|seq| messages::message_id(conversation.id, seq)),
+            options_sent: false,
+            tools: Vec::new(),
+            assistant_open: false,
+            sent_chars: 0,
+        }
+    }
+
+    /// The first event of a turn's stream once the user message is stored.
+    pub fn stream_options(&mut self) -> Option<Event> {
+        (!std::mem::replace(&mut self.options_sent, true)).then_some(Event::StreamOptions {
+            stream_options: StreamOptions { allow_cancel: true },
+        })
+    }
+
+    /// What the client is told about `event`; `done` is set when this was the turn's end.
+    pub fn on(&mut self, event: &LiveEvent, out: &mut VecDeque<Event>) -> bool {
+        match event {
+            LiveEvent::Message(message) if message.role == Role::User => {
+                self.reply.get_or_insert_with(|| {
+                    messages::message_id(self.conversation, message.seq + 1)
+                });
+                out.extend(
+                    items::items_of(message)
+                        .into_iter()
+                        .map(|item| Event::ItemDone { item }),
+                );
+                out.extend(self.stream_options());
+                false
+            }
+            LiveEvent::Message(reply) => {
+                self.finish(reply, out);
+                true
+            }
+            LiveEvent::Activity {
+                state: ActivityState::Tool,
+                tool_name: Some(tool),
+                ..
+            } => {
+                self.tool(tool, out);
+                false
+            }
+            LiveEvent::Delta { text, offset, .. } => {
+                self.delta(text, *offset, out);
+                false
+            }
+            LiveEvent::Conversation(conversation) if conversation.title != self.title => {
+                self.title = conversation.title.clone();
+                out.push_back(Event::ThreadUpdated {
+                    thread: items::thread(conversation, Page::empty()),
+                });
+                false
+            }
+            LiveEvent::ConversationDeleted { .. } => {
+                out.push_back(Event::Error {
+                    code: "custom",
+                    message: "This conversation was deleted.".into(),
+                    allow_retry: false,
+                });
+                true
+            }
+            LiveEvent::Error { status, detail } => {
+                out.push_back(Event::Error {
+                    code: "custom",
+                    message: detail.clone(),
+                    allow_retry: *status >= 500 || matches!(status, 408 | 409 | 429),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn reply_id(&mut self) -> Uuid {
+        *self.reply.get_or_insert_with(Uuid::new_v4)
+    }
+
+    fn tool(&mut self, tool: &str, out: &mut VecDeque<Event>) {
+        out.push_back(Event::ProgressUpdate {
+            icon: "bolt",
+            text: format!("Using {tool}…"),
+        });
+        // Once the reply is being written, the workflow would show after it: the progress line
+        // is enough, and the workflow comes with the reply.
+        if self.assistant_open {
+            return;
+        }
+        let workflow_id = items::workflow_id(self.reply_id());
+        if self.tools.is_empty() {
+            out.push_back(Event::ItemAdded {
+                item: Item::Workflow {
+                    id: workflow_id.clone(),
+                    thread_id: self.conversation.to_string(),
+                    created_at: chrono::Utc::now(),
+                    workflow: Workflow {
+                        kind: "custom",
+                        tasks: Vec::new(),
+                        summary: None,
+                        expanded: true,
+                    },
+                },
+            });
+        } else {
+            let index = self.tools.len() - 1;
+            let mut task = items::running_task(&self.tools[index]);
+            task.title = format!("Used {}", self.tools[index]);
+            task.status_indicator = "complete";
+            out.push_back(Event::ItemUpdated {
+                item_id: workflow_id.clone(),
+                update: ItemUpdate::TaskUpdated {
+                    task_index: index,
+                    task,
+                },
+            });
+        }
+        out.push_back(Event::ItemUpdated {
+            item_id: workflow_id,
+            update: ItemUpdate::TaskAdded {
+                task_index: self.tools.len(),
+                task: items::running_task(tool),
+            },
+        });
+        self.tools.push(tool.to_string());
+    }
+
+    fn open_assistant(&mut self, out: &mut VecDeque<Event>) {
+        if std::mem::replace(&mut self.assistant_open, true) {
+            return;
+        }
+        let id = self.reply_id();
+        out.push_back(Event::ItemAdded {
+            item: Item::AssistantMessage {
+                id: id.to_string(),
+                thread_id: self.conversation.to_string(),
+                created_at: chrono::Utc::now(),
+                content: Vec::new(),
+            },
+        });
+        out.push_back(Event::ItemUpdated {
+            item_id: id.to_string(),
+            update: ItemUpdate::ContentPartAdded {
+                content_index: 0,
+                content: OutputText::new(String::new()),
+            },
+        });
+    }
+
+    fn delta(&mut self, text: &str, offset: i64, out: &mut VecDeque<Event>) {
+        self.open_assistant(out);
+        // A delta may repeat text already sent (it starts before the end of what we have).
+        let skip = (self.sent_chars - offset).max(0) as usize;
+        let fresh: String = text.chars().skip(skip).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        self.sent_chars = offset.max(self.sent_chars) + fresh.chars().count() as i64;
+        out.push_back(Event::ItemUpdated {
+            item_id: self.reply_id().to_string(),
+            update: ItemUpdate::TextDelta {
+                content_index: 0,
+                delta: fresh,
+            },
+        });
+    }
+
+    /// The stored reply: the workflow of its tool calls, then the reply itself, final.
+    fn finish(&mut self, reply: &Message, out: &mut VecDeque<Event>) {
+        let predicted = self.reply_id();
+        if predicted != reply.id {
+            // Stored under another seq than foreseen (a retry raced another turn): take back
+            // what was shown under the foreseen id.
+            if !self.tools.is_empty() {
+                out.push_back(Event::ItemRemoved {
+                    item_id: items::workflow_id(predicted),
+                });
+            }
+            if self.assistant_open {
+                out.push_back(Event::ItemRemoved {
+                    item_id: predicted.to_string(),
+                });
+            }
+            self.tools.clear();
+            self.assistant_open = false;
+            self.reply = Some(reply.id);
+        }
+        let mut stored = items::items_of(reply);
+        let message = stored.pop();
+        if stored.is_empty() && !self.tools.is_empty() {
+            out.push_back(Event::ItemRemoved {
+                item_id: items::workflow_id(reply.id),
+            });
+        }
+        out.extend(stored.into_iter().map(|item| Event::ItemDone { item }));
+        self.open_assistant(out);
+        out.push_back(Event::ItemUpdated {
+            item_id: reply.id.to_string(),
+            update: ItemUpdate::ContentPartDone {
+                content_index: 0,
+                content: OutputText::new(reply.content.clone()),
+            },
+        });
+        out.extend(message.map(|item| Event::ItemDone { item }));
+        if reply.status == MessageStatus::Error {
+            out.push_back(Event::Error {
+                code: "custom",
+                message: "The assistant could not finish this answer; retry to try again.".into(),
+                allow_retry: true,
+            });
+        }
+    }
+}
+
+/// Stops the turn when the client goes away before its end (ChatKit's cancel).
+struct StopOnDisconnect {
+    agent: AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    armed: bool,
+}
+
+impl Drop for StopOnDisconnect {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (agent, user, conversation) = (self.agent.clone(), self.user, self.conversation);
+        tracing::info!(%conversation, "chatkit stream closed by the client: stopping its turn");
+        tokio::spawn(async move {
+            if let Err(err) = crate::server::agent::stop(&agent, user, conversation).await {
+                tracing::warn!(error = %err, "stopping a cancelled chatkit turn");
+            }
+        });
+    }
+}
+
+struct State<S> {
+    live: S,
+    events: TurnEvents,
+    queue: VecDeque<Event>,
+    guard: StopOnDisconnect,
+    ended: bool,
+}
+
+/// The ChatKit events of a turn: `opening` first, then the turn's, to its end.
+pub fn turn_events(
+    agent: AgentState,
+    user: Uuid,
+    live: impl Stream<Item = Envelope> + Send + Unpin + 'static,
+    mut events: TurnEvents,
+    opening: Vec<Event>,
+) -> impl Stream<Item = Event> + Send {
+    let mut queue: VecDeque<Event> = opening.into();
+    // A retry has no user message to wait for: its stream options come first.
+    if events.reply.is_some() {
+        queue.extend(events.stream_options());
+    }
+    let state = State {
+        guard: StopOnDisconnect {
+            agent,
+            user,
+            conversation: events.conversation,
+            armed: true,
+        },
+        live,
+        events,
+        queue,
+        ended: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(event) = state.queue.pop_front() {
+                return Some((event, state));
+            }
+            if state.ended {
+                return None;
+            }
+            state.ended = match state.live.next().await {
+                Some(envelope) => state.events.on(&envelope.event, &mut state.queue),
+                None => true,
+            };
+            // The turn is over: a client leaving now must not stop the next one.
+            state.guard.armed &= !state.ended;
+        }
+    })
+}

@@ -1,0 +1,563 @@
+//! ChatKit's server protocol (`POST /chatkit`) over real HTTP: conformance with the reference
+//! SDK's models (a Python client, `tests/chatkit_conformance.py`), the same data as REST,
+//! tenancy, bad input, and cancel (a client that leaves stops the turn; our stop ends the
+//! ChatKit stream as stopped).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    mock_model::{MockModel, Step},
+    sse::SseReader,
+    TestApp,
+};
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+async fn chatkit(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.post(token, "/chatkit", body).await
+}
+
+/// A non-streaming request that must succeed; its JSON.
+async fn call(app: &TestApp, token: &str, kind: &str, params: Value) -> Value {
+    let res = chatkit(app, token, json!({ "type": kind, "params": params })).await;
+    assert_eq!(res.status(), StatusCode::OK, "{kind}");
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    res.json().await.unwrap()
+}
+
+/// A streaming request; its open event stream.
+async fn open_stream(app: &TestApp, token: &str, kind: &str, params: Value) -> SseReader {
+    let res = chatkit(app, token, json!({ "type": kind, "params": params })).await;
+    assert_eq!(res.status(), StatusCode::OK, "{kind}");
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    SseReader::new(res)
+}
+
+/// Every event of a streaming request, to its end.
+async fn stream_all(app: &TestApp, token: &str, kind: &str, params: Value) -> Vec<Value> {
+    let mut reader = open_stream(app, token, kind, params).await;
+    let mut events = Vec::new();
+    while let Some(event) = reader.next(Duration::from_secs(20)).await {
+        events.push(event.data);
+    }
+    events
+}
+
+fn input(text: &str) -> Value {
+    json!({ "content": [{ "type": "input_text", "text": text }], "attachments": [], "inference_options": {} })
+}
+
+/// Asserts ChatKit's error shape and the status; returns the message.
+async fn expect_chatkit_error(res: reqwest::Response, status: StatusCode) -> String {
+    assert_eq!(res.status(), status);
+    let body: Value = res.json().await.expect("error body is JSON");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["code"], "custom", "{body}");
+    assert!(body["allow_retry"].is_boolean(), "{body}");
+    body["message"].as_str().expect("message").to_string()
+}
+
+fn python() -> String {
+    std::env::var("CHATKIT_PYTHON").unwrap_or_else(|_| {
+        let tools = std::env::var("TOOLS_DIR")
+            .unwrap_or_else(|_| format!("{}/.cache/chatkit/tools", std::env::var("HOME").unwrap()));
+        format!("{tools}/venv/bin/python")
+    })
+}
+
+#[sqlx::test]
+async fn every_response_and_event_parses_with_the_reference_sdk(pool: PgPool) {
+    // Paced like a remote model, so its reply streams as deltas.
+    let offline = TestApp::spawn_with(pool.clone(), |c| {
+        c.offline_think_time = Duration::from_millis(800)
+    })
+    .await;
+    // The same database behind a scripted model: its first answer fails, the retry succeeds.
+    let model = MockModel::start(vec![
+        Step::Status(500, None),
+        Step::Tokens(vec!["You have ".into(), "three tasks.".into()], 20),
+    ])
+    .await;
+    let scripted = TestApp::with_model(pool.clone(), &model).await;
+    let token = offline.register("sdk@example.com").await;
+
+    let output = tokio::process::Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/chatkit_conformance.py"
+        ))
+        .arg(&offline.url)
+        .arg(&scripted.url)
+        .arg(&token)
+        .output()
+        .await
+        .expect("run the conformance client (scripts/setup.sh --test installs openai-chatkit)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "conformance failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("stream events parsed by openai-chatkit's models"));
+
+    // The feedback it gave is stored.
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM message_feedback")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["positive"]);
+    // The tasks the offline assistant added through /chatkit are the user's tasks.
+    let tasks: Value = offline
+        .get(&token, "/api/tasks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    for title in ["Buy oat milk", "Call the bank", "Water the plants"] {
+        assert!(titles.contains(&title), "{titles:?}");
+    }
+    assert_eq!(titles.len(), 5, "each task once: {titles:?}");
+}
+
+#[sqlx::test]
+async fn rest_and_chatkit_show_the_same_threads(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.register("same@example.com").await;
+
+    // Made over REST, read through ChatKit.
+    let conversation = app.conversation(&token).await;
+    app.say(&token, &conversation, "Add a task to buy bread")
+        .await;
+    let rest: Value = app
+        .get(&token, &format!("/api/chat/conversations/{conversation}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let messages = app.messages(&token, &conversation, "").await["messages"].clone();
+    let thread = call(
+        &app,
+        &token,
+        "threads.get_by_id",
+        json!({ "thread_id": conversation }),
+    )
+    .await;
+    assert_eq!(thread["id"], rest["id"]);
+    assert_eq!(thread["title"], rest["title"]);
+    assert_eq!(
+        thread["created_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        rest["created_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    let items = thread["items"]["data"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[0]["type"], "user_message");
+    assert_eq!(items[0]["id"], messages[0]["id"]);
+    assert_eq!(items[0]["content"][0]["text"], messages[0]["content"]);
+    assert_eq!(items[1]["type"], "workflow");
+    assert_eq!(
+        items[1]["id"],
+        format!("wf_{}", messages[1]["id"].as_str().unwrap())
+    );
+    assert!(items[1]["workflow"]["tasks"][0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("add_task"));
+    assert_eq!(items[2]["type"], "assistant_message");
+    assert_eq!(items[2]["id"], messages[1]["id"]);
+    assert_eq!(items[2]["content"][0]["text"], messages[1]["content"]);
+    assert_eq!(
+        items[2]["created_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        messages[1]["created_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+
+    // Made through ChatKit, read over REST: the streamed ids are the stored ones.
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.create",
+        json!({ "input": input("Add a task to fix the bike") }),
+    )
+    .await;
+    let thread_id = events[0]["thread"]["id"].as_str().unwrap().to_string();
+    let added_reply = events
+        .iter()
+        .find(|e| e["type"] == "thread.item.added" && e["item"]["type"] == "assistant_message")
+        .unwrap()["item"]["id"]
+        .clone();
+    let stored = app.messages(&token, &thread_id, "").await["messages"].clone();
+    assert_eq!(
+        stored[1]["id"], added_reply,
+        "the reply streams under its stored id"
+    );
+    let page: Value = app
+        .get(&token, "/api/chat/conversations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == thread_id.as_str())
+        .expect("the ChatKit thread is a conversation")
+        .clone();
+    assert_eq!(listed["title"], "Add a task to fix the bike");
+    assert_eq!(listed["message_count"], 2);
+
+    // Renamed through ChatKit: REST sees the title; through REST: ChatKit does.
+    call(
+        &app,
+        &token,
+        "threads.update",
+        json!({ "thread_id": thread_id, "title": "Bike" }),
+    )
+    .await;
+    let rest: Value = app
+        .get(&token, &format!("/api/chat/conversations/{thread_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["title"], "Bike");
+    let res = app
+        .send_json(
+            reqwest::Method::PUT,
+            &token,
+            &format!("/api/chat/conversations/{thread_id}"),
+            json!({ "title": "Cycling" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let listed = call(&app, &token, "threads.list", json!({})).await;
+    assert!(listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"] == thread_id.as_str() && t["title"] == "Cycling"));
+
+    // Deleted through ChatKit: gone from REST.
+    call(
+        &app,
+        &token,
+        "threads.delete",
+        json!({ "thread_id": thread_id }),
+    )
+    .await;
+    let res = app
+        .get(&token, &format!("/api/chat/conversations/{thread_id}"))
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test]
+async fn another_users_thread_is_not_found_in_every_request_type(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let owner = app.register("owner@example.com").await;
+    let other = app.register("other@example.com").await;
+    let events = stream_all(
+        &app,
+        &owner,
+        "threads.create",
+        json!({ "input": input("Add a task to pay rent") }),
+    )
+    .await;
+    let thread = events[0]["thread"]["id"].as_str().unwrap().to_string();
+    let user_item = events
+        .iter()
+        .find(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "user_message")
+        .unwrap()["item"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let requests = [
+        json!({ "type": "threads.get_by_id", "params": { "thread_id": thread } }),
+        json!({ "type": "threads.add_user_message", "params": { "thread_id": thread, "input": input("Delete all my tasks") } }),
+        json!({ "type": "threads.retry_after_item", "params": { "thread_id": thread, "item_id": user_item } }),
+        json!({ "type": "items.list", "params": { "thread_id": thread } }),
+        json!({ "type": "threads.update", "params": { "thread_id": thread, "title": "mine now" } }),
+        json!({ "type": "threads.delete", "params": { "thread_id": thread } }),
+        json!({ "type": "items.feedback", "params": { "thread_id": thread, "item_ids": [user_item], "kind": "negative" } }),
+        json!({ "type": "threads.add_client_tool_output", "params": { "thread_id": thread, "result": {} } }),
+        json!({ "type": "threads.add_structured_input", "params": { "thread_id": thread, "item_id": user_item, "input": {} } }),
+        json!({ "type": "threads.custom_action", "params": { "thread_id": thread, "action": { "type": "x" } } }),
+        json!({ "type": "threads.sync_custom_action", "params": { "thread_id": thread, "action": { "type": "x" } } }),
+    ];
+    for request in requests {
+        let kind = request["type"].clone();
+        let message =
+            expect_chatkit_error(chatkit(&app, &other, request).await, StatusCode::NOT_FOUND).await;
+        assert!(message.contains("not found"), "{kind}: {message}");
+    }
+    // Nothing happened to the owner's thread.
+    let listed = call(&app, &other, "threads.list", json!({})).await;
+    assert_eq!(listed["data"], json!([]));
+    let mine = call(
+        &app,
+        &owner,
+        "threads.get_by_id",
+        json!({ "thread_id": thread }),
+    )
+    .await;
+    assert_eq!(mine["title"], "Add a task to pay rent");
+    assert_eq!(mine["items"]["data"].as_array().unwrap().len(), 3);
+    let tasks: Value = app.get(&owner, "/api/tasks").await.json().await.unwrap();
+    assert_eq!(tasks.as_array().unwrap().len(), 1);
+}
+
+#[sqlx::test]
+async fn bad_input_gets_a_chatkit_error_and_changes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.register("bad@example.com").await;
+    let post_raw = |body: Vec<u8>| {
+        app.http
+            .post(app.at("/chatkit"))
+            .bearer_auth(&token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (b"not json".to_vec(), StatusCode::BAD_REQUEST, "not a ChatKit request"),
+        (br#"{"params":{}}"#.to_vec(), StatusCode::BAD_REQUEST, "missing field `type`"),
+        (br#"{"type":"threads.teleport","params":{}}"#.to_vec(), StatusCode::BAD_REQUEST, "unknown request type"),
+        (br#"{"type":"threads.get_by_id"}"#.to_vec(), StatusCode::BAD_REQUEST, "needs params"),
+        (br#"{"type":"threads.get_by_id","params":{"thread_id":5}}"#.to_vec(), StatusCode::BAD_REQUEST, "invalid type"),
+        (br#"{"type":"items.list","params":{}}"#.to_vec(), StatusCode::BAD_REQUEST, "missing field `thread_id`"),
+        (br#"{"type":"threads.list","params":{"limit":-1}}"#.to_vec(), StatusCode::BAD_REQUEST, "limit"),
+        (br#"{"type":"threads.list","params":{"order":"sideways"}}"#.to_vec(), StatusCode::BAD_REQUEST, "unknown variant"),
+        (br#"{"type":"threads.list","params":{"after":"garbage"}}"#.to_vec(), StatusCode::BAD_REQUEST, "cursor"),
+        (br#"{"type":"threads.list","params":{},"metadata":7}"#.to_vec(), StatusCode::BAD_REQUEST, "metadata"),
+        (br#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"   "}],"attachments":[]}}}"#.to_vec(), StatusCode::BAD_REQUEST, "cannot be empty"),
+        (br#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"hi"}],"attachments":["att_1"]}}}"#.to_vec(), StatusCode::BAD_REQUEST, "attachments are not supported"),
+        (br#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_image","url":"x"}],"attachments":[]}}}"#.to_vec(), StatusCode::BAD_REQUEST, "unknown variant"),
+        (br#"{"type":"input.transcribe","params":{"audio_base64":"","mime_type":"audio/webm"}}"#.to_vec(), StatusCode::BAD_REQUEST, "not supported"),
+        (br#"{"type":"threads.update","params":{"thread_id":"0b7e1f36-6c1f-4f4e-9d55-2f1f7a1e0c11","title":"x"}}"#.to_vec(), StatusCode::NOT_FOUND, "not found"),
+        (br#"{"type":"threads.get_by_id","params":{"thread_id":"thr_not-a-uuid"}}"#.to_vec(), StatusCode::NOT_FOUND, "not found"),
+    ];
+    for (body, status, words) in cases {
+        let shown = String::from_utf8_lossy(&body).to_string();
+        let message = expect_chatkit_error(post_raw(body).await.unwrap(), status).await;
+        assert!(
+            message.contains(words),
+            "{shown}: {message:?} should say {words:?}"
+        );
+        assert!(!message.contains("line 1"), "{message}");
+    }
+    // Too large: 413, same shape.
+    let huge = format!(
+        r#"{{"type":"threads.create","params":{{"input":{{"content":[{{"type":"input_text","text":"{}"}}],"attachments":[]}}}}}}"#,
+        "a".repeat(100_000)
+    );
+    let message = expect_chatkit_error(
+        post_raw(huge.into_bytes()).await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(message.contains("too large"), "{message}");
+    // Not signed in: 401, same shape.
+    let res = app
+        .http
+        .post(app.at("/chatkit"))
+        .json(&json!({ "type": "threads.list", "params": {} }))
+        .send()
+        .await
+        .unwrap();
+    expect_chatkit_error(res, StatusCode::UNAUTHORIZED).await;
+    // Nothing was created by any of it.
+    let listed = call(&app, &token, "threads.list", json!({})).await;
+    assert_eq!(listed["data"], json!([]));
+    let page: Value = app
+        .get(&token, "/api/chat/conversations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["conversations"], json!([]));
+}
+
+#[sqlx::test]
+async fn a_session_cookie_authenticates_too(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let res = app
+        .http
+        .post(app.at("/api/auth/register"))
+        .json(&json!({ "email": "cookie@example.com", "password": "password123" }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = app
+        .http
+        .post(app.at("/chatkit"))
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, &app.url)
+        .json(&json!({ "type": "threads.list", "params": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The cookie from another site's page is refused (CSRF).
+    let res = app
+        .http
+        .post(app.at("/chatkit"))
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, "https://evil.example")
+        .json(&json!({ "type": "threads.delete", "params": { "thread_id": uuid::Uuid::new_v4() } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// Waits until the conversation's reply is stored; returns it.
+async fn stored_reply(app: &TestApp, token: &str, conversation: &str) -> Value {
+    for _ in 0..200 {
+        let messages = app.messages(token, conversation, "").await;
+        if let Some(reply) = messages["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "assistant")
+        {
+            return reply.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no reply was stored");
+}
+
+#[sqlx::test]
+async fn a_client_that_disconnects_stops_the_turn(pool: PgPool) {
+    let model = MockModel::start(vec![Step::TokensThenStall(
+        vec!["Once ".into(), "upon ".into(), "a time".into()],
+        30,
+    )])
+    .await;
+    let app = TestApp::with_model(pool, &model).await;
+    let token = app.register("cancel@example.com").await;
+    let mut reader = open_stream(
+        &app,
+        &token,
+        "threads.create",
+        json!({ "input": input("Tell me a story") }),
+    )
+    .await;
+    let thread = reader.next(Duration::from_secs(5)).await.unwrap().data["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = reader
+        .until(Duration::from_secs(10), |e| {
+            e["update"]["delta"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("a time"))
+        })
+        .await;
+    assert!(events
+        .iter()
+        .any(|e| e.data["type"] == "stream_options"
+            && e.data["stream_options"]["allow_cancel"] == true));
+    // The ChatKit client cancels: it closes the connection.
+    drop(reader);
+    let reply = stored_reply(&app, &token, &thread).await;
+    assert_eq!(reply["status"], "stopped", "{reply}");
+    assert_eq!(reply["content"], "Once upon a time");
+    // The model's stream was closed too: the turn really ended.
+    for _ in 0..100 {
+        if model.closed() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(model.closed() >= 1, "the model request was not cancelled");
+}
+
+#[sqlx::test]
+async fn our_stop_ends_the_chatkit_stream_as_stopped(pool: PgPool) {
+    let model = MockModel::start(vec![Step::TokensThenStall(
+        vec!["Half ".into(), "an answer".into()],
+        30,
+    )])
+    .await;
+    let app = TestApp::with_model(pool, &model).await;
+    let token = app.register("stop@example.com").await;
+    let conversation = app.conversation(&token).await;
+    let mut reader = open_stream(
+        &app,
+        &token,
+        "threads.add_user_message",
+        json!({ "thread_id": conversation, "input": input("Explain something long") }),
+    )
+    .await;
+    reader
+        .until(Duration::from_secs(10), |e| {
+            e["update"]["delta"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("an answer"))
+        })
+        .await;
+    // Stopped from our UI or REST, not by the ChatKit client.
+    let res = app
+        .post(
+            &token,
+            &format!("/api/chat/conversations/{conversation}/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut rest = Vec::new();
+    while let Some(event) = reader.next(Duration::from_secs(10)).await {
+        rest.push(event.data);
+    }
+    let done = rest
+        .iter()
+        .find(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "assistant_message")
+        .unwrap_or_else(|| panic!("the stream ends with the stopped reply: {rest:?}"));
+    assert_eq!(done["item"]["content"][0]["text"], "Half an answer");
+    assert!(
+        !rest.iter().any(|e| e["type"] == "error"),
+        "a stop is not an error: {rest:?}"
+    );
+    let reply = stored_reply(&app, &token, &conversation).await;
+    assert_eq!(reply["status"], "stopped");
+    assert_eq!(reply["id"], done["item"]["id"]);
+}
