@@ -150,6 +150,17 @@ pub fn running_task(tool_name: &str) -> Task {
     }
 }
 
+/// A tool that finished (its outcome comes with the stored reply).
+pub fn used_task(tool_name: &str) -> Task {
+    Task {
+        kind: "custom",
+        title: format!("Used {tool_name}"),
+        icon: "bolt",
+        content: None,
+        status_indicator: "complete",
+    }
+}
+
 /// A tool call that ended: what it did in plain words, and its arguments.
 fn done_task(call: &ToolCallRecord) -> Task {
     let outcome = match call.status {

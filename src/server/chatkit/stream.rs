@@ -143,9 +143,7 @@ impl TurnEvents {
             });
         } else {
             let index = self.tools.len() - 1;
-            let mut task = items::running_task(&self.tools[index]);
-            task.title = format!("Used {}", self.tools[index]);
-            task.status_indicator = "complete";
+            let task = items::used_task(&self.tools[index]);
             out.push_back(Event::ItemUpdated {
                 item_id: workflow_id.clone(),
                 update: ItemUpdate::TaskUpdated {
@@ -169,6 +167,17 @@ impl TurnEvents {
             return;
         }
         let id = self.reply_id();
+        // The model writes again: the last tool is done (the workflow itself is done, with
+        // each call's outcome, once the reply is stored).
+        if let Some(last) = self.tools.last() {
+            out.push_back(Event::ItemUpdated {
+                item_id: items::workflow_id(id),
+                update: ItemUpdate::TaskUpdated {
+                    task_index: self.tools.len() - 1,
+                    task: items::used_task(last),
+                },
+            });
+        }
         out.push_back(Event::ItemAdded {
             item: Item::AssistantMessage {
                 id: id.to_string(),
