@@ -409,6 +409,50 @@ async fn bad_input_gets_a_chatkit_error_and_changes_nothing(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_chatkit_page_on_a_listed_origin_may_call_with_its_bearer(pool: PgPool) {
+    const PARTNER: &str = "http://chat.partner.example";
+    let app = TestApp::spawn_with(pool, |c| c.allowed_origins = vec![PARTNER.into()]).await;
+    let token = app.register("partner@example.com").await;
+    // ChatKit's custom fetch adds the Authorization header: the browser asks first.
+    let res = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.at("/chatkit"))
+        .header(header::ORIGIN, PARTNER)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(res.headers()["access-control-allow-origin"], PARTNER);
+    let res = app
+        .http
+        .post(app.at("/chatkit"))
+        .bearer_auth(&token)
+        .header(header::ORIGIN, PARTNER)
+        .json(&json!({ "type": "threads.list", "params": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-allow-origin"], PARTNER);
+    // Another origin's preflight is refused.
+    let res = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.at("/chatkit"))
+        .header(header::ORIGIN, "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
+
+#[sqlx::test]
 async fn a_session_cookie_authenticates_too(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let res = app
