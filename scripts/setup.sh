@@ -58,11 +58,25 @@ if [ "$want_test" = 1 ]; then
       sudo apt-get update -q && sudo apt-get install -y -q chromium
     fi
   fi
-  # Schemathesis (PyPI) fuzzes the REST API against its OpenAPI document (scripts/fuzz-api.sh).
+  # Schemathesis (PyPI) fuzzes the REST API against its OpenAPI document (scripts/fuzz-api.sh);
+  # openai-chatkit's models check every /chatkit answer (tests/chatkit_conformance.py).
   if ! "$TOOLS_DIR/venv/bin/st" --version 2>/dev/null | grep -q "4.32.5"; then
     log "installing Schemathesis 4.32.5"
     python3 -m venv "$TOOLS_DIR/venv"
     "$TOOLS_DIR/venv/bin/pip" install -q "schemathesis==4.32.5"
+  fi
+  if ! "$TOOLS_DIR/venv/bin/pip" show openai-chatkit 2>/dev/null | grep -q "^Version: 1.6.5$"; then
+    log "installing openai-chatkit 1.6.5 (the reference ChatKit models)"
+    "$TOOLS_DIR/venv/bin/pip" install -q "openai-chatkit==1.6.5"
+  fi
+  # HAProxy balances three replicas in the multi-replica tests (tests/balancer.rs).
+  if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+    log "installing HAProxy"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get install -y -q haproxy || { apt-get update -q && apt-get install -y -q haproxy; }
+    else
+      sudo apt-get install -y -q haproxy || { sudo apt-get update -q && sudo apt-get install -y -q haproxy; }
+    fi
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     log "installing the Playwright packages"

@@ -27,7 +27,7 @@ server_fns! {
     pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
         let conversation =
-            crate::server::services::chat::create(&state.pool, user.id, title.as_deref())
+            crate::server::services::chat::create(&state.pool, &state.bus, user.id, title.as_deref())
                 .await
                 .map_err(super::ssr::fail)?;
         super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
@@ -47,7 +47,7 @@ server_fns! {
     #[endpoint = "rename", name = RenameConversation]
     pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
-        crate::server::services::chat::rename(&state.pool, user.id, id, &title)
+        crate::server::services::chat::rename(&state.pool, &state.bus, user.id, id, &title)
             .await
             .map_err(super::ssr::fail)
     }
@@ -56,7 +56,7 @@ server_fns! {
     #[endpoint = "delete", name = DeleteConversation]
     pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
-        crate::server::services::chat::delete(&state.pool, user.id, id)
+        crate::server::services::chat::delete(&state.pool, &state.bus, user.id, id)
             .await
             .map_err(super::ssr::fail)
     }

@@ -22,6 +22,9 @@ pub struct Config {
     pub cookie_secure: bool,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated extra origins allowed with credentials.
     pub allowed_origins: Vec<String>,
+    /// `EVENT_BUS_URL`: `nats://host:port` to carry live events and stop requests on NATS;
+    /// unset, they go through Postgres LISTEN/NOTIFY.
+    pub event_bus_url: Option<String>,
     /// `MCP_ALLOWED_HOSTS`: extra `Host` values the MCP endpoint accepts (loopback and `ADDR` always).
     pub mcp_allowed_hosts: Vec<String>,
     /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges of reverse proxies whose
@@ -130,6 +133,7 @@ impl Config {
             ),
             cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("1" | "true" | "yes")),
             allowed_origins: list("CORS_ALLOWED_ORIGINS"),
+            event_bus_url: get("EVENT_BUS_URL").filter(|url| !url.trim().is_empty()),
             trusted_proxies: list("TRUSTED_PROXIES")
                 .iter()
                 .map(|p| {
@@ -200,6 +204,7 @@ impl Config {
             jwt_ttl: Duration::from_secs(3600),
             cookie_secure: false,
             allowed_origins: vec![],
+            event_bus_url: None,
             trusted_proxies: vec![],
             write_rate_per_user: 10_000,
             request_timeout: Duration::from_secs(120),

@@ -14,8 +14,9 @@ use sqlx::PgPool;
 
 use super::{
     agent::AgentState,
+    bus::{LIVE_CHANNEL, STOP_CHANNEL},
     live::LiveBus,
-    services::{events, sessions},
+    services::sessions,
     sessions::Sessions,
 };
 
@@ -32,11 +33,9 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
         .max_connections(1)
         .min_connections(0)
         .connect_lazy_with((*app_pool.connect_options()).clone());
-    let channels = [
-        events::CHANNEL,
-        super::agent::STOP_CHANNEL,
-        sessions::REVOKED_CHANNEL,
-    ];
+    // The live and stop channels carry everything on the Postgres bus, and stand in for NATS
+    // while it is unreachable.
+    let channels = [LIVE_CHANNEL, STOP_CHANNEL, sessions::REVOKED_CHANNEL];
     let mut first = true;
     loop {
         if app_pool.is_closed() {
@@ -79,7 +78,7 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
                 Ok(Some(notification)) => {
                     let payload = notification.payload();
                     match notification.channel() {
-                        events::CHANNEL => state.live.handle(payload).await,
+                        LIVE_CHANNEL => state.live.handle(payload).await,
                         sessions::REVOKED_CHANNEL => state.sessions.handle(payload),
                         _ => state.agent.handle_stop(payload),
                     }

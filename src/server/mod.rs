@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod bus;
 pub mod chatkit;
 pub mod client_ip;
 pub mod config;
@@ -134,9 +135,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         sqlx::query("SELECT 1").execute(&state.pool),
     )
     .await;
+    // The detail says which replica answers and how its events travel (NATS can be away:
+    // the replica still serves, through Postgres).
+    let detail = format!(
+        "replica {}; {}",
+        state.agent.replica,
+        state.bus.state().describe()
+    );
     match ping {
-        Ok(Ok(_)) => (StatusCode::OK, "ready").into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+        Ok(Ok(_)) => (StatusCode::OK, format!("ready; {detail}")).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unreachable; {detail}"),
+        )
+            .into_response(),
     }
 }
 

@@ -8,7 +8,12 @@ use leptos::config::LeptosOptions;
 use sqlx::PgPool;
 
 use super::{
-    agent::AgentState, auth::JwtKeys, config::Config, live::LiveBus, rate_limit::Limits,
+    agent::AgentState,
+    auth::JwtKeys,
+    bus::{Delivery, EventBus},
+    config::Config,
+    live::LiveBus,
+    rate_limit::Limits,
     sessions::Sessions,
 };
 
@@ -23,6 +28,8 @@ pub struct AppState {
     pub agent: AgentState,
     /// Live events for open streams (`/api/chat/events`).
     pub live: Arc<LiveBus>,
+    /// How replicas tell each other about events and stop requests (Postgres or NATS).
+    pub bus: Arc<EventBus>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -30,10 +37,12 @@ impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, leptos_options: LeptosOptions) -> Self {
         let limits = Arc::new(Limits::new(&config));
         let jwt = Arc::new(jwt);
+        let bus = Arc::new(EventBus::new(config.event_bus_url.clone()));
         Self {
             sessions: Arc::new(Sessions::new(jwt.clone(), pool.clone())),
-            agent: AgentState::new(pool.clone(), &config, limits.clone()),
+            agent: AgentState::new(pool.clone(), &config, limits.clone(), bus.clone()),
             live: Arc::new(LiveBus::new(pool.clone())),
+            bus,
             pool,
             limits,
             config: Arc::new(config),
@@ -56,6 +65,18 @@ impl AppState {
                 agent: self.agent.clone(),
             },
         ));
+        let (deliveries, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(self.bus.clone().run(deliveries));
+        let (live, agent) = (self.live.clone(), self.agent.clone());
+        tokio::spawn(async move {
+            while let Some(delivery) = arrived.recv().await {
+                match delivery {
+                    Delivery::Live(payload) => live.handle(&payload).await,
+                    Delivery::Stop(turn) => agent.handle_stop(&turn),
+                    Delivery::Reconnected => live.resync_all(),
+                }
+            }
+        });
         tokio::spawn(super::live::prune_forever(self.pool.clone()));
         tokio::spawn(self.sessions.clone().prune_forever());
         tokio::spawn(super::rate_limit::forget_idle_forever(self.limits.clone()));

@@ -20,9 +20,9 @@ pub use model::{ChatModel, ModelError, ModelReply, PromptMessage, ToolCallReques
 pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
-pub use turns::{retry, send, start_conversation, start_retry, start_send, stop, STOP_CHANNEL};
+pub use turns::{retry, send, start_conversation, start_retry, start_send, stop};
 
-use super::{config::Config, rate_limit::Limits};
+use super::{bus::EventBus, config::Config, rate_limit::Limits};
 
 /// The agent's settings, read once from the config.
 pub struct AgentSettings {
@@ -56,6 +56,8 @@ pub struct AgentState {
     pub model: Arc<ChatModel>,
     pub settings: Arc<AgentSettings>,
     pub limits: Arc<Limits>,
+    /// Where the turn's live events and stop requests go (Postgres or NATS).
+    pub bus: Arc<EventBus>,
     /// This process as a turn owner: a new id at every start, so a restarted process never
     /// mistakes its predecessor's turns for its own.
     pub replica: Uuid,
@@ -68,9 +70,10 @@ pub struct AgentState {
 }
 
 impl AgentState {
-    pub fn new(pool: PgPool, config: &Config, limits: Arc<Limits>) -> Self {
+    pub fn new(pool: PgPool, config: &Config, limits: Arc<Limits>, bus: Arc<EventBus>) -> Self {
         Self {
             pool,
+            bus,
             model: Arc::new(ChatModel::from_config(config)),
             settings: Arc::new(AgentSettings::from_config(config)),
             limits,
@@ -89,7 +92,7 @@ impl AgentState {
         tokio::spawn(turns::sweep_forever(self.clone()));
     }
 
-    /// A stop announced on `STOP_CHANNEL`: stops the turn if this process runs it.
+    /// A stop request from the bus: stops the turn if this process runs it.
     pub fn handle_stop(&self, payload: &str) {
         if let Ok(turn) = payload.parse::<Uuid>() {
             self.running.stop(turn);

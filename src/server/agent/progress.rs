@@ -14,7 +14,7 @@ use std::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::server::services::activity;
+use crate::server::{bus::EventBus, services::activity};
 
 /// Streamed text is written out at most this often (one UPDATE + NOTIFY per flush), so a
 /// fast model costs a bounded number of queries while a token still reaches a tab quickly.
@@ -23,6 +23,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(15);
 #[derive(Clone)]
 pub struct Progress {
     pub pool: PgPool,
+    pub bus: Arc<EventBus>,
     pub user: Uuid,
     pub conversation: Uuid,
     pub user_seq: i64,
@@ -34,9 +35,16 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(pool: PgPool, user: Uuid, conversation: Uuid, user_seq: i64) -> Self {
+    pub fn new(
+        pool: PgPool,
+        bus: Arc<EventBus>,
+        user: Uuid,
+        conversation: Uuid,
+        user_seq: i64,
+    ) -> Self {
         Self {
             pool,
+            bus,
             user,
             conversation,
             user_seq,
@@ -50,6 +58,7 @@ impl Progress {
     pub async fn report(&self, tool_name: Option<&str>) {
         if let Err(err) = activity::set_activity(
             &self.pool,
+            &self.bus,
             self.user,
             self.conversation,
             self.user_seq,
@@ -96,6 +105,7 @@ impl Progress {
                 if !text.is_empty() {
                     let flushed = activity::append_partial(
                         &progress.pool,
+                        &progress.bus,
                         progress.user,
                         progress.conversation,
                         progress.user_seq,

@@ -65,7 +65,7 @@ async fn create_conversation(
             .map_err(|err| AppError::validation(format!("invalid JSON body: {err}")))?
             .title
     };
-    let conversation = chat::create(&state.pool, user.id, title.as_deref()).await?;
+    let conversation = chat::create(&state.pool, &state.bus, user.id, title.as_deref()).await?;
     Ok((StatusCode::CREATED, ApiJson(conversation)))
 }
 
@@ -93,7 +93,7 @@ async fn rename_conversation(
     let title = body
         .title
         .ok_or_else(|| AppError::validation("title is required"))?;
-    chat::rename(&state.pool, user.id, id, &title)
+    chat::rename(&state.pool, &state.bus, user.id, id, &title)
         .await
         .map(ApiJson)
 }
@@ -106,7 +106,7 @@ async fn delete_conversation(
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
-    chat::delete(&state.pool, user.id, id).await?;
+    chat::delete(&state.pool, &state.bus, user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,10 +5,12 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::events;
 use crate::{
     model::{ActivityState, LiveEvent},
-    server::error::AppResult,
+    server::{
+        bus::{transient_payload, EventBus, LIVE_CHANNEL, MAX_NOTIFY_BYTES},
+        error::AppResult,
+    },
 };
 
 /// Records what the turn answering `user_seq` is doing (`None`: thinking) and announces it to
@@ -16,6 +18,7 @@ use crate::{
 /// the turn.
 pub async fn set_activity(
     pool: &PgPool,
+    bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
     user_seq: i64,
@@ -30,6 +33,8 @@ pub async fn set_activity(
         },
         tool_name: tool_name.map(str::to_string),
     };
+    // Decided once: the database announces it, or we publish it after.
+    let in_database = bus.announces_in_database();
     sqlx::query(
         "WITH a AS (
              INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
@@ -41,15 +46,19 @@ pub async fn set_activity(
                                 THEN turn_activity.partial ELSE '' END
              RETURNING 1
          )
-         SELECT pg_notify($4, $5) FROM a",
+         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a",
     )
     .bind(conversation)
     .bind(user_seq)
     .bind(tool_name)
-    .bind(events::CHANNEL)
-    .bind(events::transient_payload(user, &event))
+    .bind(LIVE_CHANNEL)
+    .bind(transient_payload(user, &event))
+    .bind(in_database)
     .execute(pool)
     .await?;
+    if !in_database {
+        bus.publish_live(pool, user, None, &event).await;
+    }
     Ok(())
 }
 
@@ -57,6 +66,7 @@ pub async fn set_activity(
 /// (with its offset, so a client that read the reply so far can skip what it has).
 pub async fn append_partial(
     pool: &PgPool,
+    bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
     user_seq: i64,
@@ -65,29 +75,42 @@ pub async fn append_partial(
     let mut rest = text;
     // NOTIFY payloads are bounded: a long flush goes out as several deltas.
     while !rest.is_empty() {
-        let mut cut = rest.len().min(events::MAX_NOTIFY_BYTES / 2);
+        let mut cut = rest.len().min(MAX_NOTIFY_BYTES / 2);
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
         let (piece, tail) = rest.split_at(cut);
-        sqlx::query(
+        let in_database = bus.announces_in_database();
+        let at: Option<i32> = sqlx::query_scalar(
             "WITH a AS (
                  UPDATE turn_activity SET partial = partial || $3
                  WHERE conversation_id = $1 AND user_seq = $2
                  RETURNING char_length(partial) - char_length($3) AS at
              )
-             SELECT pg_notify($4, json_build_object('u', $5::uuid, 'e', json_build_object(
-                 'type', 'delta', 'conversation_id', $1::uuid, 'seq', $2 + 1, 'text', $3::text,
-                 'offset', a.at))::text)
-             FROM a",
+             SELECT a.at FROM a
+             CROSS JOIN LATERAL (
+                 SELECT CASE WHEN $6 THEN pg_notify($4, json_build_object('u', $5::uuid, 'e',
+                     json_build_object('type', 'delta', 'conversation_id', $1::uuid,
+                         'seq', $2 + 1, 'text', $3::text, 'offset', a.at))::text) END
+             ) n",
         )
         .bind(conversation)
         .bind(user_seq)
         .bind(piece)
-        .bind(events::CHANNEL)
+        .bind(LIVE_CHANNEL)
         .bind(user)
-        .execute(pool)
+        .bind(in_database)
+        .fetch_optional(pool)
         .await?;
+        if let Some(offset) = at.filter(|_| !in_database) {
+            let event = LiveEvent::Delta {
+                conversation_id: conversation,
+                seq: user_seq + 1,
+                text: piece.to_string(),
+                offset: i64::from(offset),
+            };
+            bus.publish_live(pool, user, None, &event).await;
+        }
         rest = tail;
     }
     Ok(())

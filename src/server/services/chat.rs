@@ -13,7 +13,10 @@ use crate::{
         Conversation, ConversationPage, ConversationQuery, LiveEvent, Role, MAX_MESSAGE_CHARS,
         MAX_TITLE_CHARS,
     },
-    server::error::{AppError, AppResult},
+    server::{
+        bus::EventBus,
+        error::{AppError, AppResult},
+    },
 };
 
 pub const DEFAULT_TITLE: &str = "New conversation";
@@ -183,7 +186,12 @@ pub async fn list_in_order(
     })
 }
 
-pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult<Conversation> {
+pub async fn create(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    title: Option<&str>,
+) -> AppResult<Conversation> {
     let custom = title.map(clean_title).transpose()?;
     let mut tx = pool.begin().await?;
     let conversation = sqlx::query_as::<_, ConversationRow>(&format!(
@@ -197,13 +205,15 @@ pub async fn create(pool: &PgPool, user: Uuid, title: Option<&str>) -> AppResult
     .fetch_one(&mut *tx)
     .await
     .map(Conversation::from)?;
-    events::record(
+    let outbox = events::record(
         &mut tx,
+        bus,
         user,
         &LiveEvent::Conversation(conversation.clone()),
     )
     .await?;
     tx.commit().await?;
+    outbox.publish(bus, pool).await;
     Ok(conversation)
 }
 
@@ -219,7 +229,13 @@ pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Conversation>
     .ok_or_else(conversation_not_found)
 }
 
-pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResult<Conversation> {
+pub async fn rename(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    id: Uuid,
+    title: &str,
+) -> AppResult<Conversation> {
     let title = clean_title(title)?;
     let mut tx = pool.begin().await?;
     let conversation = sqlx::query_as::<_, ConversationRow>(&format!(
@@ -234,18 +250,20 @@ pub async fn rename(pool: &PgPool, user: Uuid, id: Uuid, title: &str) -> AppResu
     .await?
     .map(Conversation::from)
     .ok_or_else(conversation_not_found)?;
-    events::record(
+    let outbox = events::record(
         &mut tx,
+        bus,
         user,
         &LiveEvent::Conversation(conversation.clone()),
     )
     .await?;
     tx.commit().await?;
+    outbox.publish(bus, pool).await;
     Ok(conversation)
 }
 
 /// Soft delete: the rows stay, the conversation disappears from every interface.
-pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<()> {
+pub async fn delete(pool: &PgPool, bus: &EventBus, user: Uuid, id: Uuid) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "UPDATE conversations SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
@@ -257,8 +275,9 @@ pub async fn delete(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<()> {
     if result.rows_affected() == 0 {
         return Err(conversation_not_found());
     }
-    events::record(&mut tx, user, &LiveEvent::ConversationDeleted { id }).await?;
+    let outbox = events::record(&mut tx, bus, user, &LiveEvent::ConversationDeleted { id }).await?;
     tx.commit().await?;
+    outbox.publish(bus, pool).await;
     Ok(())
 }
 

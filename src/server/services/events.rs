@@ -1,58 +1,88 @@
 //! Recording live events (see `model::LiveEvent`). Stored events are written in the
-//! transaction of the change they describe and announced with NOTIFY when it commits, so an
-//! event is never announced for a change that rolled back, nor lost for one that committed.
-//! Events about a running turn (deltas, activity) are announced only.
+//! transaction of the change they describe. On the Postgres bus they are announced with
+//! NOTIFY when it commits, so an event is never announced for a change that rolled back, nor
+//! lost for one that committed; on NATS the caller publishes them once it has committed (the
+//! `Outbox`). Events about a running turn (deltas, activity) are announced only.
 
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::{model::LiveEvent, server::error::AppResult};
+use crate::{
+    model::LiveEvent,
+    server::{
+        bus::{EventBus, LIVE_CHANNEL},
+        error::AppResult,
+    },
+};
 
-/// The NOTIFY channel of live events. Payload: `{"u": user, "id": stored id}` or
-/// `{"u": user, "e": event}` for an event that is not stored.
-pub const CHANNEL: &str = "chatkit_live";
-/// NOTIFY payloads must stay under 8,000 bytes.
-pub const MAX_NOTIFY_BYTES: usize = 7_000;
+/// Stored events to publish once their transaction has committed (empty when the database
+/// announced them itself).
+#[must_use = "publish the events after the commit"]
+#[derive(Default)]
+pub struct Outbox(Vec<(Uuid, i64, LiveEvent)>);
 
-/// Stores `event` for `user` in the caller's transaction and announces it at commit.
-pub async fn record(tx: &mut PgConnection, user: Uuid, event: &LiveEvent) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(
-        "WITH e AS (INSERT INTO live_events (user_id, payload) VALUES ($1, $2) RETURNING id)
-         SELECT e.id FROM e
-         CROSS JOIN LATERAL (SELECT pg_notify($3, json_build_object('u', $1, 'id', e.id)::text)) n",
-    )
-    .bind(user)
-    .bind(sqlx::types::Json(event))
-    .bind(CHANNEL)
-    .fetch_one(tx)
-    .await?)
+impl Outbox {
+    pub fn merge(mut self, other: Outbox) -> Outbox {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// Publishes the events (call after the commit).
+    pub async fn publish(self, bus: &EventBus, pool: &PgPool) {
+        for (user, id, event) in self.0 {
+            bus.publish_live(pool, user, Some(id), &event).await;
+        }
+    }
 }
 
-/// Stores two events for `user` in one statement (a message and the conversation it moved).
-pub async fn record_pair(
+/// Stores `events` for `user` in the caller's transaction: announced at commit by the
+/// database, or returned in the outbox for the caller to publish after it.
+pub async fn record_all(
     tx: &mut PgConnection,
+    bus: &EventBus,
     user: Uuid,
-    first: &LiveEvent,
-    second: &LiveEvent,
-) -> AppResult<()> {
-    sqlx::query(
+    events: &[&LiveEvent],
+) -> AppResult<Outbox> {
+    let payloads: Vec<sqlx::types::Json<&LiveEvent>> =
+        events.iter().map(|e| sqlx::types::Json(*e)).collect();
+    let in_database = bus.announces_in_database();
+    let ids: Vec<i64> = sqlx::query_scalar(
         "WITH e AS (
-             INSERT INTO live_events (user_id, payload) VALUES ($1, $2), ($1, $3) RETURNING id
+             INSERT INTO live_events (user_id, payload)
+             SELECT $1, p FROM unnest($2::jsonb[]) WITH ORDINALITY AS u(p, n) ORDER BY n
+             RETURNING id
          )
-         SELECT pg_notify($4, json_build_object('u', $1, 'id', e.id)::text) FROM e ORDER BY e.id",
+         SELECT e.id FROM e
+         CROSS JOIN LATERAL (
+             SELECT CASE WHEN $4 THEN pg_notify($3, json_build_object('u', $1, 'id', e.id)::text) END
+         ) n
+         ORDER BY e.id",
     )
     .bind(user)
-    .bind(sqlx::types::Json(first))
-    .bind(sqlx::types::Json(second))
-    .bind(CHANNEL)
-    .execute(tx)
+    .bind(payloads)
+    .bind(LIVE_CHANNEL)
+    .bind(in_database)
+    .fetch_all(tx)
     .await?;
-    Ok(())
+    if in_database {
+        return Ok(Outbox::default());
+    }
+    Ok(Outbox(
+        ids.into_iter()
+            .zip(events)
+            .map(|(id, event)| (user, id, (*event).clone()))
+            .collect(),
+    ))
 }
 
-/// The NOTIFY payload of an event that is not stored.
-pub fn transient_payload(user: Uuid, event: &LiveEvent) -> String {
-    serde_json::json!({ "u": user, "e": event }).to_string()
+/// `record_all` of one event.
+pub async fn record(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    event: &LiveEvent,
+) -> AppResult<Outbox> {
+    record_all(tx, bus, user, &[event]).await
 }
 
 /// Stored events of `user` after `after`, oldest first (at most `limit`).

@@ -18,7 +18,10 @@ use crate::{
         LiveEvent, Message, MessagePage, MessageQuery, MessageStatus, Role, ToolCallRecord,
         ToolCalls, TurnActivity,
     },
-    server::error::{AppError, AppResult},
+    server::{
+        bus::EventBus,
+        error::{AppError, AppResult},
+    },
 };
 
 const MESSAGE_COLUMNS: &str =
@@ -183,26 +186,16 @@ pub struct NewMessage<'a> {
 }
 
 /// Appends a message with the next `seq`, allocated under the conversation row's lock inside
-/// this transaction: a poller reading `after=seq` can never skip a message that commits later.
-pub async fn append(
-    pool: &PgPool,
-    user: Uuid,
-    conversation: Uuid,
-    message: NewMessage<'_>,
-) -> AppResult<Message> {
-    let mut tx = pool.begin().await?;
-    let stored = append_in(&mut tx, user, conversation, message).await?;
-    tx.commit().await?;
-    Ok(stored)
-}
-
-/// `append` inside the caller's transaction (a turn stores its reply and its outcome at once).
+/// the caller's transaction (a turn stores its message and its record at once): a poller
+/// reading `after=seq` can never skip a message that commits later. The outbox holds its
+/// live events for after the commit.
 pub async fn append_in(
     tx: &mut PgConnection,
+    bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
     message: NewMessage<'_>,
-) -> AppResult<Message> {
+) -> AppResult<(Message, events::Outbox)> {
     // PostgreSQL text and jsonb cannot hold NUL; model output may contain one.
     let content = message.content.replace('\0', "\u{FFFD}");
     let tool_calls = message.tool_calls.map(|t| ToolCalls {
@@ -260,14 +253,17 @@ pub async fn append_in(
     .fetch_one(&mut *tx)
     .await?;
     let stored = Message::from(row);
-    events::record_pair(
+    let outbox = events::record_all(
         tx,
+        bus,
         user,
-        &LiveEvent::Message(stored.clone()),
-        &LiveEvent::Conversation(changed.into()),
+        &[
+            &LiveEvent::Message(stored.clone()),
+            &LiveEvent::Conversation(changed.into()),
+        ],
     )
     .await?;
-    Ok(stored)
+    Ok((stored, outbox))
 }
 
 #[derive(sqlx::FromRow)]

@@ -12,7 +12,10 @@ use uuid::Uuid;
 use super::messages::{self, NewMessage};
 use crate::{
     model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus},
-    server::error::{AppError, AppResult},
+    server::{
+        bus::EventBus,
+        error::{AppError, AppResult},
+    },
 };
 
 const TURN_COLUMNS: &str =
@@ -74,6 +77,7 @@ async fn insert_turn(
 /// never a user message without a turn. `Busy` when a turn already runs in the conversation.
 pub async fn begin(
     pool: &PgPool,
+    bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
     message: NewMessage<'_>,
@@ -81,23 +85,25 @@ pub async fn begin(
     lease: Duration,
 ) -> AppResult<Result<(Turn, Message), Busy>> {
     let mut tx = pool.begin().await?;
-    let stored = match messages::append_in(&mut tx, user, conversation, message).await {
-        Ok(stored) => stored,
-        Err(AppError::Internal(err))
-            if err
-                .downcast_ref::<sqlx::Error>()
-                .is_some_and(|e| is_unique_violation(e, "messages_client_id")) =>
-        {
-            // The same client_id raced in from another request: that one wins.
-            return Err(AppError::Conflict(
-                "this message is already being sent".into(),
-            ));
-        }
-        Err(err) => return Err(err),
-    };
+    let (stored, outbox) =
+        match messages::append_in(&mut tx, bus, user, conversation, message).await {
+            Ok(appended) => appended,
+            Err(AppError::Internal(err))
+                if err
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(|e| is_unique_violation(e, "messages_client_id")) =>
+            {
+                // The same client_id raced in from another request: that one wins.
+                return Err(AppError::Conflict(
+                    "this message is already being sent".into(),
+                ));
+            }
+            Err(err) => return Err(err),
+        };
     match insert_turn(&mut tx, user, conversation, stored.seq, owner, lease).await {
         Ok(turn) => {
             tx.commit().await?;
+            outbox.publish(bus, pool).await;
             Ok(Ok((turn, stored)))
         }
         Err(err) if is_unique_violation(&err, "turns_one_running") => Ok(Err(Busy)),
@@ -362,6 +368,7 @@ pub enum Finished {
 /// and only while `owner` still owns it.
 pub async fn finish(
     pool: &PgPool,
+    bus: &EventBus,
     turn: &Turn,
     owner: Uuid,
     content: &str,
@@ -376,9 +383,10 @@ pub async fn finish(
         status,
         client_id: None,
     };
-    let stored = match messages::append_in(&mut tx, turn.user_id, turn.conversation_id, reply).await
-    {
-        Ok(stored) => stored,
+    let appended =
+        messages::append_in(&mut tx, bus, turn.user_id, turn.conversation_id, reply).await;
+    let (stored, outbox) = match appended {
+        Ok(appended) => appended,
         Err(AppError::NotFound(_)) => {
             drop(tx);
             end_without_reply(pool, turn, owner, "the conversation was deleted").await?;
@@ -406,6 +414,7 @@ pub async fn finish(
         return Ok(Finished::NotOwner);
     }
     tx.commit().await?;
+    outbox.publish(bus, pool).await;
     Ok(Finished::Stored(stored))
 }
 

@@ -1,6 +1,6 @@
 //! Ownership by lease. The replica running a turn renews its lease while it works; every
 //! replica sweeps for turns whose lease expired (their owner died) and takes them over; stop
-//! requests reach the owner through Postgres NOTIFY (its heartbeat also sees the flag).
+//! requests reach the owner through the event bus (its heartbeat also sees the flag).
 
 use std::sync::Arc;
 
@@ -8,9 +8,6 @@ use uuid::Uuid;
 
 use super::{control::TurnControl, AgentState};
 use crate::server::services::turns;
-
-/// The channel stop requests are announced on; the payload is the turn id.
-pub const STOP_CHANNEL: &str = "chatkit_turn_stop";
 
 /// Renews the lease of `turn` until the attempt ends (the caller aborts this task); stops the
 /// attempt when a stop was requested, and drops it when another replica took the turn over.
@@ -58,13 +55,5 @@ pub async fn sweep_forever(agent: AgentState) {
 
 /// Announces a stop request to whichever replica runs `turn`.
 pub async fn announce_stop(agent: &AgentState, turn: Uuid) {
-    let sent = sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(STOP_CHANNEL)
-        .bind(turn.to_string())
-        .execute(&agent.pool)
-        .await;
-    if let Err(err) = sent {
-        // The owner's heartbeat still sees the flag within a third of the lease.
-        tracing::warn!(error = %err, %turn, "announcing a stop request");
-    }
+    agent.bus.publish_stop(&agent.pool, turn).await;
 }

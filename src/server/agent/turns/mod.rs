@@ -14,7 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use control::RunningTurns;
-pub use lease::{sweep_forever, STOP_CHANNEL};
+pub use lease::sweep_forever;
 pub use run::resume;
 use run::run;
 pub use slots::Slots;
@@ -87,6 +87,7 @@ pub async fn start_send(
             };
             turns::begin(
                 &agent.pool,
+                &agent.bus,
                 user,
                 conversation,
                 message,
@@ -133,13 +134,15 @@ pub async fn start_conversation(
     let created = existing.is_none();
     let conversation = match existing {
         Some(conversation) => conversation,
-        None => chat::create(&agent.pool, user, None).await?,
+        None => chat::create(&agent.pool, &agent.bus, user, None).await?,
     };
     match start_send(agent, user, conversation.id, content, client_id).await {
         Ok(turn) => Ok((conversation, turn)),
         Err(err) => {
             if created {
-                if let Err(cleanup) = chat::delete(&agent.pool, user, conversation.id).await {
+                if let Err(cleanup) =
+                    chat::delete(&agent.pool, &agent.bus, user, conversation.id).await
+                {
                     tracing::warn!(error = %cleanup, "removing a refused new conversation");
                 }
             }

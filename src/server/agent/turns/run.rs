@@ -94,6 +94,7 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
     let log = Arc::new(TurnLog::default());
     let progress = Progress::new(
         agent.pool.clone(),
+        agent.bus.clone(),
         turn.user_id,
         turn.conversation_id,
         turn.user_seq,
@@ -203,6 +204,7 @@ async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Fini
     for try_number in 1.. {
         let stored = turns::finish(
             &agent.pool,
+            &agent.bus,
             turn,
             agent.replica,
             &reply.content,
