@@ -132,7 +132,7 @@ pub async fn limit_writes(
     );
     if !reads {
         if let Ok(user) = state.sessions.authenticate(request.headers()).await {
-            if let Err(err) = state.limits.writes_by_user.check(&user.id) {
+            if let Err(err) = state.limits.writes_by_user.check(&user.id).await {
                 return err.into_response();
             }
         }

@@ -35,7 +35,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config, jwt: JwtKeys, leptos_options: LeptosOptions) -> Self {
-        let limits = Arc::new(Limits::new(&config));
+        let limits = Arc::new(Limits::new(&config, pool.clone()));
         let jwt = Arc::new(jwt);
         let bus = Arc::new(EventBus::new(config.event_bus_url.clone()));
         Self {
@@ -79,7 +79,10 @@ impl AppState {
         });
         tokio::spawn(super::live::prune_forever(self.pool.clone()));
         tokio::spawn(self.sessions.clone().prune_forever());
-        tokio::spawn(super::rate_limit::forget_idle_forever(self.limits.clone()));
+        tokio::spawn(super::rate_limit::forget_idle_forever(
+            self.limits.clone(),
+            self.pool.clone(),
+        ));
     }
 }
 

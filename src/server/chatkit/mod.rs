@@ -147,21 +147,21 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
         "threads.update" => {
             let p: protocol::UpdateParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id)?;
+            state.limits.writes_by_user.check(&user.id).await?;
             let conversation = chat::rename(&state.pool, &state.bus, user.id, id, &p.title).await?;
             json_response(&items::thread(&conversation, Page::empty()))
         }
         "threads.delete" => {
             let p: protocol::ThreadIdParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id)?;
+            state.limits.writes_by_user.check(&user.id).await?;
             chat::delete(&state.pool, &state.bus, user.id, id).await?;
             json_response(&json!({}))
         }
         "items.feedback" => {
             let p: protocol::FeedbackParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id)?;
+            state.limits.writes_by_user.check(&user.id).await?;
             chat::get(&state.pool, user.id, id).await?;
             let ids = p
                 .item_ids

@@ -78,14 +78,15 @@ fn check_password(password: &str) -> AppResult<()> {
 
 /// Counts one login/register attempt against the caller's IP, and against the IP and the
 /// email together (never the email alone: that would let anyone lock its owner out).
-fn rate_limit(state: &AppState, ip: Option<IpAddr>, email: &str) -> AppResult<()> {
+async fn rate_limit(state: &AppState, ip: Option<IpAddr>, email: &str) -> AppResult<()> {
     if let Some(ip) = ip {
-        state.limits.auth_by_ip.check(&ip)?;
+        state.limits.auth_by_ip.check(&ip).await?;
     }
     state
         .limits
         .auth_by_ip_and_email
         .check(&(ip, email.to_lowercase()))
+        .await
 }
 
 async fn session(state: &AppState, user: User) -> AppResult<AuthSession> {
@@ -103,7 +104,7 @@ pub async fn register(
     creds: Credentials,
 ) -> AppResult<AuthSession> {
     let email = normalize_email(&creds.email)?;
-    rate_limit(state, ip, &email)?;
+    rate_limit(state, ip, &email).await?;
     check_password(&creds.password)?;
     let password_hash = with_hash_slot(&state.limits, hash_password(creds.password)).await??;
     let inserted = sqlx::query_as::<_, UserRow>(
@@ -128,7 +129,7 @@ pub async fn login(
     creds: Credentials,
 ) -> AppResult<AuthSession> {
     let email = normalize_email(&creds.email).map_err(|_| AppError::InvalidCredentials)?;
-    rate_limit(state, ip, &email)?;
+    rate_limit(state, ip, &email).await?;
     let row = sqlx::query_as::<_, UserRow>(
         "SELECT id, email, password_hash, created_at FROM users WHERE lower(email) = lower($1)",
     )

@@ -110,7 +110,8 @@ pub async fn start_send(
             other => other?,
         };
         run(&agent, turn, user_message).await
-    })?;
+    })
+    .await?;
     Ok(turn)
 }
 
@@ -154,7 +155,7 @@ pub async fn start_conversation(
 /// Admits one more turn of `user` (the send rate and the bound on running + queued turns:
 /// 429 past them) and runs `work` as its own task once the conversation's earlier turns in
 /// this process are done (waiting holds no database connection).
-fn admit<F, Fut>(
+async fn admit<F, Fut>(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
@@ -164,7 +165,7 @@ where
     F: FnOnce(AgentState) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = AppResult<TurnResult>> + Send,
 {
-    agent.limits.sends_by_user.check(&user)?;
+    agent.limits.sends_by_user.check(&user).await?;
     let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
     let agent = agent.clone();
     Ok(agent.background.clone().spawn(async move {
@@ -246,7 +247,8 @@ pub async fn start_retry(
         })
         .await?;
         run(&agent, turn, user_message).await
-    })?;
+    })
+    .await?;
     Ok((retried, turn))
 }
 
