@@ -106,8 +106,8 @@ impl LiveBus {
         }
     }
 
-    /// After the listening connection was lost, notifications may have been missed: every
-    /// open stream replays from the database.
+    /// After a bus connection was lost, notifications may have been missed: every open stream
+    /// replays what it missed from the database (and the running turns' replies so far).
     pub fn resync_all(&self) {
         let users: Vec<Uuid> = self
             .users
@@ -254,6 +254,14 @@ pub fn user_stream(
             }
             let receiver = state.receiver.as_mut()?;
             match receiver.recv().await {
+                // The bus may have missed events (its connection dropped): catch up from the
+                // database, as a reconnecting client would.
+                Ok(envelope) if envelope.id.is_none() && *envelope.event == LiveEvent::Resync => {
+                    let (queue, newest) =
+                        Box::pin(opening(&state.pool, state.user, Some(state.newest))).await;
+                    state.queue = queue;
+                    state.newest = newest;
+                }
                 Ok(envelope) => match envelope.id {
                     Some(id) if id <= state.newest => continue,
                     Some(id) => {

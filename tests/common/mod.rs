@@ -1,6 +1,7 @@
 //! A real server on a real port over the per-test database `#[sqlx::test]` provides.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod mock_model;
 pub mod process;
 pub mod sse;

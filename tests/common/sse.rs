@@ -55,8 +55,9 @@ impl SseReader {
             let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
                 .ok()??;
-            self.buffer
-                .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
+            // A broken connection (its server died) ends the stream like a closed one.
+            let chunk = chunk.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
 
