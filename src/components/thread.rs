@@ -262,7 +262,9 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => {
-                    if err.status == 0 {
+                    // Unreachable, unless the live stream still delivers: then the server that
+                    // took the message went away mid-turn and another one answers it there.
+                    if err.status == 0 && !live.connected.get_untracked() {
                         ctx.online.set(false);
                     }
                     outgoing.update(|pending| {

@@ -138,8 +138,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     // The detail says which replica answers and how its events travel (NATS can be away:
     // the replica still serves, through Postgres).
     let detail = format!(
-        "replica {}; {}",
+        "replica {}; turns running: {}; {}",
         state.agent.replica,
+        state.agent.running_turns(),
         state.bus.state().describe()
     );
     match ping {

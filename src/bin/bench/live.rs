@@ -62,7 +62,7 @@ pub fn streamed_tokens(clock: TokenClock, n: usize, gap: Duration) -> Response {
 }
 
 /// Reads `data:` JSON events from an SSE response, with their arrival time.
-fn events(
+pub fn events(
     response: reqwest::Response,
 ) -> impl futures::Stream<Item = (Instant, SystemTime, Value)> {
     let body = response.bytes_stream();

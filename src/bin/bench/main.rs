@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod cluster;
 mod live;
 
 use anyhow::{bail, Context, Result};
@@ -564,6 +565,44 @@ async fn main() -> Result<()> {
     let poll_floor = pgbench(&db_url, &poll_sql, opts.concurrency, secs)?;
     drop(server);
 
+    // Several replicas, each bus backend in turn (the single server above is stopped).
+    eprintln!("[bench] 3 replicas, 1,000 event streams: Postgres NOTIFY bus");
+    let on_postgres =
+        cluster::measure(&opts.server_bin, &opts.site_root, &db_url, PORT + 10, None).await?;
+    let nats_url =
+        std::env::var("BENCH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    eprintln!("[bench] 3 replicas, 1,000 event streams: NATS bus ({nats_url})");
+    let on_nats = cluster::measure(
+        &opts.server_bin,
+        &opts.site_root,
+        &db_url,
+        PORT + 20,
+        Some(&nats_url),
+    )
+    .await?;
+    let curve = |r: &cluster::BusResult| {
+        r.saturation
+            .iter()
+            .map(|(_, delivered, _)| format!("{delivered:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    // The first step where NOTIFY delivers less than 90 % of what NATS delivers.
+    let crossover = on_postgres
+        .saturation
+        .iter()
+        .zip(&on_nats.saturation)
+        .find(|((_, pg, _), (_, nats, _))| *pg < 0.9 * *nats)
+        .map(|((level, pg, _), (_, nats, _))| {
+            format!("at {level} turns streaming at once ({pg:.0} vs {nats:.0} deltas/s)")
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "not within {} turns at once",
+                cluster::LEVELS[cluster::LEVELS.len() - 1]
+            )
+        });
+
     let small_p50 = percentile(&latest_small, 0.5);
     let big_p50 = percentile(&latest_big, 0.5);
     let overhead_p50 = percentile(&overheads, 0.5);
@@ -668,6 +707,52 @@ async fn main() -> Result<()> {
             "budget ≤ 350 KB compressed".into(),
             verdict(wire <= 350 * 1024),
         ),
+        (
+            "3 replicas, 1,000 streams: commit → event p50 / p99 ms, Postgres bus",
+            format!(
+                "{:.1} / {:.1}",
+                live::percentile(&on_postgres.commit_ms, 0.5),
+                live::percentile(&on_postgres.commit_ms, 0.99)
+            ),
+            format!(
+                "{} streams, {} deliveries of 200 sends at 20/s",
+                on_postgres.streams,
+                on_postgres.commit_ms.len()
+            ),
+            "measured",
+        ),
+        (
+            "3 replicas, 1,000 streams: commit → event p50 / p99 ms, NATS bus",
+            format!(
+                "{:.1} / {:.1}",
+                live::percentile(&on_nats.commit_ms, 0.5),
+                live::percentile(&on_nats.commit_ms, 0.99)
+            ),
+            format!(
+                "{} streams, {} deliveries of 200 sends at 20/s",
+                on_nats.streams,
+                on_nats.commit_ms.len()
+            ),
+            "measured",
+        ),
+        (
+            "deltas/s delivered to 1,000 streams, Postgres bus",
+            curve(&on_postgres),
+            format!("{:?} turns streaming at once (200 tokens 5 ms apart each)", cluster::LEVELS),
+            "measured",
+        ),
+        (
+            "deltas/s delivered to 1,000 streams, NATS bus",
+            curve(&on_nats),
+            format!("{:?} turns streaming at once (200 tokens 5 ms apart each)", cluster::LEVELS),
+            "measured",
+        ),
+        (
+            "where the NOTIFY bus falls behind NATS",
+            crossover.clone(),
+            "first step where Postgres delivers < 90 % of NATS".into(),
+            "measured",
+        ),
         bundle_row("CSR build (Trunk) JS+WASM+CSS bytes raw / br", "target/csr"),
         bundle_row(
             "example app (feature client) JS+WASM bytes raw / br",
@@ -708,6 +793,13 @@ async fn main() -> Result<()> {
         "token_to_delta_ms": { "p50": live::percentile(&delta_ms, 0.5), "p99": live::percentile(&delta_ms, 0.99), "samples": delta_ms.len() },
         "commit_to_event_ms": { "p50": live::percentile(&event_ms, 0.5), "p99": live::percentile(&event_ms, 0.99), "samples": event_ms.len() },
         "notify_per_second": notify_tps,
+        "replicas": ([&on_postgres, &on_nats]).iter().map(|r| json!({
+            "backend": r.backend,
+            "streams": r.streams,
+            "commit_to_event_ms": { "p50": live::percentile(&r.commit_ms, 0.5), "p99": live::percentile(&r.commit_ms, 0.99), "samples": r.commit_ms.len() },
+            "saturation": r.saturation.iter().map(|(level, delivered, published)| json!({ "turns": level, "delivered_per_s": delivered, "published_per_s": published })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "notify_falls_behind": crossover,
         "idle_streams": { "connections": idle.connections, "rss_before_mb": idle.rss_before_mb, "rss_mb": idle.rss_mb, "transactions_per_second": idle.transactions_per_second },
         "latest_50_p50_ms": { "messages_100": small_p50, "messages_100000": big_p50 },
         "rss_mb": { "idle": rss_idle_mb, "pollers_500": rss_pollers_mb },

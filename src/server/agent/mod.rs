@@ -92,6 +92,11 @@ impl AgentState {
         tokio::spawn(turns::sweep_forever(self.clone()));
     }
 
+    /// Turns this process runs now.
+    pub fn running_turns(&self) -> usize {
+        self.running.count()
+    }
+
     /// A stop request from the bus: stops the turn if this process runs it.
     pub fn handle_stop(&self, payload: &str) {
         if let Ok(turn) = payload.parse::<Uuid>() {

@@ -48,6 +48,11 @@ impl RunningTurns {
         control
     }
 
+    /// How many turns this process runs now.
+    pub fn count(&self) -> usize {
+        self.turns.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
     pub fn remove(&self, turn: Uuid) {
         if let Ok(mut turns) = self.turns.lock() {
             turns.remove(&turn);
