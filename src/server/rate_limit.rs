@@ -225,12 +225,15 @@ pub async fn with_hash_slot<T>(
     Ok(hash.await)
 }
 
-/// Keeps the limiters small for the life of the process (and the shared table: keys whose
-/// allowance is full again are forgotten).
+/// Keeps the limiters small for the life of the process (and, every tenth round, the shared
+/// table: keys whose allowance is full again are forgotten).
 pub async fn forget_idle_forever(limits: std::sync::Arc<Limits>, pool: PgPool) {
-    loop {
+    for round in 1u64.. {
         tokio::time::sleep(Duration::from_secs(60)).await;
         limits.forget_idle();
+        if round % 10 != 0 {
+            continue;
+        }
         if pool.is_closed() {
             return;
         }

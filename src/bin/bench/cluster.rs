@@ -20,8 +20,10 @@ use serde_json::{json, Value};
 
 const USERS: usize = 100;
 const STREAMS_PER_USER: usize = 10;
+/// Conversations per user: turns of one conversation run one after another.
+const CONVERSATIONS_PER_USER: usize = 4;
 /// Turns streaming at once, per step of the saturation curve.
-pub const LEVELS: [usize; 4] = [4, 16, 48, 96];
+pub const LEVELS: [usize; 5] = [16, 64, 128, 256, 400];
 
 pub struct BusResult {
     pub backend: &'static str,
@@ -99,6 +101,7 @@ pub async fn measure(
             .env("SEND_RATE_PER_MINUTE", "100000")
             .env("WRITE_RATE_PER_MINUTE", "100000")
             .env("TURNS_PER_USER", "100")
+            .env("DB_MAX_CONNECTIONS", "24")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         if let Some(url) = nats {
@@ -145,16 +148,19 @@ pub async fn measure(
                     .json()
                     .await?;
                 let token = session["access_token"].as_str().context("no token")?.to_string();
-                let conversation: Value = http
-                    .post(format!("{base}/api/chat/conversations"))
-                    .bearer_auth(&token)
-                    .json(&json!({}))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                let id = conversation["id"].as_str().context("no conversation")?.to_string();
-                Ok::<_, anyhow::Error>((token, id))
+                let mut ids = Vec::new();
+                for _ in 0..CONVERSATIONS_PER_USER {
+                    let conversation: Value = http
+                        .post(format!("{base}/api/chat/conversations"))
+                        .bearer_auth(&token)
+                        .json(&json!({}))
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    ids.push(conversation["id"].as_str().context("no conversation")?.to_string());
+                }
+                Ok::<_, anyhow::Error>((token, ids))
             }
         }))
         .await;
@@ -213,7 +219,8 @@ pub async fn measure(
     // Commit → event: 200 sends, 20 per second, round-robin over users and replicas.
     let mut sends = Vec::new();
     for i in 0..200usize {
-        let (token, conversation) = users[i % USERS].clone();
+        let (token, conversations) = users[i % USERS].clone();
+        let conversation = &conversations[0];
         let url = format!(
             "{}/api/chat/conversations/{conversation}/messages",
             bases[i % 3]
@@ -240,7 +247,8 @@ pub async fn measure(
         let before = deltas.load(Ordering::Relaxed);
         let started = Instant::now();
         let turns = (0..level).map(|i| {
-            let (token, conversation) = users[i % USERS].clone();
+            let (token, conversations) = users[i % USERS].clone();
+            let conversation = &conversations[(i / USERS) % CONVERSATIONS_PER_USER];
             let url = format!(
                 "{}/api/chat/conversations/{conversation}/messages",
                 bases[i % 3]
