@@ -69,15 +69,18 @@ if [ "$want_test" = 1 ]; then
     log "installing openai-chatkit 1.6.5 (the reference ChatKit models)"
     "$TOOLS_DIR/venv/bin/pip" install -q "openai-chatkit==1.6.5"
   fi
-  # HAProxy balances three replicas in the multi-replica tests (tests/balancer.rs).
-  if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
-    log "installing HAProxy"
-    if [ "$(id -u)" = 0 ]; then
-      apt-get install -y -q haproxy || { apt-get update -q && apt-get install -y -q haproxy; }
-    else
-      sudo apt-get install -y -q haproxy || { sudo apt-get update -q && sudo apt-get install -y -q haproxy; }
+  # HAProxy balances three replicas in the multi-replica tests (tests/balancer.rs), and those
+  # tests stop and start a NATS server of their own.
+  for tool in haproxy nats-server; do
+    if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
+      log "installing $tool"
+      if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q "$tool" || { apt-get update -q && apt-get install -y -q "$tool"; }
+      else
+        sudo apt-get install -y -q "$tool" || { sudo apt-get update -q && sudo apt-get install -y -q "$tool"; }
+      fi
     fi
-  fi
+  done
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     log "installing the Playwright packages"
     (cd end2end && npm ci --no-audit --no-fund)

@@ -8,8 +8,21 @@ source scripts/env.sh
 source scripts/postgres.sh
 ensure_postgres
 
+# NATS for the multi-replica tests: the machine's on 127.0.0.1:4222 when it runs, else one of
+# our own on a private port (nats-server from scripts/setup.sh).
+nats_pid=""
+if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  export TEST_NATS_URL="nats://127.0.0.1:4222"
+else
+  "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p 4333 >/dev/null 2>&1 &
+  nats_pid=$!
+  export TEST_NATS_URL="nats://127.0.0.1:4333"
+fi
+export E2E_NATS_URL="$TEST_NATS_URL"
+
 server_pid=""
 cleanup() {
+  [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   [ -n "${PRIVATE_PG_STOP:-}" ] && $PRIVATE_PG_STOP >/dev/null 2>&1
   true

@@ -20,8 +20,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-/// The machine's NATS (scripts and CI run one on 127.0.0.1:4222).
-const MACHINE_NATS: &str = "nats://127.0.0.1:4222";
+/// The shared NATS: the machine's on 127.0.0.1:4222, or the one `scripts/test.sh` started.
+fn shared_nats() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
 
 struct Api {
     http: reqwest::Client,
@@ -321,7 +323,7 @@ async fn kill_the_turns_replica_mid_stream(pool: PgPool, bus: Option<&str>) {
 
 #[sqlx::test]
 async fn with_nats_a_killed_replicas_turn_is_finished_elsewhere_and_streams_once(pool: PgPool) {
-    kill_the_turns_replica_mid_stream(pool, Some(MACHINE_NATS)).await;
+    kill_the_turns_replica_mid_stream(pool, Some(&shared_nats())).await;
 }
 
 #[sqlx::test]

@@ -29,8 +29,9 @@ pub struct BusResult {
     pub backend: &'static str,
     pub streams: usize,
     pub commit_ms: Vec<f64>,
-    /// (turns at once, deltas delivered to the streams per second, deltas published per s).
-    pub saturation: Vec<(usize, f64, f64)>,
+    /// (turns at once, deltas delivered to the streams per second, deltas published per s,
+    /// turns completed per second).
+    pub saturation: Vec<(usize, f64, f64, f64)>,
 }
 
 struct Replicas(Vec<Child>);
@@ -264,6 +265,7 @@ pub async fn measure(
             }
         });
         futures::future::join_all(turns).await;
+        let turns_per_second = level as f64 / started.elapsed().as_secs_f64();
         // Deliveries lag the turns' end a little: count until the streams go quiet.
         let mut last = deltas.load(Ordering::Relaxed);
         loop {
@@ -280,9 +282,10 @@ pub async fn measure(
             level,
             delivered / elapsed,
             delivered / STREAMS_PER_USER as f64 / elapsed,
+            turns_per_second,
         ));
         eprintln!(
-            "[bench] {backend}: {level} turns at once → {:.0} deltas/s delivered",
+            "[bench] {backend}: {level} turns at once → {:.0} deltas/s delivered, {turns_per_second:.0} turns/s",
             delivered / elapsed
         );
     }

@@ -583,7 +583,7 @@ async fn main() -> Result<()> {
     let curve = |r: &cluster::BusResult| {
         r.saturation
             .iter()
-            .map(|(_, delivered, _)| format!("{delivered:.0}"))
+            .map(|(_, delivered, _, turns)| format!("{delivered:.0} ({turns:.0} turns/s)"))
             .collect::<Vec<_>>()
             .join(" / ")
     };
@@ -592,8 +592,8 @@ async fn main() -> Result<()> {
         .saturation
         .iter()
         .zip(&on_nats.saturation)
-        .find(|((_, pg, _), (_, nats, _))| *pg < 0.9 * *nats)
-        .map(|((level, pg, _), (_, nats, _))| {
+        .find(|((_, pg, _, _), (_, nats, _, _))| *pg < 0.9 * *nats)
+        .map(|((level, pg, _, _), (_, nats, _, _))| {
             format!("at {level} turns streaming at once ({pg:.0} vs {nats:.0} deltas/s)")
         })
         .unwrap_or_else(|| {
@@ -797,7 +797,7 @@ async fn main() -> Result<()> {
             "backend": r.backend,
             "streams": r.streams,
             "commit_to_event_ms": { "p50": live::percentile(&r.commit_ms, 0.5), "p99": live::percentile(&r.commit_ms, 0.99), "samples": r.commit_ms.len() },
-            "saturation": r.saturation.iter().map(|(level, delivered, published)| json!({ "turns": level, "delivered_per_s": delivered, "published_per_s": published })).collect::<Vec<_>>(),
+            "saturation": r.saturation.iter().map(|(level, delivered, published, turns)| json!({ "turns": level, "delivered_per_s": delivered, "published_per_s": published, "turns_per_s": turns })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "notify_falls_behind": crossover,
         "idle_streams": { "connections": idle.connections, "rss_before_mb": idle.rss_before_mb, "rss_mb": idle.rss_mb, "transactions_per_second": idle.transactions_per_second },
