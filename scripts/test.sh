@@ -71,5 +71,8 @@ echo "== Playwright (Chromium) against a release server"
 e2e_db="chatkit_e2e"
 psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $e2e_db WITH (FORCE)" -c "CREATE DATABASE $e2e_db" >/dev/null
 export E2E_DATABASE_URL="${PG_ADMIN_URL%/*}/$e2e_db"
+# The three-replica test's own database: no other server's sweeper may take its turns over.
+psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS ${e2e_db}_replicas WITH (FORCE)" -c "CREATE DATABASE ${e2e_db}_replicas" >/dev/null
+export E2E_REPLICAS_DATABASE_URL="${PG_ADMIN_URL%/*}/${e2e_db}_replicas"
 export E2E_SERVER_BIN="$CARGO_TARGET_DIR/release/chatkit"
 (cd end2end && npx playwright test)

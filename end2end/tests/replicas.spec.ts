@@ -21,7 +21,12 @@ function story(n: number): string {
 
 test.beforeAll(async () => {
   model = await startMockModel();
+  // A database of their own: the suite's other servers (the offline assistant) must not take
+  // the killed replica's turn over.
+  const database = process.env.E2E_REPLICAS_DATABASE_URL;
+  if (!database) throw new Error("E2E_REPLICAS_DATABASE_URL must be set (scripts/test.sh sets it)");
   const env = {
+    DATABASE_URL: database,
     OPENAI_API_KEY: "e2e",
     OPENAI_BASE_URL: model.baseUrl,
     MODEL_MAX_RETRIES: "0",
