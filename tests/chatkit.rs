@@ -605,3 +605,99 @@ async fn our_stop_ends_the_chatkit_stream_as_stopped(pool: PgPool) {
     assert_eq!(reply["status"], "stopped");
     assert_eq!(reply["id"], done["item"]["id"]);
 }
+
+/// Sends over REST in the background (the turn that runs first).
+fn send_in_background(
+    app: &TestApp,
+    token: &str,
+    conversation: &str,
+    content: &str,
+) -> tokio::task::JoinHandle<Value> {
+    let request = app
+        .http
+        .post(app.at(&format!("/api/chat/conversations/{conversation}/messages")))
+        .bearer_auth(token)
+        .json(&json!({ "content": content }));
+    tokio::spawn(async move { request.send().await.unwrap().json().await.unwrap() })
+}
+
+fn alpha_words() -> Vec<String> {
+    (0..15).map(|i| format!("alpha{i} ")).collect()
+}
+
+#[sqlx::test]
+async fn a_queued_message_streams_only_its_own_answer(pool: PgPool) {
+    let model = MockModel::start(vec![
+        Step::Tokens(alpha_words(), 60),
+        Step::Tokens(vec!["Beta ".into(), "answer".into()], 20),
+    ])
+    .await;
+    let app = TestApp::with_model(pool, &model).await;
+    let token = app.register("queued@example.com").await;
+    let conversation = app.conversation(&token).await;
+    let first = send_in_background(&app, &token, &conversation, "Tell me about alpha");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Sent while the first answer is still being written: it waits for it.
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.add_user_message",
+        json!({ "thread_id": conversation, "input": input("And beta?") }),
+    )
+    .await;
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains("alpha"),
+        "another turn leaked into this stream: {text}"
+    );
+    let users: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "user_message")
+        .collect();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["item"]["content"][0]["text"], "And beta?");
+    let done = events.last().unwrap();
+    assert_eq!(done["item"]["content"][0]["text"], "Beta answer");
+    let deltas: String = events
+        .iter()
+        .filter_map(|e| e["update"]["delta"].as_str())
+        .collect();
+    assert!("Beta answer".starts_with(&deltas), "{deltas:?}");
+    assert_eq!(
+        first.await.unwrap()["assistant_message"]["status"],
+        "complete"
+    );
+}
+
+#[sqlx::test]
+async fn leaving_while_the_message_waits_cancels_it_and_stops_nothing_else(pool: PgPool) {
+    let model = MockModel::start(vec![Step::Tokens(alpha_words(), 60)]).await;
+    let app = TestApp::with_model(pool, &model).await;
+    let token = app.register("leaver@example.com").await;
+    let conversation = app.conversation(&token).await;
+    let first = send_in_background(&app, &token, &conversation, "Tell me about alpha");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reader = open_stream(
+        &app,
+        &token,
+        "threads.add_user_message",
+        json!({ "thread_id": conversation, "input": input("Never mind this one") }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(reader);
+    // The running answer is not stopped; the waiting message is never stored or answered.
+    let first = first.await.unwrap();
+    assert_eq!(first["assistant_message"]["status"], "complete", "{first}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let messages = app.messages(&token, &conversation, "").await["messages"].clone();
+    let contents: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents.len(), 2, "{contents:?}");
+    assert!(!contents.contains(&"Never mind this one"));
+    assert_eq!(model.requests().len(), 1);
+}

@@ -121,15 +121,23 @@ impl LiveBus {
 }
 
 /// The first events of a stream: what was missed since `last_id` (from the database), then
-/// each running turn's activity and reply so far.
-async fn opening(pool: &PgPool, user: Uuid, last_id: Option<i64>) -> (VecDeque<Envelope>, i64) {
+/// each running turn's activity and reply so far. `from_client`: `last_id` is a client's
+/// `Last-Event-ID`, which may predate the events still kept (then the client must reload).
+async fn opening(
+    pool: &PgPool,
+    user: Uuid,
+    last_id: Option<i64>,
+    from_client: bool,
+) -> (VecDeque<Envelope>, i64) {
     let mut queue = VecDeque::new();
     let mut newest = last_id.unwrap_or(0);
     match last_id {
         Some(last) => {
-            if let Ok(Some(oldest)) = events::oldest_kept(pool, user).await {
-                if oldest > last + 1 {
-                    queue.push_back(envelope(None, LiveEvent::Resync));
+            if from_client {
+                if let Ok(Some(oldest)) = events::oldest_kept(pool, user).await {
+                    if oldest > last + 1 {
+                        queue.push_back(envelope(None, LiveEvent::Resync));
+                    }
                 }
             }
             newest = replay_into(pool, user, last, &mut queue).await;
@@ -213,10 +221,35 @@ struct StreamState {
     user: Uuid,
     receiver: Option<broadcast::Receiver<Envelope>>,
     queue: VecDeque<Envelope>,
-    /// Newest stored event sent; stored events at or before it are not sent again.
+    /// Newest stored event sent (replays start after it).
     newest: i64,
+    /// The ids of the last stored events sent. Ids are handed out at insert and events arrive
+    /// in commit order, so an older id can arrive after a newer one: it is sent unless it is
+    /// one of these, or older than all of them (then it was replayed already).
+    recent: VecDeque<i64>,
     last_id: Option<i64>,
     opened: bool,
+}
+
+/// Stored ids a stream remembers having sent.
+const RECENT_IDS: usize = 64;
+
+impl StreamState {
+    fn is_new(&self, id: i64) -> bool {
+        if id > self.newest {
+            return true;
+        }
+        let oldest_recent = self.recent.iter().copied().min();
+        oldest_recent.is_some_and(|oldest| id > oldest) && !self.recent.contains(&id)
+    }
+
+    fn remember(&mut self, id: i64) {
+        self.newest = self.newest.max(id);
+        if self.recent.len() == RECENT_IDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id);
+    }
 }
 
 /// A user's live events: missed ones first (after `last_id`), then the running turns' state,
@@ -236,6 +269,7 @@ pub fn user_stream(
         receiver,
         queue: VecDeque::new(),
         newest: 0,
+        recent: VecDeque::new(),
         last_id,
         opened: false,
     };
@@ -244,12 +278,16 @@ pub fn user_stream(
             state.opened = true;
             // Boxed: an idle stream then keeps only its small steady state, not the space of
             // the database queries it ran once.
-            let (queue, newest) = Box::pin(opening(&state.pool, state.user, state.last_id)).await;
+            let (queue, newest) =
+                Box::pin(opening(&state.pool, state.user, state.last_id, true)).await;
             state.queue = queue;
             state.newest = newest;
         }
         loop {
             if let Some(next) = state.queue.pop_front() {
+                if let Some(id) = next.id {
+                    state.remember(id);
+                }
                 return Some((next, state));
             }
             let receiver = state.receiver.as_mut()?;
@@ -258,14 +296,14 @@ pub fn user_stream(
                 // database, as a reconnecting client would.
                 Ok(envelope) if envelope.id.is_none() && *envelope.event == LiveEvent::Resync => {
                     let (queue, newest) =
-                        Box::pin(opening(&state.pool, state.user, Some(state.newest))).await;
+                        Box::pin(opening(&state.pool, state.user, Some(state.newest), false)).await;
                     state.queue = queue;
                     state.newest = newest;
                 }
                 Ok(envelope) => match envelope.id {
-                    Some(id) if id <= state.newest => continue,
+                    Some(id) if !state.is_new(id) => continue,
                     Some(id) => {
-                        state.newest = id;
+                        state.remember(id);
                         return Some((envelope, state));
                     }
                     None => return Some((envelope, state)),

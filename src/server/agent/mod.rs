@@ -20,7 +20,7 @@ pub use model::{ChatModel, ModelError, ModelReply, PromptMessage, ToolCallReques
 pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
-pub use turns::{retry, send, start_conversation, start_retry, start_send, stop};
+pub use turns::{retry, send, start_conversation, start_retry, start_send, stop, stop_answer};
 
 use super::{bus::EventBus, config::Config, rate_limit::Limits};
 

@@ -203,7 +203,7 @@ async fn create(
     user: AuthUser,
     p: protocol::CreateParams,
 ) -> AppResult<Response> {
-    let content = input_text(&p.input)?;
+    let content = chat::clean_content(&input_text(&p.input)?)?;
     // Subscribed before the turn starts, so its first events are not missed.
     let receiver = state.live.subscribe(user.id);
     let (conversation, turn) =
@@ -211,11 +211,13 @@ async fn create(
     let opening = vec![Event::ThreadCreated {
         thread: items::thread(&conversation, Page::empty()),
     }];
+    let task = turn.abort_handle();
     let live = live::turn_stream(receiver, conversation.id, turn);
-    let events = TurnEvents::new(&conversation, None);
+    let events = TurnEvents::for_send(&conversation, content);
     Ok(sse(stream::turn_events(
         state.agent.clone(),
         user.id,
+        task,
         Box::pin(live),
         events,
         opening,
@@ -230,15 +232,17 @@ async fn add_user_message(
 ) -> AppResult<Response> {
     let id = items::thread_id(&p.thread_id)?;
     let conversation = chat::get(&state.pool, user.id, id).await?;
-    let content = input_text(&p.input)?;
+    let content = chat::clean_content(&input_text(&p.input)?)?;
     let receiver = state.live.subscribe(user.id);
     let turn = agent::start_send(&state.agent, user.id, id, &content, None).await?;
+    let task = turn.abort_handle();
     let live = live::turn_stream(receiver, id, turn);
     Ok(sse(stream::turn_events(
         state.agent.clone(),
         user.id,
+        task,
         Box::pin(live),
-        TurnEvents::new(&conversation, None),
+        TurnEvents::for_send(&conversation, content),
         Vec::new(),
     )))
 }
@@ -266,12 +270,14 @@ async fn retry_after_item(
         .map_or(message.seq, |m| m.seq)
         + 1;
     let (_, turn) = agent::start_retry(&state.agent, user.id, id, Some(message.id)).await?;
+    let task = turn.abort_handle();
     let live = live::turn_stream(receiver, id, turn);
     Ok(sse(stream::turn_events(
         state.agent.clone(),
         user.id,
+        task,
         Box::pin(live),
-        TurnEvents::new(&conversation, Some(reply_seq)),
+        TurnEvents::for_retry(&conversation, message.seq, reply_seq),
         Vec::new(),
     )))
 }

@@ -22,6 +22,11 @@ use crate::{
 pub struct TurnEvents {
     conversation: Uuid,
     title: String,
+    /// The text of the message this stream sent (its own user message is the first user
+    /// message with it), or none for a retry.
+    sent: Option<String>,
+    /// The seq of the user message this stream's turn answers, once known.
+    own_seq: Option<i64>,
     /// The id the reply will be stored under (see `messages::message_id`).
     reply: Option<Uuid>,
     options_sent: bool,
@@ -33,12 +38,27 @@ pub struct TurnEvents {
 }
 
 impl TurnEvents {
-    /// For a turn in `conversation`; `reply_seq` where it is known before the user message
-    /// arrives (a retry answers a message that is already stored).
-    pub fn new(conversation: &Conversation, reply_seq: Option<i64>) -> Self {
+    /// For the turn answering the message `sent` (as stored) in `conversation`.
+    pub fn for_send(conversation: &Conversation, sent: String) -> Self {
+        Self::new(conversation, Some(sent), None, None)
+    }
+
+    /// For the retried answer to the user message at `user_seq`, to be stored at `reply_seq`.
+    pub fn for_retry(conversation: &Conversation, user_seq: i64, reply_seq: i64) -> Self {
+        Self::new(conversation, None, Some(user_seq), Some(reply_seq))
+    }
+
+    fn new(
+        conversation: &Conversation,
+        sent: Option<String>,
+        own_seq: Option<i64>,
+        reply_seq: Option<i64>,
+    ) -> Self {
         Self {
             conversation: conversation.id,
             title: conversation.title.clone(),
+            sent,
+            own_seq,
             reply: reply_seq.map(|seq| messages::message_id(conversation.id, seq)),
             options_sent: false,
             tools: Vec::new(),
@@ -55,18 +75,23 @@ impl TurnEvents {
     }
 
     /// What the client is told about `event`; `done` is set when this was the turn's end.
+    /// Until its own user message is stored, the conversation's other turn (this one waits
+    /// for it) is none of this stream's business.
     pub fn on(&mut self, event: &LiveEvent, out: &mut VecDeque<Event>) -> bool {
         match event {
             LiveEvent::Message(message) if message.role == Role::User => {
-                self.reply.get_or_insert_with(|| {
-                    messages::message_id(self.conversation, message.seq + 1)
-                });
-                out.extend(
-                    items::items_of(message)
-                        .into_iter()
-                        .map(|item| Event::ItemDone { item }),
-                );
-                out.extend(self.stream_options());
+                let own = self.own_seq.is_none()
+                    && self.sent.as_deref() == Some(message.content.as_str());
+                if own {
+                    self.own_seq = Some(message.seq);
+                    self.reply = Some(messages::message_id(self.conversation, message.seq + 1));
+                    out.extend(
+                        items::items_of(message)
+                            .into_iter()
+                            .map(|item| Event::ItemDone { item }),
+                    );
+                    out.extend(self.stream_options());
+                }
                 false
             }
             LiveEvent::Message(reply) => {
@@ -77,11 +102,14 @@ impl TurnEvents {
                 state: ActivityState::Tool,
                 tool_name: Some(tool),
                 ..
-            } => {
+            } if self.own_seq.is_some() => {
                 self.tool(tool, out);
                 false
             }
-            LiveEvent::Delta { text, offset, .. } => {
+            // A delta names the reply by its user message's seq + 1.
+            LiveEvent::Delta {
+                seq, text, offset, ..
+            } if self.own_seq.is_some_and(|own| *seq == own + 1) => {
                 self.delta(text, *offset, out);
                 false
             }
@@ -260,11 +288,16 @@ impl TurnEvents {
     }
 }
 
-/// Stops the turn when the client goes away before its end (ChatKit's cancel).
+/// Ends this stream's turn when the client goes away before its end (ChatKit's cancel): a
+/// turn still waiting to start never runs; a running one is stopped (only if it is the one
+/// answering this stream's message).
 struct StopOnDisconnect {
     agent: AgentState,
     user: Uuid,
     conversation: Uuid,
+    /// The turn's task, to cancel while it has stored nothing yet.
+    task: tokio::task::AbortHandle,
+    own_seq: Option<i64>,
     armed: bool,
 }
 
@@ -274,9 +307,16 @@ impl Drop for StopOnDisconnect {
             return;
         }
         let (agent, user, conversation) = (self.agent.clone(), self.user, self.conversation);
+        let Some(user_seq) = self.own_seq else {
+            tracing::info!(%conversation, "chatkit stream closed before its turn began: cancelling it");
+            self.task.abort();
+            return;
+        };
         tracing::info!(%conversation, "chatkit stream closed by the client: stopping its turn");
         tokio::spawn(async move {
-            if let Err(err) = crate::server::agent::stop(&agent, user, conversation).await {
+            let stopped =
+                crate::server::agent::stop_answer(&agent, user, conversation, user_seq).await;
+            if let Err(err) = stopped {
                 tracing::warn!(error = %err, "stopping a cancelled chatkit turn");
             }
         });
@@ -291,17 +331,19 @@ struct State<S> {
     ended: bool,
 }
 
-/// The ChatKit events of a turn: `opening` first, then the turn's, to its end.
+/// The ChatKit events of a turn (`task`, seen through `live`): `opening` first, then the
+/// turn's, to its end.
 pub fn turn_events(
     agent: AgentState,
     user: Uuid,
+    task: tokio::task::AbortHandle,
     live: impl Stream<Item = Envelope> + Send + Unpin + 'static,
     mut events: TurnEvents,
     opening: Vec<Event>,
 ) -> impl Stream<Item = Event> + Send {
     let mut queue: VecDeque<Event> = opening.into();
     // A retry has no user message to wait for: its stream options come first.
-    if events.reply.is_some() {
+    if events.own_seq.is_some() {
         queue.extend(events.stream_options());
     }
     let state = State {
@@ -309,6 +351,8 @@ pub fn turn_events(
             agent,
             user,
             conversation: events.conversation,
+            task,
+            own_seq: events.own_seq,
             armed: true,
         },
         live,
@@ -328,6 +372,7 @@ pub fn turn_events(
                 Some(envelope) => state.events.on(&envelope.event, &mut state.queue),
                 None => true,
             };
+            state.guard.own_seq = state.events.own_seq;
             // The turn is over: a client leaving now must not stop the next one.
             state.guard.armed &= !state.ended;
         }

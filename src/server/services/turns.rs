@@ -137,6 +137,16 @@ pub async fn get(pool: &PgPool, id: Uuid) -> AppResult<Option<Turn>> {
     )
 }
 
+/// Whether a turn runs in the conversation now.
+pub async fn running_in(pool: &PgPool, conversation: Uuid) -> AppResult<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM turns WHERE conversation_id = $1 AND state = 'running')",
+    )
+    .bind(conversation)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// The newest turn answering the user message at `user_seq`.
 pub async fn latest_for_message(
     pool: &PgPool,

@@ -220,6 +220,12 @@ pub async fn start_retry(
     let Some(retried) = turns::retryable_message(&agent.pool, user, conversation).await? else {
         return Err(nothing_to_retry());
     };
+    if turns::running_in(&agent.pool, conversation).await? {
+        return Err(AppError::Conflict(
+            "an answer is still being written in this conversation; stop it or wait for it before retrying"
+                .into(),
+        ));
+    }
     if expected.is_some_and(|id| id != retried.id) {
         return Err(AppError::Conflict(
             "only the last message can be answered again, and only when its answer failed or was stopped"
@@ -323,6 +329,23 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Stops the turn answering the user message at `user_seq`, if that is the one running (a
+/// client that gave up on its own answer must not stop a later one).
+pub async fn stop_answer(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    user_seq: i64,
+) -> AppResult<()> {
+    let running = turns::latest_for_message(&agent.pool, conversation, user_seq)
+        .await?
+        .is_some_and(|turn| turn.is_running());
+    if running {
+        stop(agent, user, conversation).await?;
+    }
+    Ok(())
 }
 
 /// Waits for the turn answering `user_message` (run by another request or replica) to end.
