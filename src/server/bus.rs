@@ -156,7 +156,9 @@ impl EventBus {
             return;
         };
         let bus = self.clone();
-        let reconnected = deliveries.clone();
+        // Reconnections go through `run` (below), which first makes sure the subscriptions
+        // are back on the server.
+        let (reconnected, mut reconnections) = tokio::sync::mpsc::unbounded_channel::<()>();
         let connected = async_nats::ConnectOptions::new()
             .name("chatkit")
             .retry_on_initial_connect()
@@ -174,7 +176,7 @@ impl EventBus {
                             tracing::info!(%event, "event bus: NATS connected");
                             if !was {
                                 // Whatever went out while we were away: replay from the database.
-                                let _ = reconnected.send(Delivery::Reconnected);
+                                let _ = reconnected.send(());
                             }
                         }
                         async_nats::Event::Disconnected | async_nats::Event::Closed => {
@@ -221,7 +223,22 @@ impl EventBus {
             live.map(move |m| Delivery::Live(payload(m))),
             stops.map(move |m| Delivery::Stop(payload(m))),
         );
-        while let Some(delivery) = arrivals.next().await {
+        loop {
+            let delivery = tokio::select! {
+                arrived = arrivals.next() => match arrived {
+                    Some(delivery) => delivery,
+                    None => return,
+                },
+                Some(()) = reconnections.recv() => {
+                    // The client re-sends its subscriptions on reconnecting: once the server
+                    // has answered a flush it has them, and the replay misses nothing after.
+                    let flushed = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+                    if !matches!(flushed, Ok(Ok(()))) {
+                        tracing::warn!("event bus: no flush after a reconnection; replaying anyway");
+                    }
+                    Delivery::Reconnected
+                }
+            };
             if deliveries.send(delivery).is_err() {
                 return;
             }
