@@ -113,16 +113,9 @@ impl EventBus {
         id: Option<i64>,
         event: &LiveEvent,
     ) {
-        if let Some(client) = self.nats.get().filter(|_| self.nats_up()) {
-            let payload = serde_json::json!({ "u": user, "id": id, "e": event }).to_string();
-            let subject = format!("chatkit.live.{user}");
-            let sent =
-                tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(subject, payload.into()));
-            match sent.await {
-                Ok(Ok(())) => return,
-                Ok(Err(err)) => tracing::warn!(error = %err, "publishing a live event on NATS"),
-                Err(_) => tracing::warn!("NATS did not take a live event in time"),
-            }
+        let whole = || serde_json::json!({ "u": user, "id": id, "e": event }).to_string();
+        if self.via_nats(format!("chatkit.live.{user}"), whole).await {
+            return;
         }
         // Stored events go by id (the payload limit); others whole.
         let payload = match id {
@@ -134,17 +127,32 @@ impl EventBus {
 
     /// Asks whichever replica runs `turn` to stop it.
     pub async fn publish_stop(&self, pool: &PgPool, turn: Uuid) {
-        if let Some(client) = self.nats.get().filter(|_| self.nats_up()) {
-            let sent = tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                client.publish(STOP_SUBJECT, turn.to_string().into()),
-            );
-            if let Ok(Ok(())) = sent.await {
-                return;
-            }
-            tracing::warn!(%turn, "NATS did not take a stop request; announcing it in Postgres");
+        if !self
+            .via_nats(STOP_SUBJECT.into(), || turn.to_string())
+            .await
+        {
+            notify(pool, STOP_CHANNEL, &turn.to_string()).await;
         }
-        notify(pool, STOP_CHANNEL, &turn.to_string()).await;
+    }
+
+    /// Publishes on NATS if it is up and takes the message in time; false otherwise (the
+    /// caller then goes through Postgres).
+    async fn via_nats(&self, subject: String, payload: impl FnOnce() -> String) -> bool {
+        let Some(client) = self.nats.get().filter(|_| self.nats_up()) else {
+            return false;
+        };
+        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, client.publish(subject, payload().into()));
+        match sent.await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "publishing on NATS; using Postgres");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("NATS did not take a message in time; using Postgres");
+                false
+            }
+        }
     }
 
     /// Connects to NATS (when configured) and hands what arrives there to `deliveries`.

@@ -24,6 +24,17 @@ pub const DEFAULT_PAGE: i64 = 20;
 /// Our largest page; a larger `limit` gets a full page and `has_more`.
 pub const MAX_PAGE: i64 = 100;
 
+/// ChatKit's `limit`: none (or 0) is its default page, more than ours is our largest.
+pub fn page_size(limit: Option<i64>) -> AppResult<i64> {
+    match limit {
+        None | Some(0) => Ok(DEFAULT_PAGE),
+        Some(n) if n < 0 => Err(AppError::validation(format!(
+            "limit must be 1 or more, got {n}"
+        ))),
+        Some(n) => Ok(n.min(MAX_PAGE)),
+    }
+}
+
 pub fn thread(conversation: &Conversation, items: Page<Item>) -> Thread {
     Thread {
         id: conversation.id.to_string(),
@@ -212,15 +223,7 @@ pub async fn page(
     order: Order,
     after: Option<&str>,
 ) -> AppResult<Page<Item>> {
-    let limit = match limit {
-        None | Some(0) => DEFAULT_PAGE,
-        Some(n) if n < 0 => {
-            return Err(AppError::validation(format!(
-                "limit must be 1 or more, got {n}"
-            )))
-        }
-        Some(n) => n.min(MAX_PAGE),
-    };
+    let limit = page_size(limit)?;
     let cursor = match after.filter(|a| !a.is_empty()) {
         None => None,
         Some(after) => {

@@ -112,7 +112,7 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
                 Some(_) => params(&request)?,
             };
             let query = ConversationQuery {
-                limit: Some(page_size(p.limit)?),
+                limit: Some(items::page_size(p.limit)?),
                 cursor: p.after,
             };
             let order = match p.order {
@@ -211,17 +211,8 @@ async fn create(
     let opening = vec![Event::ThreadCreated {
         thread: items::thread(&conversation, Page::empty()),
     }];
-    let task = turn.abort_handle();
-    let live = live::turn_stream(receiver, conversation.id, turn);
     let events = TurnEvents::for_send(&conversation, content);
-    Ok(sse(stream::turn_events(
-        state.agent.clone(),
-        user.id,
-        task,
-        Box::pin(live),
-        events,
-        opening,
-    )))
+    Ok(stream_turn(state, user, receiver, turn, events, opening))
 }
 
 /// `threads.add_user_message`: a message in an existing thread, its answer streamed.
@@ -235,16 +226,8 @@ async fn add_user_message(
     let content = chat::clean_content(&input_text(&p.input)?)?;
     let receiver = state.live.subscribe(user.id);
     let turn = agent::start_send(&state.agent, user.id, id, &content, None).await?;
-    let task = turn.abort_handle();
-    let live = live::turn_stream(receiver, id, turn);
-    Ok(sse(stream::turn_events(
-        state.agent.clone(),
-        user.id,
-        task,
-        Box::pin(live),
-        TurnEvents::for_send(&conversation, content),
-        Vec::new(),
-    )))
+    let events = TurnEvents::for_send(&conversation, content);
+    Ok(stream_turn(state, user, receiver, turn, events, Vec::new()))
 }
 
 /// `threads.retry_after_item`: the honest retry of a failed or stopped answer. The user
@@ -270,16 +253,30 @@ async fn retry_after_item(
         .map_or(message.seq, |m| m.seq)
         + 1;
     let (_, turn) = agent::start_retry(&state.agent, user.id, id, Some(message.id)).await?;
+    let events = TurnEvents::for_retry(&conversation, message.seq, reply_seq);
+    Ok(stream_turn(state, user, receiver, turn, events, Vec::new()))
+}
+
+/// The ChatKit answer to a turn that was started after `receiver` subscribed (so none of its
+/// events is missed): `opening`, then the turn's events as `events` sees them.
+fn stream_turn(
+    state: &AppState,
+    user: AuthUser,
+    receiver: tokio::sync::broadcast::Receiver<live::Envelope>,
+    turn: live::TurnHandle,
+    events: TurnEvents,
+    opening: Vec<Event>,
+) -> Response {
     let task = turn.abort_handle();
-    let live = live::turn_stream(receiver, id, turn);
-    Ok(sse(stream::turn_events(
+    let live = live::turn_stream(receiver, events.conversation(), turn);
+    sse(stream::turn_events(
         state.agent.clone(),
         user.id,
         task,
         Box::pin(live),
-        TurnEvents::for_retry(&conversation, message.seq, reply_seq),
-        Vec::new(),
-    )))
+        events,
+        opening,
+    ))
 }
 
 /// The text of a user message: its text and tag parts, after the quoted text it replies to.
@@ -303,17 +300,6 @@ fn input_text(input: &UserMessageInput) -> AppResult<String> {
         }
         _ => text,
     })
-}
-
-/// ChatKit's `limit`: none (or 0) is its default page, more than ours is our largest.
-fn page_size(limit: Option<i64>) -> AppResult<i64> {
-    match limit {
-        None | Some(0) => Ok(items::DEFAULT_PAGE),
-        Some(n) if n < 0 => Err(AppError::validation(format!(
-            "limit must be 1 or more, got {n}"
-        ))),
-        Some(n) => Ok(n.min(items::MAX_PAGE)),
-    }
 }
 
 /// The request's `params` as `T` (400 naming the field that is missing or of the wrong type).

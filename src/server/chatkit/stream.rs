@@ -67,6 +67,10 @@ impl TurnEvents {
         }
     }
 
+    pub fn conversation(&self) -> Uuid {
+        self.conversation
+    }
+
     /// The first event of a turn's stream once the user message is stored.
     pub fn stream_options(&mut self) -> Option<Event> {
         (!std::mem::replace(&mut self.options_sent, true)).then_some(Event::StreamOptions {
