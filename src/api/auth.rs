@@ -55,7 +55,7 @@ server_fns! {
     pub async fn delete_account() -> Result<(), ApiError> {
         use super::ssr::*;
         use crate::server::auth::{cookie_secure, session_cookie_header};
-        let (state, user) = authenticated().await?;
+        let (state, user) = writer().await?;
         state.sessions.delete_account(user.id).await.map_err(fail)?;
         let headers = headers().await?;
         set_cookie(&session_cookie_header(

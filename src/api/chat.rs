@@ -25,7 +25,7 @@ server_fns! {
     /// Start a conversation.
     #[endpoint = "create", name = CreateConversation]
     pub async fn create_conversation(title: Option<String>) -> Result<Conversation, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         let conversation =
             crate::server::services::chat::create(&state.pool, &state.bus, user.id, title.as_deref())
                 .await
@@ -46,7 +46,7 @@ server_fns! {
     /// Rename.
     #[endpoint = "rename", name = RenameConversation]
     pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::chat::rename(&state.pool, &state.bus, user.id, id, &title)
             .await
             .map_err(super::ssr::fail)
@@ -55,7 +55,7 @@ server_fns! {
     /// Soft delete.
     #[endpoint = "delete", name = DeleteConversation]
     pub async fn delete_conversation(id: Uuid) -> Result<(), ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::chat::delete(&state.pool, &state.bus, user.id, id)
             .await
             .map_err(super::ssr::fail)
@@ -85,7 +85,7 @@ server_fns! {
         content: String,
         client_id: Option<Uuid>,
     ) -> Result<TurnResult, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         let sent = crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await;
         let mut turn = match sent {
             Ok(turn) => turn,
@@ -108,20 +108,13 @@ server_fns! {
         client_id: Option<Uuid>,
     ) -> Result<TurnResult, ApiError> {
         use crate::server::agent;
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         // Idempotent on client_id like send_message: a resend finds the first conversation.
         let (conversation, turn) =
             agent::start_conversation(&state.agent, user.id, &content, client_id)
             .await
             .map_err(super::ssr::fail)?;
-        let mut turn = turn
-            .await
-            .map_err(|err| {
-                super::ssr::fail(crate::server::error::AppError::Internal(anyhow::anyhow!(
-                    "agent turn task failed: {err}"
-                )))
-            })?
-            .map_err(super::ssr::fail)?;
+        let mut turn = turn.result().await.map_err(super::ssr::fail)?;
         super::ssr::render_markdown(&mut turn.assistant_message);
         super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
         Ok(turn)
@@ -131,7 +124,7 @@ server_fns! {
     /// kept with status `stopped`. Harmless when nothing runs.
     #[endpoint = "stop", name = StopTurn]
     pub async fn stop_turn(id: Uuid) -> Result<StopResult, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         let mut result = crate::server::agent::stop(&state.agent, user.id, id)
             .await
             .map_err(super::ssr::fail)?;
@@ -145,7 +138,7 @@ server_fns! {
     /// was already done (no second user message).
     #[endpoint = "retry", name = RetryTurn]
     pub async fn retry_turn(id: Uuid) -> Result<TurnResult, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         let mut turn = crate::server::agent::retry(&state.agent, user.id, id)
             .await
             .map_err(super::ssr::fail)?;

@@ -21,7 +21,9 @@ pub(crate) mod ssr {
 
     use crate::{
         model::{ApiError, Message, Role},
-        server::{auth::AuthUser, error::AppError, markdown, state::AppState},
+        server::{
+            auth::AuthUser, context::RequestContext, error::AppError, markdown, state::AppState,
+        },
     };
 
     /// Renders an assistant message's markdown for the browser (see `Message::html`): the
@@ -110,11 +112,20 @@ pub(crate) mod ssr {
     /// The state and the signed-in user, or a 401.
     pub async fn authenticated() -> Result<(AppState, AuthUser), ApiError> {
         let state = state()?;
-        let user = state
-            .sessions
-            .authenticate(&headers().await?)
+        let context = RequestContext::of(&state.sessions, &state.limits, &headers().await?)
             .await
             .map_err(fail)?;
-        Ok((state, user))
+        Ok((state, context.user))
+    }
+
+    /// Like `authenticated`, for a function that changes something: it passes the one write
+    /// check, sharing the user's allowance with REST, ChatKit and MCP (429 past it).
+    pub async fn writer() -> Result<(AppState, AuthUser), ApiError> {
+        let state = state()?;
+        let context = RequestContext::of(&state.sessions, &state.limits, &headers().await?)
+            .await
+            .map_err(fail)?;
+        context.write().await.map_err(fail)?;
+        Ok((state, context.user))
     }
 }

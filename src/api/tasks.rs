@@ -19,7 +19,7 @@ server_fns! {
     /// Add a task.
     #[endpoint = "add", name = AddTask]
     pub async fn add_task(task: NewTask) -> Result<Task, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::tasks::create(&state.pool, user.id, task)
             .await
             .map_err(super::ssr::fail)
@@ -28,7 +28,7 @@ server_fns! {
     /// Change a task.
     #[endpoint = "update", name = UpdateTask]
     pub async fn update_task(id: i32, patch: TaskPatch) -> Result<Task, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::tasks::update(&state.pool, user.id, id, patch)
             .await
             .map_err(super::ssr::fail)
@@ -37,7 +37,7 @@ server_fns! {
     /// Tick a task off (or back on).
     #[endpoint = "set_completed", name = SetTaskCompleted]
     pub async fn set_task_completed(id: i32, completed: bool) -> Result<Task, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::tasks::set_completed(&state.pool, user.id, id, completed)
             .await
             .map_err(super::ssr::fail)
@@ -46,7 +46,7 @@ server_fns! {
     /// Delete a task.
     #[endpoint = "delete", name = DeleteTask]
     pub async fn delete_task(id: i32) -> Result<Task, ApiError> {
-        let (state, user) = super::ssr::authenticated().await?;
+        let (state, user) = super::ssr::writer().await?;
         crate::server::services::tasks::delete(&state.pool, user.id, id)
             .await
             .map_err(super::ssr::fail)

@@ -110,6 +110,8 @@ fn decode(text: &str) -> Option<LiveEvent> {
     #[derive(Deserialize)]
     struct Activity {
         conversation_id: Uuid,
+        #[serde(default)]
+        user_seq: i64,
         state: ActivityState,
         tool_name: Option<String>,
     }
@@ -142,6 +144,7 @@ fn decode(text: &str) -> Option<LiveEvent> {
             let a = serde_json::from_str::<Activity>(text).ok()?;
             LiveEvent::Activity {
                 conversation_id: a.conversation_id,
+                user_seq: a.user_seq,
                 state: a.state,
                 tool_name: a.tool_name,
             }
@@ -188,6 +191,7 @@ mod tests {
             },
             LiveEvent::Activity {
                 conversation_id: id,
+                user_seq: 1,
                 state: ActivityState::Tool,
                 tool_name: Some("add_task".into()),
             },

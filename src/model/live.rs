@@ -51,8 +51,11 @@ pub enum LiveEvent {
         seq: i64,
         text: String,
     },
+    /// What the turn answering the user message `user_seq` is doing.
     Activity {
         conversation_id: Uuid,
+        #[serde(default)]
+        user_seq: i64,
         state: ActivityState,
         tool_name: Option<String>,
     },

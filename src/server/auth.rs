@@ -213,9 +213,12 @@ pub struct AuthUser {
     pub session: Uuid,
 }
 
-/// CSRF defence: a state-changing request authenticated by the session cookie (and not by a
-/// bearer header, which browsers never add by themselves) must come from an allowed origin:
-/// this site itself or one listed in `CORS_ALLOWED_ORIGINS`.
+/// CSRF defence: a state-changing request not authenticated by a bearer header (which
+/// browsers never add by themselves) must come from an allowed origin, this site itself or one
+/// listed in `CORS_ALLOWED_ORIGINS`, when it carries the session cookie or a browser says where
+/// it comes from. So another site can neither act with a visitor's session nor sign the
+/// visitor's browser into an account of its choosing (login and register set the cookie).
+/// Callers that are no browser (no cookie, no `Origin`) pass.
 pub async fn origin_guard(
     State(config): State<Arc<Config>>,
     request: Request,
@@ -226,9 +229,9 @@ pub async fn origin_guard(
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let headers = request.headers();
-    let cookie_authenticated =
-        !headers.contains_key(header::AUTHORIZATION) && session_cookie(headers).is_some();
-    if safe_method || !cookie_authenticated || origin_allowed(&config, headers) {
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    let browser = session_cookie(headers).is_some() || request_origin(headers).is_some();
+    if safe_method || bearer || !browser || origin_allowed(&config, headers) {
         return next.run(request).await;
     }
     AppError::Forbidden("cross-origin request refused: the Origin is not allowed".into())

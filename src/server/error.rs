@@ -35,6 +35,26 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// A copy for each waiter on one outcome (duplicates of one send share its result). An
+/// internal error keeps its text; its chain stays with the original, which is what is logged.
+impl Clone for AppError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Validation(m) => Self::Validation(m.clone()),
+            Self::Unauthorized => Self::Unauthorized,
+            Self::InvalidCredentials => Self::InvalidCredentials,
+            Self::Forbidden(m) => Self::Forbidden(m.clone()),
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: *retry_after,
+            },
+            Self::Unavailable => Self::Unavailable,
+            Self::Internal(err) => Self::Internal(anyhow::anyhow!("{err:#}")),
+        }
+    }
+}
+
 impl AppError {
     pub fn validation(msg: impl Into<String>) -> Self {
         Self::Validation(msg.into())

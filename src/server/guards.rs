@@ -13,6 +13,7 @@ use axum::{
 };
 
 use super::{
+    context::RequestContext,
     error::{AppError, ErrorShape},
     rate_limit::Limits,
     sessions::Sessions,
@@ -119,8 +120,9 @@ pub struct WriteLimit {
     pub limits: Arc<Limits>,
 }
 
-/// REST writes (and every MCP request) count against the signed-in user's allowance; 429
-/// with `Retry-After` past it. Unauthenticated requests pass (the handler answers 401).
+/// The REST and MCP adapters of the write check (`RequestContext::write`): every REST write
+/// (POST/PUT/DELETE) and every MCP request passes it; 429 with `Retry-After` past the user's
+/// allowance. Unauthenticated requests pass (the handler answers 401).
 pub async fn limit_writes(
     State(state): State<WriteLimit>,
     request: Request,
@@ -131,8 +133,10 @@ pub async fn limit_writes(
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     if !reads {
-        if let Ok(user) = state.sessions.authenticate(request.headers()).await {
-            if let Err(err) = state.limits.writes_by_user.check(&user.id).await {
+        if let Ok(context) =
+            RequestContext::of(&state.sessions, &state.limits, request.headers()).await
+        {
+            if let Err(err) = context.write().await {
                 return err.into_response();
             }
         }
@@ -140,28 +144,80 @@ pub async fn limit_writes(
     next.run(request).await
 }
 
-/// Security headers on every response. Leptos's hydration script is inline, hence
-/// `'unsafe-inline'` for scripts (no third-party origin is allowed, and assistant HTML is
-/// sanitised on the server); WASM needs `'wasm-unsafe-eval'`.
+/// The Content-Security-Policy: scripts only from this origin, plus (on a page) its inline
+/// hydration scripts by the page's own nonce; WASM needs `'wasm-unsafe-eval'`. No
+/// `'unsafe-inline'` for scripts, and assistant HTML is sanitised on the server besides.
+fn content_security_policy(nonce: Option<&str>) -> String {
+    let scripts = match nonce {
+        Some(nonce) => format!("'self' 'nonce-{nonce}' 'wasm-unsafe-eval'"),
+        None => "'self' 'wasm-unsafe-eval'".to_string(),
+    };
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// For a page being rendered (called in its Leptos context): its CSP allows the nonce Leptos
+/// put on this page's hydration scripts (a new one per response).
+pub fn allow_page_scripts() {
+    use leptos::prelude::use_context;
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(value) = HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+            response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+}
+
+/// Security headers on every response (a page has set its own CSP already).
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(value) = HeaderValue::from_str(&content_security_policy(None)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     let set = |headers: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
         headers
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        "content-security-policy",
-        "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
-         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-    );
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "referrer-policy", "same-origin");
     set(headers, "x-frame-options", "DENY");
     response
+}
+
+/// Server functions answer every error they could not run with 500 (the framework's choice),
+/// their body saying the real status: arguments that do not decode are the caller's mistake,
+/// so the answer gets the status its body names (400), never a 500.
+pub async fn server_fn_status(request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/sfn/") {
+        return next.run(request).await;
+    }
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key("serverfnerror")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(status) = serde_json::from_slice::<crate::model::ApiError>(&bytes)
+        .ok()
+        .and_then(|err| StatusCode::from_u16(err.status).ok())
+        .filter(StatusCode::is_client_error)
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Unknown `/api/...` paths answer like the rest of the API.

@@ -96,6 +96,7 @@ impl LiveBus {
             (None, None) => None,
         };
         if let Some(event) = event {
+            let event = presented(event);
             self.dispatch(
                 notice.u,
                 Envelope {
@@ -105,7 +106,23 @@ impl LiveBus {
             );
         }
     }
+}
 
+/// The `html` of an assistant message is rendered here, from its markdown, once per event for
+/// every stream; whatever `html` an incoming event carried is never used (over NATS, anyone
+/// who can publish on a subject could otherwise put markup into the page).
+fn presented(event: LiveEvent) -> LiveEvent {
+    match event {
+        LiveEvent::Message(mut message) => {
+            message.html = (message.role == crate::model::Role::Assistant)
+                .then(|| super::markdown::render(&message.content));
+            LiveEvent::Message(message)
+        }
+        other => other,
+    }
+}
+
+impl LiveBus {
     /// After a bus connection was lost, notifications may have been missed: every open stream
     /// replays what it missed from the database (and the running turns' replies so far).
     pub fn resync_all(&self) {
@@ -161,6 +178,7 @@ async fn opening(
                     None,
                     LiveEvent::Activity {
                         conversation_id,
+                        user_seq,
                         state: if tool_name.is_some() {
                             ActivityState::Tool
                         } else {
@@ -337,74 +355,4 @@ pub async fn prune_forever(pool: PgPool) {
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-}
-
-/// Whether `event` is about `conversation`.
-fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
-    match event {
-        LiveEvent::Message(m) => m.conversation_id == conversation,
-        LiveEvent::Delta {
-            conversation_id, ..
-        }
-        | LiveEvent::Partial {
-            conversation_id, ..
-        }
-        | LiveEvent::Activity {
-            conversation_id, ..
-        } => *conversation_id == conversation,
-        LiveEvent::Conversation(c) => c.id == conversation,
-        LiveEvent::ConversationDeleted { id } => *id == conversation,
-        LiveEvent::Resync | LiveEvent::Error { .. } => false,
-    }
-}
-
-pub type TurnHandle =
-    tokio::task::JoinHandle<Result<crate::model::TurnResult, super::error::AppError>>;
-
-struct TurnStreamState {
-    receiver: broadcast::Receiver<Envelope>,
-    turn: TurnHandle,
-    conversation: Uuid,
-}
-
-/// The events of one turn as it runs (for a streaming send): the user message, activity,
-/// deltas, conversation changes, and last the stored assistant message (or an `error`). The
-/// turn itself runs on regardless of this stream (a client that leaves does not stop it).
-pub fn turn_stream(
-    receiver: broadcast::Receiver<Envelope>,
-    conversation: Uuid,
-    turn: TurnHandle,
-) -> impl Stream<Item = Envelope> + Send {
-    let state = TurnStreamState {
-        receiver,
-        turn,
-        conversation,
-    };
-    futures::stream::unfold(Some(state), |state| async move {
-        let mut state = state?;
-        loop {
-            tokio::select! {
-                biased;
-                received = state.receiver.recv(), if !state.receiver.is_closed() => match received {
-                    Ok(envelope) if concerns(&envelope.event, state.conversation)
-                        && !matches!(envelope.event.as_ref(), LiveEvent::Message(m) if m.role == crate::model::Role::Assistant) =>
-                    {
-                        return Some((envelope, Some(state)));
-                    }
-                    _ => continue,
-                },
-                result = &mut state.turn => {
-                    let event = match result {
-                        Ok(Ok(turn)) => LiveEvent::Message(turn.assistant_message),
-                        Ok(Err(err)) => {
-                            let api = err.to_api_error();
-                            LiveEvent::Error { status: api.status, detail: api.detail }
-                        }
-                        Err(_) => LiveEvent::Error { status: 500, detail: "internal error".into() },
-                    };
-                    return Some((envelope(None, event), None));
-                }
-            }
-        }
-    })
 }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod chatkit;
 pub mod client_ip;
 pub mod config;
+pub mod context;
 pub mod cors;
 pub mod db;
 pub mod error;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let fallback_state = state.clone();
     let writes = guards::WriteLimit {
         sessions: state.sessions.clone(),
         limits: state.limits.clone(),
@@ -88,12 +90,22 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(context_state.clone()),
+            move || {
+                provide_context(context_state.clone());
+                guards::allow_page_scripts();
+            },
             move || shell(leptos_options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            move || {
+                provide_context(fallback_state.clone());
+                guards::allow_page_scripts();
+            },
+            shell,
+        ))
         // Body limits and the time limit apply to every route family, server functions
         // included (Leptos registers those paths itself).
+        .layer(middleware::from_fn(guards::server_fn_status))
         .layer(middleware::from_fn(guards::limit_body))
         .layer(middleware::from_fn_with_state(state.config.request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(state.config.clone(), auth::origin_guard))

@@ -20,7 +20,10 @@ pub use model::{ChatModel, ModelError, ModelReply, PromptMessage, ToolCallReques
 pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
-pub use turns::{retry, send, start_conversation, start_retry, start_send, stop, stop_answer};
+pub use turns::{
+    retry, send, start_conversation, start_retry, start_send, stop, stop_turn, turn_task_failed,
+    Phase, TurnEvent, TurnHandle,
+};
 
 use super::{bus::EventBus, config::Config, rate_limit::Limits};
 
@@ -65,6 +68,8 @@ pub struct AgentState {
     tool_specs: Arc<tokio::sync::OnceCell<Vec<ToolSpec>>>,
     running: Arc<turns::RunningTurns>,
     slots: Arc<turns::Slots>,
+    /// Sends in flight by `client_id` (duplicates share one turn).
+    inflight: Arc<turns::Inflight>,
     /// Work that must outlive its request (agent turns); drained on graceful shutdown.
     pub background: tokio_util::task::TaskTracker,
 }
@@ -81,6 +86,7 @@ impl AgentState {
             tool_specs: Arc::default(),
             running: Arc::default(),
             slots: Arc::default(),
+            inflight: Arc::default(),
             background: tokio_util::task::TaskTracker::new(),
         }
     }

@@ -1,7 +1,7 @@
 //! What a running turn is doing right now, for every open tab and API stream: the activity
 //! (thinking, or "Using add_task…", SPEC §9) and the reply as the model writes it. Best effort:
 //! a failure to report progress is logged and never fails the turn. The row is removed in the
-//! transaction that ends the turn (`services::turns::finish`).
+//! transaction that ends the turn (`services::turn_records::finish`).
 
 use std::{
     sync::{

@@ -5,7 +5,7 @@
 
 use crate::{
     model::{Message, MessageStatus, Role, ToolCallRecord},
-    server::services::turns::DoneCall,
+    server::services::turn_records::DoneCall,
 };
 
 use super::model::{PromptMessage, ToolCallRequest};

@@ -1,7 +1,7 @@
 //! The model/tool loop of one turn attempt (SPEC §7 step 3): call the model with the tools,
 //! run each tool call through MCP as the user, feed the results back, until the model answers
 //! in text (at most `MAX_TOOL_ROUNDS` rounds). Every completed call lands in the turn's durable
-//! record (see `services::turns`) and in `log`, which outlives this future if it is dropped.
+//! record (see `services::turn_records`) and in `log`, which outlives this future if it is dropped.
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -20,7 +20,7 @@ use crate::{
     model::{MessageStatus, ToolCallRecord, ToolCallStatus},
     server::{
         mcp::{InProcessClient, TOOL_NAMES},
-        services::turns::CallSlot,
+        services::turn_records::CallSlot,
     },
 };
 
@@ -65,7 +65,7 @@ impl Reply {
 /// Where this attempt records its calls: the turn, its owner, the next free index.
 pub struct CallSlots {
     pub turn: uuid::Uuid,
-    pub owner: uuid::Uuid,
+    pub attempt: uuid::Uuid,
     pub next: i32,
 }
 
@@ -73,7 +73,7 @@ impl CallSlots {
     fn take(&mut self, call_id: &str) -> CallSlot {
         let slot = CallSlot {
             turn: self.turn,
-            owner: self.owner,
+            attempt: self.attempt,
             idx: self.next,
             call_id: call_id.to_string(),
         };

@@ -29,8 +29,9 @@ use protocol::{Event, Page, RawRequest, UserContent, UserMessageInput};
 use stream::TurnEvents;
 
 use super::{
-    agent,
+    agent::{self, TurnHandle},
     auth::AuthUser,
+    context::RequestContext,
     error::{AppError, AppResult, ErrorShape},
     live,
     rest::events::keep_alive,
@@ -70,8 +71,19 @@ fn unsupported(kind: &str) -> Option<&'static str> {
     })
 }
 
+/// The request types that change something.
+const WRITES: [&str; 6] = [
+    "threads.create",
+    "threads.add_user_message",
+    "threads.retry_after_item",
+    "threads.update",
+    "threads.delete",
+    "items.feedback",
+];
+
 async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResult<Response> {
-    let user = state.sessions.authenticate(headers).await?;
+    let context = RequestContext::of(&state.sessions, &state.limits, headers).await?;
+    let user = context.user;
     let request: RawRequest = serde_json::from_slice(body).map_err(|err| {
         AppError::validation(format!(
             "the body is not a ChatKit request ({{\"type\", \"params\"}}): {}",
@@ -86,6 +98,10 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
         return Err(AppError::validation("metadata must be an object"));
     }
     let kind = request.kind.as_str();
+    // Every request that changes something passes the one write check, as on REST.
+    if WRITES.contains(&kind) {
+        context.write().await?;
+    }
     match kind {
         "threads.create" => create(state, user, params(&request)?).await,
         "threads.add_user_message" => add_user_message(state, user, params(&request)?).await,
@@ -147,21 +163,18 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
         "threads.update" => {
             let p: protocol::UpdateParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id).await?;
             let conversation = chat::rename(&state.pool, &state.bus, user.id, id, &p.title).await?;
             json_response(&items::thread(&conversation, Page::empty()))
         }
         "threads.delete" => {
             let p: protocol::ThreadIdParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id).await?;
             chat::delete(&state.pool, &state.bus, user.id, id).await?;
             json_response(&json!({}))
         }
         "items.feedback" => {
             let p: protocol::FeedbackParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
-            state.limits.writes_by_user.check(&user.id).await?;
             chat::get(&state.pool, user.id, id).await?;
             let ids = p
                 .item_ids
@@ -211,8 +224,8 @@ async fn create(
     let opening = vec![Event::ThreadCreated {
         thread: items::thread(&conversation, Page::empty()),
     }];
-    let events = TurnEvents::for_send(&conversation, content);
-    Ok(stream_turn(state, user, receiver, turn, events, opening))
+    let events = TurnEvents::for_send(&conversation);
+    Ok(stream_turn(receiver, turn, events, opening))
 }
 
 /// `threads.add_user_message`: a message in an existing thread, its answer streamed.
@@ -226,8 +239,8 @@ async fn add_user_message(
     let content = chat::clean_content(&input_text(&p.input)?)?;
     let receiver = state.live.subscribe(user.id);
     let turn = agent::start_send(&state.agent, user.id, id, &content, None).await?;
-    let events = TurnEvents::for_send(&conversation, content);
-    Ok(stream_turn(state, user, receiver, turn, events, Vec::new()))
+    let events = TurnEvents::for_send(&conversation);
+    Ok(stream_turn(receiver, turn, events, Vec::new()))
 }
 
 /// `threads.retry_after_item`: the honest retry of a failed or stopped answer. The user
@@ -254,29 +267,18 @@ async fn retry_after_item(
         + 1;
     let (_, turn) = agent::start_retry(&state.agent, user.id, id, Some(message.id)).await?;
     let events = TurnEvents::for_retry(&conversation, message.seq, reply_seq);
-    Ok(stream_turn(state, user, receiver, turn, events, Vec::new()))
+    Ok(stream_turn(receiver, turn, events, Vec::new()))
 }
 
 /// The ChatKit answer to a turn that was started after `receiver` subscribed (so none of its
 /// events is missed): `opening`, then the turn's events as `events` sees them.
 fn stream_turn(
-    state: &AppState,
-    user: AuthUser,
     receiver: tokio::sync::broadcast::Receiver<live::Envelope>,
-    turn: live::TurnHandle,
+    turn: TurnHandle,
     events: TurnEvents,
     opening: Vec<Event>,
 ) -> Response {
-    let task = turn.abort_handle();
-    let live = live::turn_stream(receiver, events.conversation(), turn);
-    sse(stream::turn_events(
-        state.agent.clone(),
-        user.id,
-        task,
-        Box::pin(live),
-        events,
-        opening,
-    ))
+    sse(stream::turn_events(turn, receiver, events, opening))
 }
 
 /// The text of a user message: its text and tag parts, after the quoted text it replies to.

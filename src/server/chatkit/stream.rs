@@ -1,8 +1,9 @@
-//! A running turn's live events (`live::turn_stream`) as ChatKit stream events: the user
-//! message, `stream_options`, tool use (`progress_update` and a workflow item), the reply
+//! A turn's own events (its `TurnHandle`) as ChatKit stream events: the user message,
+//! `stream_options`, tool use (`progress_update` and a workflow item), the reply
 //! (`thread.item.added`, `assistant_message.content_part.*` deltas, `thread.item.done`),
 //! `thread.updated` when the title changes, and `error`. A client that disconnects before the
-//! end stops the turn (ChatKit's cancel), which then ends as `stopped` like any other stop.
+//! end cancels the send (ChatKit's cancel): a message not yet stored never is, and a running
+//! turn ends as `stopped` like any other stop.
 
 use std::collections::VecDeque;
 
@@ -14,17 +15,18 @@ use super::{
     protocol::{Event, Item, ItemUpdate, OutputText, Page, StreamOptions, Workflow},
 };
 use crate::{
-    model::{ActivityState, Conversation, LiveEvent, Message, MessageStatus, Role},
-    server::{agent::AgentState, live::Envelope, services::messages},
+    model::{ActivityState, Conversation, LiveEvent, Message, MessageStatus},
+    server::{
+        agent::{TurnEvent, TurnHandle},
+        live::Envelope,
+        services::messages,
+    },
 };
 
 /// Turns one turn's live events into ChatKit events, keeping what it has told the client.
 pub struct TurnEvents {
     conversation: Uuid,
     title: String,
-    /// The text of the message this stream sent (its own user message is the first user
-    /// message with it), or none for a retry.
-    sent: Option<String>,
     /// The seq of the user message this stream's turn answers, once known.
     own_seq: Option<i64>,
     /// The id the reply will be stored under (see `messages::message_id`).
@@ -38,26 +40,20 @@ pub struct TurnEvents {
 }
 
 impl TurnEvents {
-    /// For the turn answering the message `sent` (as stored) in `conversation`.
-    pub fn for_send(conversation: &Conversation, sent: String) -> Self {
-        Self::new(conversation, Some(sent), None, None)
+    /// For the turn answering a message sent in `conversation`.
+    pub fn for_send(conversation: &Conversation) -> Self {
+        Self::new(conversation, None, None)
     }
 
     /// For the retried answer to the user message at `user_seq`, to be stored at `reply_seq`.
     pub fn for_retry(conversation: &Conversation, user_seq: i64, reply_seq: i64) -> Self {
-        Self::new(conversation, None, Some(user_seq), Some(reply_seq))
+        Self::new(conversation, Some(user_seq), Some(reply_seq))
     }
 
-    fn new(
-        conversation: &Conversation,
-        sent: Option<String>,
-        own_seq: Option<i64>,
-        reply_seq: Option<i64>,
-    ) -> Self {
+    fn new(conversation: &Conversation, own_seq: Option<i64>, reply_seq: Option<i64>) -> Self {
         Self {
             conversation: conversation.id,
             title: conversation.title.clone(),
-            sent,
             own_seq,
             reply: reply_seq.map(|seq| messages::message_id(conversation.id, seq)),
             options_sent: false,
@@ -67,10 +63,6 @@ impl TurnEvents {
         }
     }
 
-    pub fn conversation(&self) -> Uuid {
-        self.conversation
-    }
-
     /// The first event of a turn's stream once the user message is stored.
     pub fn stream_options(&mut self) -> Option<Event> {
         (!std::mem::replace(&mut self.options_sent, true)).then_some(Event::StreamOptions {
@@ -78,15 +70,12 @@ impl TurnEvents {
         })
     }
 
-    /// What the client is told about `event`; `done` is set when this was the turn's end.
-    /// Until its own user message is stored, the conversation's other turn (this one waits
-    /// for it) is none of this stream's business.
-    pub fn on(&mut self, event: &LiveEvent, out: &mut VecDeque<Event>) -> bool {
+    /// What the client is told about `event`; true when this was the turn's end.
+    pub fn on(&mut self, event: &TurnEvent, out: &mut VecDeque<Event>) -> bool {
         match event {
-            LiveEvent::Message(message) if message.role == Role::User => {
-                let own = self.own_seq.is_none()
-                    && self.sent.as_deref() == Some(message.content.as_str());
-                if own {
+            TurnEvent::UserMessage(message) => {
+                // A retry knows its user message already (and the client has it).
+                if self.own_seq.is_none() {
                     self.own_seq = Some(message.seq);
                     self.reply = Some(messages::message_id(self.conversation, message.seq + 1));
                     out.extend(
@@ -98,22 +87,35 @@ impl TurnEvents {
                 }
                 false
             }
-            LiveEvent::Message(reply) => {
-                self.finish(reply, out);
+            TurnEvent::Live(envelope) => self.on_live(&envelope.event, out),
+            TurnEvent::Ended(Ok(turn)) => {
+                self.finish(&turn.assistant_message, out);
                 true
             }
+            TurnEvent::Ended(Err(err)) => {
+                let api = err.to_api_error();
+                out.push_back(Event::Error {
+                    code: "custom",
+                    message: api.detail,
+                    allow_retry: api.status >= 500 || matches!(api.status, 408 | 409 | 429),
+                });
+                true
+            }
+        }
+    }
+
+    /// A live event of this turn (the handle passes only those) or of its conversation.
+    fn on_live(&mut self, event: &LiveEvent, out: &mut VecDeque<Event>) -> bool {
+        match event {
             LiveEvent::Activity {
                 state: ActivityState::Tool,
                 tool_name: Some(tool),
                 ..
-            } if self.own_seq.is_some() => {
+            } => {
                 self.tool(tool, out);
                 false
             }
-            // A delta names the reply by its user message's seq + 1.
-            LiveEvent::Delta {
-                seq, text, offset, ..
-            } if self.own_seq.is_some_and(|own| *seq == own + 1) => {
+            LiveEvent::Delta { text, offset, .. } => {
                 self.delta(text, *offset, out);
                 false
             }
@@ -129,14 +131,6 @@ impl TurnEvents {
                     code: "custom",
                     message: "This conversation was deleted.".into(),
                     allow_retry: false,
-                });
-                true
-            }
-            LiveEvent::Error { status, detail } => {
-                out.push_back(Event::Error {
-                    code: "custom",
-                    message: detail.clone(),
-                    allow_retry: *status >= 500 || matches!(status, 408 | 409 | 429),
                 });
                 true
             }
@@ -292,56 +286,12 @@ impl TurnEvents {
     }
 }
 
-/// Ends this stream's turn when the client goes away before its end (ChatKit's cancel): a
-/// turn still waiting to start never runs; a running one is stopped (only if it is the one
-/// answering this stream's message).
-struct StopOnDisconnect {
-    agent: AgentState,
-    user: Uuid,
-    conversation: Uuid,
-    /// The turn's task, to cancel while it has stored nothing yet.
-    task: tokio::task::AbortHandle,
-    own_seq: Option<i64>,
-    armed: bool,
-}
-
-impl Drop for StopOnDisconnect {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (agent, user, conversation) = (self.agent.clone(), self.user, self.conversation);
-        let Some(user_seq) = self.own_seq else {
-            tracing::info!(%conversation, "chatkit stream closed before its turn began: cancelling it");
-            self.task.abort();
-            return;
-        };
-        tracing::info!(%conversation, "chatkit stream closed by the client: stopping its turn");
-        tokio::spawn(async move {
-            let stopped =
-                crate::server::agent::stop_answer(&agent, user, conversation, user_seq).await;
-            if let Err(err) = stopped {
-                tracing::warn!(error = %err, "stopping a cancelled chatkit turn");
-            }
-        });
-    }
-}
-
-struct State<S> {
-    live: S,
-    events: TurnEvents,
-    queue: VecDeque<Event>,
-    guard: StopOnDisconnect,
-    ended: bool,
-}
-
-/// The ChatKit events of a turn (`task`, seen through `live`): `opening` first, then the
-/// turn's, to its end.
+/// The ChatKit events of a turn (`turn`, seen through `live`): `opening` first, then the
+/// turn's, to its end. Dropping the stream before the end (the client went away) cancels the
+/// turn through its handle.
 pub fn turn_events(
-    agent: AgentState,
-    user: Uuid,
-    task: tokio::task::AbortHandle,
-    live: impl Stream<Item = Envelope> + Send + Unpin + 'static,
+    turn: TurnHandle,
+    live: tokio::sync::broadcast::Receiver<Envelope>,
     mut events: TurnEvents,
     opening: Vec<Event>,
 ) -> impl Stream<Item = Event> + Send {
@@ -350,35 +300,22 @@ pub fn turn_events(
     if events.own_seq.is_some() {
         queue.extend(events.stream_options());
     }
-    let state = State {
-        guard: StopOnDisconnect {
-            agent,
-            user,
-            conversation: events.conversation,
-            task,
-            own_seq: events.own_seq,
-            armed: true,
+    let turn_events = Box::pin(turn.events(live, true));
+    futures::stream::unfold(
+        (turn_events, events, queue, false),
+        |(mut turn_events, mut events, mut queue, mut ended)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((event, (turn_events, events, queue, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                ended = match turn_events.next().await {
+                    Some(event) => events.on(&event, &mut queue),
+                    None => true,
+                };
+            }
         },
-        live,
-        events,
-        queue,
-        ended: false,
-    };
-    futures::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(event) = state.queue.pop_front() {
-                return Some((event, state));
-            }
-            if state.ended {
-                return None;
-            }
-            state.ended = match state.live.next().await {
-                Some(envelope) => state.events.on(&envelope.event, &mut state.queue),
-                None => true,
-            };
-            state.guard.own_seq = state.events.own_seq;
-            // The turn is over: a client leaving now must not stop the next one.
-            state.guard.armed &= !state.ended;
-        }
-    })
+    )
 }

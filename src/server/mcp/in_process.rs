@@ -17,7 +17,7 @@ use crate::{
     model::ToolCallStatus,
     server::{
         error::{AppError, AppResult},
-        services::turns::CallSlot,
+        services::turn_records::CallSlot,
     },
 };
 

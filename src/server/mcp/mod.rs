@@ -2,9 +2,6 @@
 //! `/mcp` (bearer JWT required) and in-process for the agent (a duplex pipe, no HTTP hop), so
 //! tool behaviour exists once. The user always comes from the token, never from arguments.
 
-use std::time::Instant;
-
-use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 
 use rmcp::{
@@ -25,13 +22,13 @@ use super::{
     error::{AppError, AppResult},
     services::{
         tasks,
-        turns::{self, CallSlot},
+        turn_records::{self, CallSlot, CallStart},
     },
 };
-use crate::model::{NewTask, Task, TaskFilter, TaskPatch, ToolCallRecord, ToolCallStatus};
+use crate::model::{NewTask, Task, TaskFilter, TaskPatch, ToolCallStatus};
 
 /// The `_meta` key under which the agent names the turn call slot of an in-process tool call
-/// (see `services::turns::CallSlot`): the call's effect and its record then commit together.
+/// (see `services::turn_records::CallSlot`): the call's effect and its record then commit together.
 const TURN_CALL_META: &str = "io.chatkit/turn-call";
 
 pub const TOOL_NAMES: [&str; 5] = [
@@ -287,15 +284,15 @@ impl TaskTools {
             };
             return Ok(to_result(outcome_value(outcome)));
         };
-        let started = Utc::now();
-        let clock = Instant::now();
         let recorded = async {
-            let mut tx = self.pool.begin().await?;
-            if let Some(done) = turns::check_slot(&mut tx, user, &slot).await? {
-                return Ok(done);
-            }
+            let arguments = Value::Object(args);
+            let mut call =
+                match turn_records::begin_call(&self.pool, user, &slot, name, &arguments).await? {
+                    CallStart::Replay(result, status) => return Ok((result, status)),
+                    CallStart::Fresh(call) => call,
+                };
             let outcome = match parsed {
-                Ok(op) => apply(&mut tx, user, op).await,
+                Ok(op) => apply(call.conn(), user, op).await,
                 Err(err) => Err(err),
             };
             // A failed statement voids the transaction: nothing happened, nothing is recorded.
@@ -303,16 +300,7 @@ impl TaskTools {
                 return Err(AppError::Internal(err));
             }
             let (result, status) = outcome_value(outcome);
-            let record = ToolCallRecord {
-                tool_name: name.to_string(),
-                arguments: Value::Object(args),
-                result: result.clone(),
-                timestamp: started,
-                duration_ms: clock.elapsed().as_millis() as i64,
-                status,
-            };
-            turns::record_call(&mut tx, &slot, &record).await?;
-            tx.commit().await?;
+            call.commit(&result, status).await?;
             Ok::<_, AppError>((result, status))
         }
         .await;

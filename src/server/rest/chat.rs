@@ -16,7 +16,7 @@ use crate::{
         MessagePage, MessageQuery, SendMessage, StopResult, TurnResult,
     },
     server::{
-        agent,
+        agent::{self, TurnEvent},
         auth::AuthUser,
         error::{AppError, AppResult},
         live,
@@ -151,18 +151,39 @@ async fn send_message(
     let turn = agent::start_send(&state.agent, user.id, id, &body.content, body.client_id).await?;
     match receiver {
         Some(receiver) => {
-            let stream = live::turn_stream(receiver, id, turn)
-                .map(|envelope| Ok::<_, std::convert::Infallible>(events::to_sse(&envelope)));
+            // A client that leaves does not stop the turn: its reply appears in the conversation.
+            let stream = turn
+                .events(receiver, false)
+                .map(|event| Ok::<_, std::convert::Infallible>(events::to_sse(&envelope_of(event))));
             Ok(Sse::new(stream)
                 .keep_alive(events::keep_alive())
                 .into_response())
         }
         None => {
-            let turn = turn.await.map_err(|err| {
-                AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}"))
-            })??;
+            let turn = turn.result().await?;
             Ok((StatusCode::CREATED, ApiJson(turn)).into_response())
         }
+    }
+}
+
+/// A turn's event as the streamed send sends it: the user message, its live events, and last
+/// the stored assistant message or an `error` (with the status the JSON answer would have).
+fn envelope_of(event: TurnEvent) -> live::Envelope {
+    let event = match event {
+        TurnEvent::Live(envelope) => return envelope,
+        TurnEvent::UserMessage(message) => LiveEvent::Message(message),
+        TurnEvent::Ended(Ok(turn)) => LiveEvent::Message(turn.assistant_message),
+        TurnEvent::Ended(Err(err)) => {
+            let api = err.to_api_error();
+            LiveEvent::Error {
+                status: api.status,
+                detail: api.detail,
+            }
+        }
+    };
+    live::Envelope {
+        id: None,
+        event: std::sync::Arc::new(event),
     }
 }
 

@@ -26,6 +26,7 @@ pub async fn set_activity(
 ) -> AppResult<()> {
     let event = LiveEvent::Activity {
         conversation_id: conversation,
+        user_seq,
         state: if tool_name.is_some() {
             ActivityState::Tool
         } else {

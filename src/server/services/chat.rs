@@ -281,24 +281,62 @@ pub async fn delete(pool: &PgPool, bus: &EventBus, user: Uuid, id: Uuid) -> AppR
     Ok(())
 }
 
-/// The conversation a message with `client_id` was first sent in (`start_conversation`
-/// resent after a lost response).
-pub async fn conversation_of_client_id(
+/// The conversation a first message with `client_id` starts (`start_conversation`), and
+/// whether this call created it. Its id derives from the user and the `client_id`, so resends
+/// racing each other on any replica all find the one conversation.
+pub async fn create_for_first_message(
     pool: &PgPool,
+    bus: &EventBus,
     user: Uuid,
     client_id: Uuid,
-) -> AppResult<Option<Conversation>> {
-    Ok(sqlx::query_as::<_, ConversationRow>(&format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations c
-         WHERE c.user_id = $1 AND c.deleted_at IS NULL
-           AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.client_id = $2)
-         LIMIT 1"
+) -> AppResult<(Conversation, bool)> {
+    let id = Uuid::new_v5(&user, client_id.as_bytes());
+    let mut tx = pool.begin().await?;
+    let created = sqlx::query_as::<_, ConversationRow>(&format!(
+        "INSERT INTO conversations (id, user_id, title, title_is_custom) VALUES ($1, $2, $3, false)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING {CONVERSATION_COLUMNS}"
     ))
+    .bind(id)
     .bind(user)
-    .bind(client_id)
-    .fetch_optional(pool)
+    .bind(DEFAULT_TITLE)
+    .fetch_optional(&mut *tx)
     .await?
-    .map(Conversation::from))
+    .map(Conversation::from);
+    let Some(conversation) = created else {
+        drop(tx);
+        return Ok((get(pool, user, id).await?, false));
+    };
+    let outbox = events::record(
+        &mut tx,
+        bus,
+        user,
+        &LiveEvent::Conversation(conversation.clone()),
+    )
+    .await?;
+    tx.commit().await?;
+    outbox.publish(bus, pool).await;
+    Ok((conversation, true))
+}
+
+/// Removes a conversation that never got a message (its first one was refused), so a resend
+/// of that message can create it again.
+pub async fn discard_if_empty(pool: &PgPool, bus: &EventBus, user: Uuid, id: Uuid) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    let removed = sqlx::query(
+        "DELETE FROM conversations WHERE id = $1 AND user_id = $2 AND message_count = 0",
+    )
+    .bind(id)
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
+    if removed.rows_affected() == 0 {
+        return Ok(());
+    }
+    let outbox = events::record(&mut tx, bus, user, &LiveEvent::ConversationDeleted { id }).await?;
+    tx.commit().await?;
+    outbox.publish(bus, pool).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -274,7 +274,7 @@ struct SeqAndConversation {
 }
 
 /// Replaces NUL characters in every string of a JSON value (jsonb cannot store them).
-fn without_nul(value: serde_json::Value) -> serde_json::Value {
+pub(crate) fn without_nul(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "\u{FFFD}")),

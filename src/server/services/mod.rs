@@ -8,7 +8,7 @@ pub mod feedback;
 pub mod messages;
 pub mod sessions;
 pub mod tasks;
-pub mod turns;
+pub mod turn_records;
 pub mod users;
 
 use super::error::{AppError, AppResult};

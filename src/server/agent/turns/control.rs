@@ -1,4 +1,5 @@
-//! The turns this process runs, so a stop request or a lost lease can interrupt them.
+//! The turn attempts this process runs, so a stop request or a lost lease can interrupt them,
+//! and the sweeper never takes over a turn this process still runs.
 
 use std::{
     collections::HashMap,
@@ -24,7 +25,7 @@ impl TurnControl {
         self.token.cancel();
     }
 
-    /// The lease was lost: another replica runs the turn now.
+    /// The lease was lost (it lapsed, or another attempt took the turn over).
     pub fn lose(&self) {
         self.token.cancel();
     }
@@ -39,13 +40,38 @@ pub struct RunningTurns {
     turns: Mutex<HashMap<Uuid, Arc<TurnControl>>>,
 }
 
+/// One registered attempt; dropping it (the attempt ended, or its task was dropped)
+/// unregisters it.
+pub struct RunningTurn {
+    pub control: Arc<TurnControl>,
+    turns: Arc<RunningTurns>,
+    turn: Uuid,
+}
+
+impl Drop for RunningTurn {
+    fn drop(&mut self) {
+        if let Ok(mut turns) = self.turns.turns.lock() {
+            if turns
+                .get(&self.turn)
+                .is_some_and(|c| Arc::ptr_eq(c, &self.control))
+            {
+                turns.remove(&self.turn);
+            }
+        }
+    }
+}
+
 impl RunningTurns {
-    pub fn register(&self, turn: Uuid) -> Arc<TurnControl> {
+    pub fn register(self: &Arc<Self>, turn: Uuid) -> RunningTurn {
         let control = Arc::new(TurnControl::default());
         if let Ok(mut turns) = self.turns.lock() {
             turns.insert(turn, control.clone());
         }
-        control
+        RunningTurn {
+            control,
+            turns: self.clone(),
+            turn,
+        }
     }
 
     /// How many turns this process runs now.
@@ -53,10 +79,12 @@ impl RunningTurns {
         self.turns.lock().map(|t| t.len()).unwrap_or(0)
     }
 
-    pub fn remove(&self, turn: Uuid) {
-        if let Ok(mut turns) = self.turns.lock() {
-            turns.remove(&turn);
-        }
+    /// The turns this process runs now.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.turns
+            .lock()
+            .map(|t| t.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Stops `turn` if this process runs it; says whether it did.

@@ -7,19 +7,20 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{control::TurnControl, AgentState};
-use crate::server::services::turns;
+use crate::server::services::turn_records as records;
 
-/// Renews the lease of `turn` until the attempt ends (the caller aborts this task); stops the
-/// attempt when a stop was requested, and drops it when another replica took the turn over.
-pub async fn heartbeat(agent: AgentState, turn: Uuid, control: Arc<TurnControl>) {
+/// Renews the lease of one attempt at `turn` until the attempt ends (it holds this task in an
+/// abort-on-drop handle, so the heartbeat lives and dies with it); stops the attempt when a
+/// stop was requested, and ends it when its lease lapsed or another attempt took the turn over.
+pub async fn heartbeat(agent: AgentState, turn: Uuid, attempt: Uuid, control: Arc<TurnControl>) {
     let every = agent.settings.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        match turns::renew(&agent.pool, turn, agent.replica, agent.settings.lease).await {
+        match records::renew(&agent.pool, turn, attempt, agent.settings.lease).await {
             Ok(Some(true)) => control.stop(),
             Ok(Some(false)) => {}
             Ok(None) => {
-                tracing::warn!(%turn, "lost the lease of a running turn; another replica runs it");
+                tracing::warn!(%turn, %attempt, "lost the lease of a running turn attempt; it ends here");
                 control.lose();
                 return;
             }
@@ -36,7 +37,16 @@ pub async fn sweep_forever(agent: AgentState) {
         if agent.pool.is_closed() {
             return;
         }
-        match turns::claim_expired(&agent.pool, agent.replica, agent.settings.lease, 16).await {
+        let running_here = agent.running.ids();
+        let claimed = records::claim_expired(
+            &agent.pool,
+            agent.replica,
+            agent.settings.lease,
+            16,
+            &running_here,
+        )
+        .await;
+        match claimed {
             Ok(claimed) => {
                 for turn in claimed {
                     tracing::warn!(turn = %turn.id, attempt = turn.attempts, "taking over an interrupted turn");

@@ -2,39 +2,55 @@
 //! its user message is stored until its reply is; it is run under a lease, taken over and
 //! resumed when its owner dies, stopped on request from any replica, and retried honestly
 //! (the model sees what earlier attempts already did). Every way a turn can end stores an
-//! outcome and clears its progress row.
+//! outcome and clears its progress row. Starting a send or a retry returns a `TurnHandle`.
 
 mod control;
+mod handle;
+mod inflight;
 mod lease;
 mod run;
 mod slots;
 
 use std::time::Duration;
 
+use futures::FutureExt;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use control::RunningTurns;
+pub use handle::{Phase, TurnEvent, TurnHandle};
+pub use inflight::Inflight;
 pub use lease::sweep_forever;
 pub use run::resume;
 use run::run;
 pub use slots::Slots;
 
+use handle::{cancelled, Canceller, Joinable, PhaseTx};
+
 use super::AgentState;
 use crate::{
-    model::{Message, MessageStatus, Role, StopResult, TurnResult},
+    model::{Conversation, Message, MessageStatus, Role, StopResult, TurnResult},
     server::{
         error::{AppError, AppResult},
         services::{
             chat,
             messages::{self, NewMessage},
-            turns::{self, Busy},
+            turn_records::{self as records, Busy, Retried},
         },
     },
 };
 
-/// Sends a message and runs its turn. The turn runs as its own task: if the client
-/// disconnects, it still completes and its reply appears on the next poll. Repeating a
-/// `client_id` returns the first result (waiting for it if its turn still runs).
+/// The one mapping of a turn task that did not return (aborted by a cancel, or panicked
+/// outside the attempt's own panic guard) to an error.
+pub fn turn_task_failed(err: tokio::task::JoinError) -> AppError {
+    if err.is_cancelled() {
+        cancelled()
+    } else {
+        AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}"))
+    }
+}
+
+/// Sends a message and waits for its reply (see `start_send`).
 pub async fn send(
     agent: &AgentState,
     user: Uuid,
@@ -44,40 +60,100 @@ pub async fn send(
 ) -> AppResult<TurnResult> {
     start_send(agent, user, conversation, content, client_id)
         .await?
+        .result()
         .await
-        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
 }
 
-/// `send` in two steps: everything that can refuse the message (validation, the conversation,
+/// Starts a send: everything that can refuse the message (validation, the conversation,
 /// rate and turn limits) happens before this returns; the turn then runs as its own task.
+/// Repeating a `client_id` shares the first send: while it runs, every duplicate gets the
+/// same handle (one slot, one answer); once it is stored, its stored result at once.
 pub async fn start_send(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
     content: &str,
     client_id: Option<Uuid>,
-) -> AppResult<tokio::task::JoinHandle<AppResult<TurnResult>>> {
+) -> AppResult<TurnHandle> {
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
-    if let Some(id) = client_id {
-        if messages::find_by_client_id(&agent.pool, conversation, id)
-            .await?
-            .is_some()
-        {
-            let agent = agent.clone();
-            return Ok(tokio::spawn(async move {
-                already_sent(&agent, conversation, client_id)
-                    .await
-                    .unwrap_or_else(|| Err(AppError::NotFound("message".into())))
-            }));
+    let Some(client_id) = client_id else {
+        let (joined, canceller) = launch_send(agent, user, conversation, content, None).await?;
+        return Ok(TurnHandle::new(conversation, joined, Some(canceller)));
+    };
+    if let Some(found) = messages::find_by_client_id(&agent.pool, conversation, client_id).await? {
+        return Ok(TurnHandle::new(conversation, stored_send(agent, found).await?, None));
+    }
+    let key = (user, client_id);
+    let cell = agent.inflight.cell(key);
+    let mut canceller = None;
+    let joined = cell
+        .get_or_try_init(|| async {
+            let (joined, started) =
+                launch_send(agent, user, conversation, content, Some(client_id)).await?;
+            canceller = Some(started);
+            Ok::<_, AppError>(joined)
+        })
+        .await
+        .cloned();
+    match joined {
+        Ok(joined) => Ok(TurnHandle::new(conversation, joined, canceller)),
+        Err(err) => {
+            agent.inflight.forget_unstarted(key, &cell);
+            Err(err)
         }
     }
-    let turn = admit(agent, user, conversation, move |agent| async move {
-        // The same client_id may have been sent while this one queued.
+}
+
+/// A send found stored (by its `client_id`): its result, at once if it has its reply, else
+/// once the turn answering it (run by another replica, or resumed) ends.
+async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> AppResult<Joinable> {
+    let (user_message, reply) = found;
+    let turn = records::latest_for_message(&agent.pool, user_message.conversation_id, user_message.seq)
+        .await?
+        .map_or_else(Uuid::nil, |t| t.id);
+    let phase = watch::channel(Phase::Started {
+        turn,
+        user_message: user_message.clone(),
+    })
+    .1;
+    let result = match reply {
+        Some(reply) => futures::future::ready(Ok(TurnResult {
+            user_message,
+            assistant_message: reply,
+        }))
+        .boxed(),
+        None => {
+            let agent = agent.clone();
+            async move { wait_for_reply(&agent, user_message).await }.boxed()
+        }
+    };
+    Ok(Joinable {
+        phase,
+        result: result.shared(),
+    })
+}
+
+/// Admits a send and starts its task.
+async fn launch_send(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    content: String,
+    client_id: Option<Uuid>,
+) -> AppResult<(Joinable, Canceller)> {
+    // Held by the task (dropped with it even if it never runs): its end frees the entry.
+    let sent = client_id.map(|id| agent.inflight.remove_when_dropped((user, id)));
+    launch(agent, user, conversation, move |agent, phase| async move {
+        let _sent = sent;
+        // The same client_id may have been stored (by another replica) while this one queued.
         if let Some(sent) = already_sent(&agent, conversation, client_id).await {
             return sent;
         }
         let claimed = claim(&agent, || async {
+            if !phase.begin_storing() {
+                return Err(cancelled());
+            }
             let message = NewMessage {
                 role: Role::User,
                 content: &content,
@@ -85,7 +161,7 @@ pub async fn start_send(
                 status: MessageStatus::Complete,
                 client_id,
             };
-            turns::begin(
+            let begun = records::begin(
                 &agent.pool,
                 &agent.bus,
                 user,
@@ -94,12 +170,17 @@ pub async fn start_send(
                 agent.replica,
                 agent.settings.lease,
             )
-            .await
+            .await;
+            match &begun {
+                Ok(Ok((turn, user_message))) => phase.started(turn.id, user_message.clone()),
+                _ => phase.not_stored(),
+            }
+            begun
         })
         .await;
         let (turn, user_message) = match claimed {
             // Another replica stored the same client_id first: its answer is ours.
-            Err(AppError::Conflict(_)) if client_id.is_some() => {
+            Err(AppError::Conflict(_)) if client_id.is_some() && !phase.was_cancelled() => {
                 if let Some(sent) = already_sent(&agent, conversation, client_id).await {
                     return sent;
                 }
@@ -111,38 +192,30 @@ pub async fn start_send(
         };
         run(&agent, turn, user_message).await
     })
-    .await?;
-    Ok(turn)
+    .await
 }
 
-/// Starts a conversation with its first message: `start_send` into a new conversation (or,
-/// for a resent `client_id`, the one it first created). A new conversation whose message is
-/// refused (limits) is deleted again, so a refusal leaves nothing behind.
+/// Starts a conversation with its first message: `start_send` into a new conversation. With a
+/// `client_id` the conversation's id derives from it, so resends (concurrent ones, on any
+/// replica) find the one conversation the first created. A new conversation whose message is
+/// refused (limits) is removed again, so a refusal leaves nothing behind.
 pub async fn start_conversation(
     agent: &AgentState,
     user: Uuid,
     content: &str,
     client_id: Option<Uuid>,
-) -> AppResult<(
-    crate::model::Conversation,
-    tokio::task::JoinHandle<AppResult<TurnResult>>,
-)> {
+) -> AppResult<(Conversation, TurnHandle)> {
     chat::clean_content(content)?;
-    let existing = match client_id {
-        Some(id) => chat::conversation_of_client_id(&agent.pool, user, id).await?,
-        None => None,
-    };
-    let created = existing.is_none();
-    let conversation = match existing {
-        Some(conversation) => conversation,
-        None => chat::create(&agent.pool, &agent.bus, user, None).await?,
+    let (conversation, created) = match client_id {
+        Some(id) => chat::create_for_first_message(&agent.pool, &agent.bus, user, id).await?,
+        None => (chat::create(&agent.pool, &agent.bus, user, None).await?, true),
     };
     match start_send(agent, user, conversation.id, content, client_id).await {
         Ok(turn) => Ok((conversation, turn)),
         Err(err) => {
             if created {
                 if let Err(cleanup) =
-                    chat::delete(&agent.pool, &agent.bus, user, conversation.id).await
+                    chat::discard_if_empty(&agent.pool, &agent.bus, user, conversation.id).await
                 {
                     tracing::warn!(error = %cleanup, "removing a refused new conversation");
                 }
@@ -155,24 +228,46 @@ pub async fn start_conversation(
 /// Admits one more turn of `user` (the send rate and the bound on running + queued turns:
 /// 429 past them) and runs `work` as its own task once the conversation's earlier turns in
 /// this process are done (waiting holds no database connection).
-async fn admit<F, Fut>(
+async fn launch<F, Fut>(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
     work: F,
-) -> AppResult<tokio::task::JoinHandle<AppResult<TurnResult>>>
+) -> AppResult<(Joinable, Canceller)>
 where
-    F: FnOnce(AgentState) -> Fut + Send + 'static,
+    F: FnOnce(AgentState, PhaseTx) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = AppResult<TurnResult>> + Send,
 {
     agent.limits.sends_by_user.check(&user).await?;
     let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
-    let agent = agent.clone();
-    Ok(agent.background.clone().spawn(async move {
-        let _admitted = admitted;
-        let _queued = agent.slots.queue(conversation).await;
-        work(agent.clone()).await
-    }))
+    let (phase_tx, phase_rx) = watch::channel(Phase::Waiting);
+    let phase = PhaseTx(phase_tx.clone());
+    let task = {
+        let agent = agent.clone();
+        agent.background.clone().spawn(async move {
+            let _admitted = admitted;
+            let _queued = agent.slots.queue(conversation).await;
+            work(agent.clone(), phase).await
+        })
+    };
+    let canceller = Canceller {
+        agent: agent.clone(),
+        user,
+        conversation,
+        phase: phase_tx,
+        task: task.abort_handle(),
+        armed: true,
+    };
+    let result = async move { task.await.map_err(turn_task_failed)? }
+        .boxed()
+        .shared();
+    Ok((
+        Joinable {
+            phase: phase_rx,
+            result,
+        },
+        canceller,
+    ))
 }
 
 /// The result of an earlier send with the same `client_id` (waiting for its reply if its turn
@@ -202,25 +297,28 @@ pub async fn retry(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppRes
     start_retry(agent, user, conversation, None)
         .await?
         .1
+        .result()
         .await
-        .map_err(|err| AppError::Internal(anyhow::anyhow!("agent turn task failed: {err}")))?
 }
 
 /// `retry` in two steps, like `start_send`: the refusals (not found, nothing to retry, limits)
 /// come before this returns, with the user message being answered; the turn then runs as its
 /// own task. `expected`, when given, is the user message the caller means to retry: only
-/// the last one can be.
+/// the last one can be. Retries racing each other (on any replica) start one turn: the others
+/// get its answer.
 pub async fn start_retry(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
     expected: Option<Uuid>,
-) -> AppResult<(Message, tokio::task::JoinHandle<AppResult<TurnResult>>)> {
+) -> AppResult<(Message, TurnHandle)> {
     chat::get(&agent.pool, user, conversation).await?;
-    let Some(retried) = turns::retryable_message(&agent.pool, user, conversation).await? else {
+    let Some((retried, seen_turn)) =
+        records::retryable_message(&agent.pool, user, conversation).await?
+    else {
         return Err(nothing_to_retry());
     };
-    if turns::running_in(&agent.pool, conversation).await? {
+    if records::running_in(&agent.pool, conversation).await? {
         return Err(AppError::Conflict(
             "an answer is still being written in this conversation; stop it or wait for it before retrying"
                 .into(),
@@ -232,30 +330,42 @@ pub async fn start_retry(
                 .into(),
         ));
     }
-    let turn = admit(agent, user, conversation, move |agent| async move {
-        // Checked again: another request may have retried it while this one queued.
-        let Some(user_message) = turns::retryable_message(&agent.pool, user, conversation).await?
-        else {
-            return Err(nothing_to_retry());
-        };
+    let user_message = retried.clone();
+    let (joined, canceller) = launch(agent, user, conversation, move |agent, phase| async move {
         let seq = user_message.seq;
-        let (turn, user_message) = claim(&agent, || async {
-            let started = turns::begin_again(
+        let started = claim(&agent, || async {
+            if !phase.begin_storing() {
+                return Err(cancelled());
+            }
+            let begun = records::begin_again(
                 &agent.pool,
                 user,
                 conversation,
                 seq,
+                seen_turn,
                 agent.replica,
                 agent.settings.lease,
             )
-            .await?;
-            Ok(started.map(|turn| (turn, user_message.clone())))
+            .await;
+            match &begun {
+                Ok(Retried::Started(turn)) => phase.started(turn.id, user_message.clone()),
+                _ => phase.not_stored(),
+            }
+            match begun? {
+                Retried::Started(turn) => Ok(Ok(Some(turn))),
+                Retried::Busy => Ok(Err(Busy)),
+                Retried::AlreadyRetried => Ok(Ok(None)),
+            }
         })
         .await?;
-        run(&agent, turn, user_message).await
+        match started {
+            Some(turn) => run(&agent, turn, user_message).await,
+            // Another retry of this message runs (or ran): its answer is this one's.
+            None => wait_for_reply(&agent, user_message).await,
+        }
     })
     .await?;
-    Ok((retried, turn))
+    Ok((retried, TurnHandle::new(conversation, joined, Some(canceller))))
 }
 
 fn nothing_to_retry() -> AppError {
@@ -289,7 +399,7 @@ where
 /// Stops the conversation's running turn, wherever it runs, and returns its stopped reply.
 pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResult<StopResult> {
     chat::get(&agent.pool, user, conversation).await?;
-    let Some(request) = turns::request_stop(&agent.pool, user, conversation).await? else {
+    let Some(request) = records::request_stop(&agent.pool, user, conversation).await? else {
         return Ok(StopResult {
             stopped: false,
             detail: "Nothing is running in this conversation; nothing was stopped.".into(),
@@ -307,7 +417,7 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
             Duration::from_secs(3)
         };
     loop {
-        let turn = turns::get(&agent.pool, request.turn).await?;
+        let turn = records::get(&agent.pool, request.turn).await?;
         if let Some(turn) = turn.filter(|t| !t.is_running()) {
             let message = match turn.reply_seq {
                 Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
@@ -331,19 +441,13 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
     }
 }
 
-/// Stops the turn answering the user message at `user_seq`, if that is the one running (a
-/// client that gave up on its own answer must not stop a later one).
-pub async fn stop_answer(
-    agent: &AgentState,
-    user: Uuid,
-    conversation: Uuid,
-    user_seq: i64,
-) -> AppResult<()> {
-    let running = turns::latest_for_message(&agent.pool, conversation, user_seq)
-        .await?
-        .is_some_and(|turn| turn.is_running());
-    if running {
-        stop(agent, user, conversation).await?;
+/// Asks one named turn to stop, wherever it runs (a consumer that left its own turn's stream
+/// must not stop a later one). Does not wait for the stopped reply.
+pub async fn stop_turn(agent: &AgentState, user: Uuid, turn: Uuid) -> AppResult<()> {
+    if let Some(request) = records::request_stop_of(&agent.pool, user, turn).await? {
+        if !agent.running.stop(request.turn) {
+            lease::announce_stop(agent, request.turn).await;
+        }
     }
     Ok(())
 }
@@ -354,7 +458,7 @@ async fn wait_for_reply(agent: &AgentState, user_message: Message) -> AppResult<
     let deadline =
         tokio::time::Instant::now() + agent.settings.queue_timeout + agent.settings.lease * 2;
     loop {
-        let turn = turns::latest_for_message(&agent.pool, conversation, user_message.seq).await?;
+        let turn = records::latest_for_message(&agent.pool, conversation, user_message.seq).await?;
         match turn {
             Some(turn) if !turn.is_running() => {
                 let reply = match turn.reply_seq {

@@ -21,7 +21,7 @@ use crate::{
         mcp::InProcessClient,
         services::{
             messages::{self},
-            turns::{self, Finished, Turn},
+            turn_records::{self as records, Finished, Turn},
         },
     },
 };
@@ -73,7 +73,7 @@ pub async fn resume(agent: &AgentState, turn: Turn) {
 
 /// The tool calls recorded by earlier attempts of this very turn.
 async fn this_turns_records(agent: &AgentState, turn: &Turn) -> Vec<crate::model::ToolCallRecord> {
-    match turns::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await {
+    match records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await {
         Ok(done) => done
             .into_iter()
             .filter(|d| d.turn_id == turn.id)
@@ -89,8 +89,14 @@ async fn this_turns_records(agent: &AgentState, turn: &Turn) -> Vec<crate::model
 /// One attempt at a turn this process owns: the model/tool loop under a renewed lease, ended
 /// by its reply, a stop, a panic, or the loss of the lease; then the outcome is stored.
 async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
-    let control = agent.running.register(turn.id);
-    let heartbeat = tokio::spawn(lease::heartbeat(agent.clone(), turn.id, control.clone()));
+    let running = agent.running.register(turn.id);
+    let control = running.control.clone();
+    let _heartbeat = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(lease::heartbeat(
+        agent.clone(),
+        turn.id,
+        turn.attempt_id,
+        control.clone(),
+    )));
     let log = Arc::new(TurnLog::default());
     let progress = Progress::new(
         agent.pool.clone(),
@@ -117,12 +123,13 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
             .was_stopped()
             .then(|| stopped_reply(progress.spoken(), log.records())),
     };
-    heartbeat.abort();
     let ended = match reply {
         Some(reply) => finish(agent, turn, reply).await,
         None => Ok(Finished::NotOwner),
     };
-    agent.running.remove(turn.id);
+    // Unregistered (with the heartbeat) only now: until the outcome is stored, this
+    // process's sweeper must not take the turn over.
+    drop(running);
     ended
 }
 
@@ -155,7 +162,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
             agent.settings.history_limit,
         )
         .await?;
-        let done = turns::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await?;
+        let done = records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await?;
         Ok::<_, AppError>((history, done))
     }
     .await;
@@ -172,7 +179,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
     let mine: Vec<_> = done.iter().filter(|d| d.turn_id == turn.id).collect();
     let slots = CallSlots {
         turn: turn.id,
-        owner: agent.replica,
+        attempt: turn.attempt_id,
         next: mine.iter().map(|d| d.idx + 1).max().unwrap_or(0),
     };
     if let Ok(mut records) = log.records.lock() {
@@ -202,11 +209,10 @@ async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Fini
     });
     let mut pause = Duration::from_millis(200);
     for try_number in 1.. {
-        let stored = turns::finish(
+        let stored = records::finish(
             &agent.pool,
             &agent.bus,
             turn,
-            agent.replica,
             &reply.content,
             reply.status,
             tool_calls.as_ref(),

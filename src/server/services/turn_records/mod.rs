@@ -1,25 +1,29 @@
-//! The durable record of agent turns: which user message a turn answers, who runs it (a lease
-//! the owner renews), how it ended, and every tool call it made. Each write that matters is
-//! fenced by ownership: a replica that lost its lease can no longer record anything.
+//! The durable record of agent turns: which user message a turn answers, which attempt runs it
+//! (a lease the attempt renews), how it ended, and (in `calls`) every tool call it made. Each
+//! write that matters is fenced by the attempt and its lease: an attempt whose lease lapsed or
+//! was taken over can no longer renew, record a call or store an answer, whichever process it
+//! runs in.
+
+mod calls;
+
+pub use calls::{begin_call, done_calls, CallSlot, CallStart, DoneCall, RecordedCall};
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::messages::{self, NewMessage};
 use crate::{
-    model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus},
+    model::{Message, MessageStatus, Role},
     server::{
         bus::EventBus,
         error::{AppError, AppResult},
     },
 };
 
-const TURN_COLUMNS: &str =
-    "id, conversation_id, user_id, user_seq, state, attempts, stop_requested, reply_seq";
+const TURN_COLUMNS: &str = "id, conversation_id, user_id, user_seq, state, attempts, \
+     stop_requested, reply_seq, attempt_id";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Turn {
@@ -31,6 +35,8 @@ pub struct Turn {
     pub attempts: i32,
     pub stop_requested: bool,
     pub reply_seq: Option<i64>,
+    /// This start of the turn (a new id at every takeover): the fence of every write.
+    pub attempt_id: Uuid,
 }
 
 impl Turn {
@@ -59,8 +65,8 @@ async fn insert_turn(
     lease: Duration,
 ) -> Result<Turn, sqlx::Error> {
     sqlx::query_as::<_, Turn>(&format!(
-        "INSERT INTO turns (id, conversation_id, user_id, user_seq, state, owner, lease_until)
-         VALUES ($1, $2, $3, $4, 'running', $5, clock_timestamp() + make_interval(secs => $6))
+        "INSERT INTO turns (id, conversation_id, user_id, user_seq, state, owner, lease_until, attempt_id)
+         VALUES ($1, $2, $3, $4, 'running', $5, clock_timestamp() + make_interval(secs => $6), $7)
          RETURNING {TURN_COLUMNS}"
     ))
     .bind(Uuid::new_v4())
@@ -69,6 +75,7 @@ async fn insert_turn(
     .bind(user_seq)
     .bind(owner)
     .bind(lease_secs(lease))
+    .bind(Uuid::new_v4())
     .fetch_one(tx)
     .await
 }
@@ -111,19 +118,58 @@ pub async fn begin(
     }
 }
 
-/// Starts a new turn answering an existing user message (an honest retry).
+/// How starting a retry went.
+pub enum Retried {
+    Started(Turn),
+    /// Another turn runs in the conversation: try again shortly.
+    Busy,
+    /// Someone else (another request, another replica) retried the message first: its turn is
+    /// the answer.
+    AlreadyRetried,
+}
+
+/// Starts a new turn answering an existing user message (an honest retry), if it still needs
+/// one: under the conversation row's lock, the message must still be the last one waiting for
+/// an answer and its newest turn must still be `seen_turn` (what the caller decided on), so two
+/// retries racing on two replicas start one turn.
 pub async fn begin_again(
     pool: &PgPool,
     user: Uuid,
     conversation: Uuid,
     user_seq: i64,
+    seen_turn: Option<Uuid>,
     owner: Uuid,
     lease: Duration,
-) -> AppResult<Result<Turn, Busy>> {
-    let mut conn = pool.acquire().await?;
-    match insert_turn(&mut conn, user, conversation, user_seq, owner, lease).await {
-        Ok(turn) => Ok(Ok(turn)),
-        Err(err) if is_unique_violation(&err, "turns_one_running") => Ok(Err(Busy)),
+) -> AppResult<Retried> {
+    let mut tx = pool.begin().await?;
+    let locked: Option<i64> = sqlx::query_scalar(
+        "SELECT last_seq FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
+         FOR UPDATE",
+    )
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if locked.is_none() {
+        return Err(AppError::NotFound("conversation".into()));
+    }
+    let newest: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM turns WHERE conversation_id = $1 AND user_seq = $2
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(conversation)
+    .bind(user_seq)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if newest != seen_turn {
+        return Ok(Retried::AlreadyRetried);
+    }
+    match insert_turn(&mut tx, user, conversation, user_seq, owner, lease).await {
+        Ok(turn) => {
+            tx.commit().await?;
+            Ok(Retried::Started(turn))
+        }
+        Err(err) if is_unique_violation(&err, "turns_one_running") => Ok(Retried::Busy),
         Err(err) => Err(err.into()),
     }
 }
@@ -163,38 +209,43 @@ pub async fn latest_for_message(
     .await?)
 }
 
-/// Renews the lease. `None`: the turn is no longer ours (taken over, or ended); otherwise
-/// whether a stop was requested.
+/// Renews the lease of `attempt`. `None`: the attempt may no longer act (its lease lapsed,
+/// another attempt took the turn over, or the turn ended); otherwise whether a stop was
+/// requested.
 pub async fn renew(
     pool: &PgPool,
     turn: Uuid,
-    owner: Uuid,
+    attempt: Uuid,
     lease: Duration,
 ) -> AppResult<Option<bool>> {
     Ok(sqlx::query_scalar(
         "UPDATE turns SET lease_until = clock_timestamp() + make_interval(secs => $3)
-         WHERE id = $1 AND owner = $2 AND state = 'running'
+         WHERE id = $1 AND attempt_id = $2 AND state = 'running' AND lease_until > clock_timestamp()
          RETURNING stop_requested",
     )
     .bind(turn)
-    .bind(owner)
+    .bind(attempt)
     .bind(lease_secs(lease))
     .fetch_optional(pool)
     .await?)
 }
 
-/// Takes over running turns whose owner let the lease expire (it died or hung).
+/// Takes over running turns whose attempt let the lease expire (its process died or hung),
+/// each with a new attempt id. `running_here`: turns this process still runs an attempt of,
+/// which are never taken over by it (that attempt notices the lapse itself and ends first).
 pub async fn claim_expired(
     pool: &PgPool,
     owner: Uuid,
     lease: Duration,
     limit: i64,
+    running_here: &[Uuid],
 ) -> AppResult<Vec<Turn>> {
     Ok(sqlx::query_as::<_, Turn>(&format!(
         "UPDATE turns SET owner = $1, lease_until = clock_timestamp() + make_interval(secs => $2),
-                attempts = attempts + 1, updated_at = now()
+                attempts = attempts + 1, attempt_id = gen_random_uuid(), updated_at = now()
          WHERE id IN (
              SELECT id FROM turns WHERE state = 'running' AND lease_until < clock_timestamp()
+               AND NOT (id = ANY($4))
              ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
          )
          RETURNING {TURN_COLUMNS}"
@@ -202,6 +253,7 @@ pub async fn claim_expired(
     .bind(owner)
     .bind(lease_secs(lease))
     .bind(limit)
+    .bind(running_here)
     .fetch_all(pool)
     .await?)
 }
@@ -233,135 +285,21 @@ pub async fn request_stop(
     }))
 }
 
-/// A recorded tool call, with the turn and the model's call id it belongs to.
-pub struct DoneCall {
-    pub turn_id: Uuid,
-    pub idx: i32,
-    pub call_id: String,
-    pub record: ToolCallRecord,
-}
-
-#[derive(sqlx::FromRow)]
-struct CallRow {
-    turn_id: Uuid,
-    idx: i32,
-    call_id: String,
-    tool_name: String,
-    arguments: sqlx::types::Json<Value>,
-    result: sqlx::types::Json<Value>,
-    status: String,
-    started_at: DateTime<Utc>,
-    duration_ms: i64,
-}
-
-fn status_of(text: &str) -> ToolCallStatus {
-    if text == "success" {
-        ToolCallStatus::Success
-    } else {
-        ToolCallStatus::Error
-    }
-}
-
-/// Every tool call made while answering the user message at `user_seq`, by any turn (earlier
-/// attempts that failed or were stopped included), in the order they ran.
-pub async fn done_calls(
-    pool: &PgPool,
-    conversation: Uuid,
-    user_seq: i64,
-) -> AppResult<Vec<DoneCall>> {
-    let rows = sqlx::query_as::<_, CallRow>(
-        "SELECT c.turn_id, c.idx, c.call_id, c.tool_name, c.arguments, c.result, c.status,
-                c.started_at, c.duration_ms
-         FROM turns t JOIN turn_tool_calls c ON c.turn_id = t.id
-         WHERE t.conversation_id = $1 AND t.user_seq = $2
-         ORDER BY t.created_at, c.idx",
+/// Marks one named turn as asked to stop, if it still runs. `None` when it has ended.
+pub async fn request_stop_of(pool: &PgPool, user: Uuid, turn: Uuid) -> AppResult<Option<StopRequest>> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "UPDATE turns SET stop_requested = true
+         WHERE id = $1 AND user_id = $2 AND state = 'running'
+         RETURNING id, lease_until < clock_timestamp()",
     )
-    .bind(conversation)
-    .bind(user_seq)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DoneCall {
-            turn_id: r.turn_id,
-            idx: r.idx,
-            call_id: r.call_id,
-            record: ToolCallRecord {
-                tool_name: r.tool_name,
-                arguments: r.arguments.0,
-                result: r.result.0,
-                timestamp: r.started_at,
-                duration_ms: r.duration_ms,
-                status: status_of(&r.status),
-            },
-        })
-        .collect())
-}
-
-/// Where a tool call of a turn is recorded: the turn, its owner (the fence), the call's place.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct CallSlot {
-    pub turn: Uuid,
-    pub owner: Uuid,
-    pub idx: i32,
-    pub call_id: String,
-}
-
-/// Inside the tool's transaction, before its effect: `Err(Conflict)` unless `slot.owner` still
-/// runs the turn (the row stays share-locked until commit, so no takeover can slip in), and the
-/// recorded outcome if this call already ran.
-pub async fn check_slot(
-    tx: &mut PgConnection,
-    user: Uuid,
-    slot: &CallSlot,
-) -> AppResult<Option<(Value, ToolCallStatus)>> {
-    let row: Option<(Option<sqlx::types::Json<Value>>, Option<String>)> = sqlx::query_as(
-        "SELECT c.result, c.status FROM turns t
-         LEFT JOIN turn_tool_calls c ON c.turn_id = t.id AND c.idx = $4
-         WHERE t.id = $1 AND t.owner = $2 AND t.user_id = $3 AND t.state = 'running'
-         FOR SHARE OF t",
-    )
-    .bind(slot.turn)
-    .bind(slot.owner)
+    .bind(turn)
     .bind(user)
-    .bind(slot.idx)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(pool)
     .await?;
-    match row {
-        None => Err(AppError::Conflict(
-            "this turn is no longer run here; the call was not made".into(),
-        )),
-        Some((Some(result), Some(status))) => Ok(Some((result.0, status_of(&status)))),
-        Some(_) => Ok(None),
-    }
-}
-
-/// Records a tool call in the transaction that made its effect.
-pub async fn record_call(
-    tx: &mut PgConnection,
-    slot: &CallSlot,
-    record: &ToolCallRecord,
-) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO turn_tool_calls
-             (turn_id, idx, call_id, tool_name, arguments, result, status, started_at, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(slot.turn)
-    .bind(slot.idx)
-    .bind(&slot.call_id)
-    .bind(&record.tool_name)
-    .bind(sqlx::types::Json(&record.arguments))
-    .bind(sqlx::types::Json(&record.result))
-    .bind(match record.status {
-        ToolCallStatus::Success => "success",
-        ToolCallStatus::Error => "error",
-    })
-    .bind(record.timestamp)
-    .bind(record.duration_ms)
-    .execute(tx)
-    .await?;
-    Ok(())
+    Ok(row.map(|(turn, lease_expired)| StopRequest {
+        turn,
+        lease_expired,
+    }))
 }
 
 /// How ending a turn went.
@@ -375,12 +313,11 @@ pub enum Finished {
 }
 
 /// Ends a turn: its reply, its outcome and the removal of its progress row commit together,
-/// and only while `owner` still owns it.
+/// and only while `turn.attempt_id` still holds an unexpired lease.
 pub async fn finish(
     pool: &PgPool,
     bus: &EventBus,
     turn: &Turn,
-    owner: Uuid,
     content: &str,
     status: MessageStatus,
     tool_calls: Option<&crate::model::ToolCalls>,
@@ -399,23 +336,26 @@ pub async fn finish(
         Ok(appended) => appended,
         Err(AppError::NotFound(_)) => {
             drop(tx);
-            end_without_reply(pool, turn, owner, "the conversation was deleted").await?;
+            end_without_reply(pool, turn, "the conversation was deleted").await?;
             return Ok(Finished::ConversationGone);
         }
         Err(err) => return Err(err),
     };
-    // Fenced: only the owner ends the turn; otherwise the reply above rolls back.
+    // Fenced: only the attempt holding the lease ends the turn; otherwise the reply above
+    // rolls back.
     let owned: Option<i32> = sqlx::query_scalar(
         "WITH t AS (
              UPDATE turns SET state = $3, reply_seq = $4, updated_at = now(), lease_until = NULL
-             WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING conversation_id
+             WHERE id = $1 AND attempt_id = $2 AND state = 'running'
+               AND lease_until > clock_timestamp()
+             RETURNING conversation_id
          ), a AS (
              DELETE FROM turn_activity WHERE conversation_id IN (SELECT conversation_id FROM t)
          )
          SELECT 1 FROM t",
     )
     .bind(turn.id)
-    .bind(owner)
+    .bind(turn.attempt_id)
     .bind(status.as_str())
     .bind(stored.seq)
     .fetch_optional(&mut *tx)
@@ -429,14 +369,14 @@ pub async fn finish(
 }
 
 /// Ends a turn as `error` with no reply (there is nowhere to store one).
-async fn end_without_reply(pool: &PgPool, turn: &Turn, owner: Uuid, why: &str) -> AppResult<()> {
+async fn end_without_reply(pool: &PgPool, turn: &Turn, why: &str) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "UPDATE turns SET state = 'error', error_detail = $3, updated_at = now(), lease_until = NULL
-         WHERE id = $1 AND owner = $2 AND state = 'running'",
+         WHERE id = $1 AND attempt_id = $2 AND state = 'running'",
     )
     .bind(turn.id)
-    .bind(owner)
+    .bind(turn.attempt_id)
     .bind(why)
     .execute(&mut *tx)
     .await?;
@@ -448,13 +388,14 @@ async fn end_without_reply(pool: &PgPool, turn: &Turn, owner: Uuid, why: &str) -
     Ok(())
 }
 
-/// The conversation's last user message and whether it still waits for an answer that no
-/// turn is giving (its last turn ended `error` or `stopped`, or it has no reply at all).
+/// The conversation's last user message if it still waits for an answer that no turn is
+/// giving (its last turn ended `error` or `stopped`, or it has no reply at all), with the
+/// newest turn that answered it (what a retry must still find there to start).
 pub async fn retryable_message(
     pool: &PgPool,
     user: Uuid,
     conversation: Uuid,
-) -> AppResult<Option<Message>> {
+) -> AppResult<Option<(Message, Option<Uuid>)>> {
     let last_user_seq: Option<i64> = sqlx::query_scalar(
         "SELECT max(m.seq) FROM messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.conversation_id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL AND m.role = 'user'",
@@ -472,5 +413,9 @@ pub async fn retryable_message(
     if newest.is_some_and(|m| m.role == Role::Assistant && m.status == MessageStatus::Complete) {
         return Ok(None);
     }
-    messages::message_at(pool, conversation, seq).await
+    let Some(message) = messages::message_at(pool, conversation, seq).await? else {
+        return Ok(None);
+    };
+    let newest_turn = latest_for_message(pool, conversation, seq).await?.map(|t| t.id);
+    Ok(Some((message, newest_turn)))
 }
