@@ -91,7 +91,8 @@ server_fns! {
             Ok(turn) => turn,
             Err(err) => {
                 let err = super::ssr::fail(err);
-                super::ssr::redirect_form_error(&format!("/chat/{id}"), &content, &err.detail);
+                let path = format!("/chat/{id}");
+                super::ssr::redirect_form_error(&state, &user, &path, &content, &err.detail).await;
                 return Err(err);
             }
         };
@@ -145,6 +146,15 @@ server_fns! {
         super::ssr::render_markdown(&mut turn.assistant_message);
         super::ssr::redirect_form_post(&format!("/chat/{id}"));
         Ok(turn)
+    }
+
+    /// The text a failed no-JavaScript send had typed (the `draft` its redirect names), once.
+    #[endpoint = "take_draft", name = TakeDraft]
+    pub async fn take_draft(id: Uuid) -> Result<Option<String>, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::drafts::take(&state.pool, user.id, id)
+            .await
+            .map_err(super::ssr::fail)
     }
 
     /// Whether the offline assistant answers, and the model name.

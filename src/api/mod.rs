@@ -64,16 +64,28 @@ pub(crate) mod ssr {
         })
     }
 
-    /// A plain HTML form post that failed goes back to `path` with what was typed and why it
-    /// failed, so the page shows the error and the text is not lost.
-    pub fn redirect_form_error(path: &str, draft: &str, detail: &str) {
-        if is_form_post() {
-            leptos_axum::redirect(&format!(
-                "{path}?draft={}&error={}",
-                query_value(draft),
-                query_value(detail)
-            ));
+    /// A plain HTML form post that failed goes back to `path` with why it failed; what was
+    /// typed is kept on the server for that one redirect (`services::drafts`), so the page
+    /// shows it again and it never travels in the URL.
+    pub async fn redirect_form_error(
+        state: &AppState,
+        user: &AuthUser,
+        path: &str,
+        draft: &str,
+        detail: &str,
+    ) {
+        if !is_form_post() {
+            return;
         }
+        let kept = crate::server::services::drafts::keep(&state.pool, user.id, draft).await;
+        let draft = match kept {
+            Ok(id) => format!("&draft={id}"),
+            Err(err) => {
+                tracing::warn!(error = %err, "keeping a failed send's draft");
+                String::new()
+            }
+        };
+        leptos_axum::redirect(&format!("{path}?error={}{draft}", query_value(detail)));
     }
 
     fn query_value(text: &str) -> String {

@@ -18,11 +18,13 @@ pub fn Composer(
     conversation: Option<Uuid>,
     /// Called with the text when sent in place (JavaScript).
     on_submit: Callback<String>,
+    /// What a failed plain-form send (no JavaScript) had typed, kept by the server for the
+    /// redirect back here (see `api::ssr::redirect_form_error`).
+    #[prop(optional)]
+    returned: String,
 ) -> impl IntoView {
-    // After a failed plain-form send (no JavaScript) the page comes back with what was typed
-    // and the reason (see `api::ssr::redirect_form_error`).
+    // The redirect names the reason in the URL; the text comes from the server.
     let query = use_query_map();
-    let returned = query.with_untracked(|q| q.get("draft")).unwrap_or_default();
     let send_error = query.with_untracked(|q| q.get("error"));
     let draft = RwSignal::new(returned.clone());
     let hydrated = RwSignal::new(false);

@@ -28,13 +28,17 @@ const PAGE: i64 = 50;
 pub struct Outgoing {
     pub client_id: Uuid,
     pub content: String,
-    /// The last confirmed seq when it was sent: a later user message with the same text is it.
-    pub after_seq: i64,
     pub error: Option<String>,
 }
 
 #[component]
-pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
+pub fn Thread(
+    id: Uuid,
+    initial: MessagePage,
+    /// What a failed no-JavaScript send had typed (see `Composer`).
+    #[prop(optional)]
+    returned: String,
+) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let live = expect_context::<LiveContext>();
     let messages = RwSignal::new(initial.messages);
@@ -73,10 +77,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
         outgoing.update(|pending| {
             let list = messages.get_untracked();
             pending.retain(|o| {
-                o.error.is_some()
-                    || !list.iter().any(|m| {
-                        m.role == Role::User && m.seq > o.after_seq && m.content == o.content.trim()
-                    })
+                o.error.is_some() || !list.iter().any(|m| m.client_id == Some(o.client_id))
             });
         });
         // With the live stream the task panel and the sidebar follow its events themselves.
@@ -282,7 +283,6 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
             pending.push(Outgoing {
                 client_id,
                 content: content.clone(),
-                after_seq: last_seq(),
                 error: None,
             })
         });
@@ -435,7 +435,7 @@ pub fn Thread(id: Uuid, initial: MessagePage) -> impl IntoView {
                     "New messages ↓"
                 </button>
             </Show>
-            <Composer conversation=Some(id) on_submit=submit />
+            <Composer conversation=Some(id) on_submit=submit returned=returned.clone() />
         </Show>
     }
 }

@@ -176,6 +176,7 @@ mod tests {
                 tool_calls: None,
                 status: MessageStatus::Stopped,
                 created_at: at,
+                client_id: None,
                 html: Some("<strong>hi</strong>".into()),
             }),
             LiveEvent::Delta {

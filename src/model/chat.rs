@@ -102,6 +102,10 @@ pub struct Message {
     pub tool_calls: Option<ToolCalls>,
     pub status: MessageStatus,
     pub created_at: DateTime<Utc>,
+    /// The `client_id` a user message was sent with, if any: how a client recognises its own
+    /// message when it arrives (never by its text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Uuid>,
     /// Server functions only: an assistant message's markdown rendered to HTML that is safe to
     /// insert (SPEC §10), so a browser needs no markdown renderer of its own. Never in REST.
     #[serde(default, skip_serializing_if = "Option::is_none")]

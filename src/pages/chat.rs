@@ -3,14 +3,14 @@
 use leptos::prelude::*;
 use leptos_router::{
     components::{Outlet, Redirect},
-    hooks::{use_navigate, use_params_map},
+    hooks::{use_navigate, use_params_map, use_query_map},
 };
 use uuid::Uuid;
 
 use crate::{
     api::{
         auth::{current_user, Logout},
-        chat::{get_server_info, list_messages},
+        chat::{get_server_info, list_messages, take_draft},
     },
     components::{
         composer::StartComposer,
@@ -160,6 +160,17 @@ pub fn ChatPage() -> impl IntoView {
             .and_then(|id| id.parse::<Uuid>().ok())
     });
     let has_id = Memo::new(move |_| params.read().get("id").is_some());
+    // After a failed no-JavaScript send: what was typed, kept on the server for this page.
+    let query = use_query_map();
+    let returned = Resource::new_blocking(
+        move || query.with_untracked(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok())),
+        |draft| async move {
+            match draft {
+                Some(id) => take_draft(id).await.ok().flatten().unwrap_or_default(),
+                None => String::new(),
+            }
+        },
+    );
     let initial = Resource::new_blocking(
         move || conversation.get(),
         |id| async move {
@@ -173,8 +184,9 @@ pub fn ChatPage() -> impl IntoView {
         <main class="chat-main" id="main">
             <Suspense fallback=|| view! { <p class="loading">"Loading messages…"</p> }>
                 {move || Suspend::new(async move {
+                    let returned = returned.await;
                     match (initial.await, conversation.get_untracked()) {
-                        (Some(Ok(page)), Some(id)) => view! { <Thread id initial=page /> }.into_any(),
+                        (Some(Ok(page)), Some(id)) => view! { <Thread id initial=page returned /> }.into_any(),
                         (Some(Err(err)), _) if err.is_not_found() => view! { <ThreadGone /> }.into_any(),
                         (Some(Err(err)), _) => {
                             view! { <p class="form-error" role="alert">{err.detail}</p> }.into_any()

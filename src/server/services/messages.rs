@@ -25,7 +25,7 @@ use crate::{
 };
 
 const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, seq, role, content, tool_calls, status, created_at";
+    "id, conversation_id, seq, role, content, tool_calls, status, created_at, client_id";
 
 #[derive(sqlx::FromRow)]
 struct MessageRow {
@@ -37,6 +37,7 @@ struct MessageRow {
     tool_calls: Option<sqlx::types::Json<ToolCalls>>,
     status: String,
     created_at: DateTime<Utc>,
+    client_id: Option<Uuid>,
 }
 
 impl From<MessageRow> for Message {
@@ -54,6 +55,7 @@ impl From<MessageRow> for Message {
             tool_calls: r.tool_calls.map(|j| j.0),
             status: MessageStatus::parse(&r.status),
             created_at: r.created_at,
+            client_id: r.client_id,
             html: None,
         }
     }
@@ -93,7 +95,8 @@ pub async fn page(
     let sql = format!(
         "SELECT c.message_count, a.user_seq AS activity_seq, a.tool_name AS activity_tool,
                 a.updated_at AS activity_since,
-                m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
+                m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at,
+                m.client_id
          FROM conversations c
          LEFT JOIN turn_activity a ON a.conversation_id = c.id AND a.user_seq = c.last_seq
          LEFT JOIN LATERAL (
@@ -152,6 +155,7 @@ struct PageRow {
     tool_calls: Option<sqlx::types::Json<ToolCalls>>,
     status: Option<String>,
     created_at: Option<DateTime<Utc>>,
+    client_id: Option<Uuid>,
 }
 
 impl PageRow {
@@ -165,6 +169,7 @@ impl PageRow {
             tool_calls: self.tool_calls,
             status: self.status?,
             created_at: self.created_at?,
+            client_id: self.client_id,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod chat;
+pub mod drafts;
 pub mod events;
 pub mod feedback;
 pub mod messages;
