@@ -50,6 +50,10 @@ impl std::fmt::Debug for SignedIn {
 pub struct Credentials {
     #[cfg_attr(feature = "ssr", schema(min_length = 3, max_length = 254, format = Email, example = "you@example.com"))]
     pub email: String,
-    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 1024))]
+    /// 8..1024 characters, no NUL character.
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$")
+    )]
     pub password: String,
 }

@@ -3,6 +3,7 @@
 //! `tool_loop`; the prompt is rebuilt from the database by `prompt`; the two models are in
 //! `openai` and `offline`. The agent has its own sub-state, `AgentState`.
 
+mod chat_model;
 mod model;
 mod offline;
 mod openai;
@@ -16,7 +17,8 @@ use std::{sync::Arc, time::Duration};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use model::{ChatModel, ModelError, ModelReply, PromptMessage, ToolCallRequest, ToolSpec};
+pub use chat_model::ChatModel;
+pub use model::{ModelError, ModelReply, PromptMessage, ToolCallRequest, ToolSpec};
 pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;

@@ -152,9 +152,9 @@ async fn send_message(
     match receiver {
         Some(receiver) => {
             // A client that leaves does not stop the turn: its reply appears in the conversation.
-            let stream = turn
-                .events(receiver, false)
-                .map(|event| Ok::<_, std::convert::Infallible>(events::to_sse(&envelope_of(event))));
+            let stream = turn.events(receiver, false).map(|event| {
+                Ok::<_, std::convert::Infallible>(events::to_sse(&envelope_of(event)))
+            });
             Ok(Sse::new(stream)
                 .keep_alive(events::keep_alive())
                 .into_response())

@@ -39,6 +39,7 @@ struct EventsQuery {
 /// running turn's activity and reply so far (`partial`) come first. Comments keep idle
 /// connections open.
 #[utoipa::path(get, path = "/api/chat/events", tag = "chat",
+    security(("bearer" = []), ("cookie" = []), ("access_token" = [])),
     params(EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "the last stored event id received")),
     responses(

@@ -48,6 +48,12 @@ impl utoipa::Modify for BearerAuth {
                 super::auth::SESSION_COOKIE,
             ))),
         );
+        // The live event stream also takes the session token in its query (an `EventSource`
+        // on another origin cannot send headers).
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("access_token"))),
+        );
     }
 }
 
@@ -121,9 +127,10 @@ impl utoipa::Modify for ErrorResponses {
                 add("503", error("the service is shutting down", false));
                 if !public {
                     add("401", error("not signed in, or the session ended", false));
-                    if writes {
-                        add("403", error("cross-origin request refused", false));
-                    }
+                }
+                // Every browser write from a foreign origin, sign-in included (CSRF).
+                if writes {
+                    add("403", error("cross-origin request refused", false));
                 }
                 if path.contains('{') {
                     add("404", error("not found", false));

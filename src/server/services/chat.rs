@@ -321,7 +321,12 @@ pub async fn create_for_first_message(
 
 /// Removes a conversation that never got a message (its first one was refused), so a resend
 /// of that message can create it again.
-pub async fn discard_if_empty(pool: &PgPool, bus: &EventBus, user: Uuid, id: Uuid) -> AppResult<()> {
+pub async fn discard_if_empty(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    id: Uuid,
+) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     let removed = sqlx::query(
         "DELETE FROM conversations WHERE id = $1 AND user_id = $2 AND message_count = 0",

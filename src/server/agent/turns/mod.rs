@@ -82,7 +82,11 @@ pub async fn start_send(
         return Ok(TurnHandle::new(conversation, joined, Some(canceller)));
     };
     if let Some(found) = messages::find_by_client_id(&agent.pool, conversation, client_id).await? {
-        return Ok(TurnHandle::new(conversation, stored_send(agent, found).await?, None));
+        return Ok(TurnHandle::new(
+            conversation,
+            stored_send(agent, found).await?,
+            None,
+        ));
     }
     let key = (user, client_id);
     let cell = agent.inflight.cell(key);
@@ -109,9 +113,10 @@ pub async fn start_send(
 /// once the turn answering it (run by another replica, or resumed) ends.
 async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> AppResult<Joinable> {
     let (user_message, reply) = found;
-    let turn = records::latest_for_message(&agent.pool, user_message.conversation_id, user_message.seq)
-        .await?
-        .map_or_else(Uuid::nil, |t| t.id);
+    let turn =
+        records::latest_for_message(&agent.pool, user_message.conversation_id, user_message.seq)
+            .await?
+            .map_or_else(Uuid::nil, |t| t.id);
     let phase = watch::channel(Phase::Started {
         turn,
         user_message: user_message.clone(),
@@ -208,7 +213,10 @@ pub async fn start_conversation(
     chat::clean_content(content)?;
     let (conversation, created) = match client_id {
         Some(id) => chat::create_for_first_message(&agent.pool, &agent.bus, user, id).await?,
-        None => (chat::create(&agent.pool, &agent.bus, user, None).await?, true),
+        None => (
+            chat::create(&agent.pool, &agent.bus, user, None).await?,
+            true,
+        ),
     };
     match start_send(agent, user, conversation.id, content, client_id).await {
         Ok(turn) => Ok((conversation, turn)),
@@ -365,7 +373,10 @@ pub async fn start_retry(
         }
     })
     .await?;
-    Ok((retried, TurnHandle::new(conversation, joined, Some(canceller))))
+    Ok((
+        retried,
+        TurnHandle::new(conversation, joined, Some(canceller)),
+    ))
 }
 
 fn nothing_to_retry() -> AppError {

@@ -286,7 +286,11 @@ pub async fn request_stop(
 }
 
 /// Marks one named turn as asked to stop, if it still runs. `None` when it has ended.
-pub async fn request_stop_of(pool: &PgPool, user: Uuid, turn: Uuid) -> AppResult<Option<StopRequest>> {
+pub async fn request_stop_of(
+    pool: &PgPool,
+    user: Uuid,
+    turn: Uuid,
+) -> AppResult<Option<StopRequest>> {
     let row: Option<(Uuid, bool)> = sqlx::query_as(
         "UPDATE turns SET stop_requested = true
          WHERE id = $1 AND user_id = $2 AND state = 'running'
@@ -416,6 +420,8 @@ pub async fn retryable_message(
     let Some(message) = messages::message_at(pool, conversation, seq).await? else {
         return Ok(None);
     };
-    let newest_turn = latest_for_message(pool, conversation, seq).await?.map(|t| t.id);
+    let newest_turn = latest_for_message(pool, conversation, seq)
+        .await?
+        .map(|t| t.id);
     Ok(Some((message, newest_turn)))
 }
