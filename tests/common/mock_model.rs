@@ -31,6 +31,11 @@ pub enum Step {
     TokensThenStall(Vec<String>, u64),
     /// Answers 200 with this body as the event stream, verbatim (a broken model).
     RawSse(String),
+    /// This step after a delay (milliseconds).
+    Delayed(u64, Box<Step>),
+    /// Calls `add_task` with this title unless the prompt already holds a tool result; then
+    /// answers "Added.". (The answer depends on what the model is shown, as a real one's does.)
+    AddOnce(String),
 }
 
 #[derive(Clone, Default)]
@@ -112,6 +117,9 @@ async fn complete(
     Json(body): Json<Value>,
 ) -> axum::response::Response {
     let streaming = body["stream"] == true;
+    let told = body["messages"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
     script.requests.lock().unwrap().push(body);
     let step = script
         .steps
@@ -124,7 +132,25 @@ async fn complete(
         closed: script.closed.clone(),
         done: false,
     };
-    let step = match step.unwrap_or(Step::Text("(script exhausted)".into())) {
+    let mut step = step.unwrap_or(Step::Text("(script exhausted)".into()));
+    if let Step::Delayed(ms, inner) = step {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        step = *inner;
+    }
+    let step = match step {
+        Step::AddOnce(title) => {
+            if told {
+                Step::Text("Added.".into())
+            } else {
+                Step::Tools(vec![(
+                    "add_task".into(),
+                    json!({ "title": title }).to_string(),
+                )])
+            }
+        }
+        other => other,
+    };
+    let step = match step {
         Step::Stall(ms) => {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Step::Text("(stalled)".into())
@@ -191,8 +217,12 @@ async fn complete(
             }
             sse(chunks, 0, false, script.closed.clone())
         }
-        Step::SlowText(..) | Step::SlowTools(..) | Step::Stall(..) => {
-            unreachable!("delays are taken above")
+        Step::SlowText(..)
+        | Step::SlowTools(..)
+        | Step::Stall(..)
+        | Step::Delayed(..)
+        | Step::AddOnce(..) => {
+            unreachable!("delays and choices are taken above")
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod mock_model;
 pub mod process;
+pub mod process_client;
 pub mod sse;
 
 use chatkit::server::{self, auth::JwtKeys, config::Config, state::AppState};

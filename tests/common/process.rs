@@ -93,6 +93,26 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP: the process freezes (every thread, its timers too), as under a long GC-like
+    /// pause, a suspended VM or a debugger.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a frozen process runs on from where it stopped.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal}");
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
