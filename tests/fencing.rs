@@ -14,6 +14,15 @@ use common::{
 };
 use sqlx::PgPool;
 
+/// The model's call ids of the recorded tool calls. The frozen attempt's model answer is the
+/// first request's, whose call is `call_1_0`: had it run, it would be recorded.
+async fn recorded_calls(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT call_id FROM turn_tool_calls ORDER BY idx")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 /// The turns of the test database: (state, attempts).
 async fn turns(pool: &PgPool) -> Vec<(String, i32)> {
     sqlx::query_as("SELECT state, attempts FROM turns ORDER BY created_at")
@@ -70,11 +79,9 @@ async fn a_frozen_replica_woken_after_a_takeover_neither_runs_its_tool_nor_store
         "one answer is stored"
     );
     assert_eq!(turns(&pool).await, vec![("complete".to_string(), 2)]);
-    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM turn_tool_calls")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(calls, 1, "only B's call is recorded");
+    let calls = recorded_calls(&pool).await;
+    assert_eq!(calls.len(), 1, "only B's call is recorded: {calls:?}");
+    assert_ne!(calls[0], "call_1_0", "the frozen attempt's call never ran");
 }
 
 #[sqlx::test]
@@ -103,8 +110,12 @@ async fn a_single_server_frozen_past_its_lease_answers_once_when_woken(pool: PgP
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(client.tasks(&server).await.len(), 1, "the task exists once");
     assert_eq!(client.messages(&server, &conversation).await.len(), 2);
-    // The lapsed attempt ended itself; this very process's sweeper then started a new one.
+    // The lapsed attempt ended itself; this very process's sweeper then started a new one,
+    // and only that one's call ran.
     assert_eq!(turns(&pool).await, vec![("complete".to_string(), 2)]);
+    let calls = recorded_calls(&pool).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_ne!(calls[0], "call_1_0", "the frozen attempt's call never ran");
 }
 
 #[sqlx::test]

@@ -319,3 +319,85 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     local.close().await;
     remote.cancel().await.unwrap();
 }
+
+#[sqlx::test]
+async fn a_recorded_call_is_replayed_only_to_the_same_tool_with_the_same_arguments(pool: PgPool) {
+    use chatkit::server::services::turn_records::CallSlot;
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = app.register("slots@example.com").await;
+    let user = app.user_id(&token).await;
+    let conversation: uuid::Uuid = app.conversation(&token).await.parse().unwrap();
+    // A running turn with an unexpired lease, run by `attempt`.
+    let (turn, attempt) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO turns (id, conversation_id, user_id, user_seq, state, owner, lease_until, attempt_id)
+         VALUES ($1, $2, $3, 1, 'running', $4, now() + interval '1 minute', $4)",
+    )
+    .bind(turn)
+    .bind(conversation)
+    .bind(user)
+    .bind(attempt)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let client = InProcessClient::connect(pool.clone(), user).await.unwrap();
+    let slot = |attempt: uuid::Uuid| CallSlot {
+        turn,
+        attempt,
+        idx: 0,
+        call_id: "call_a".into(),
+    };
+    let milk = || args(json!({ "title": "Buy milk" }));
+    let first = client.call("add_task", milk(), Some(&slot(attempt))).await;
+    assert_eq!(first.status, ToolCallStatus::Success);
+    // The same call again (a resumed attempt): its recorded result, nothing runs twice.
+    let again = client.call("add_task", milk(), Some(&slot(attempt))).await;
+    assert_eq!(again.result, first.result);
+    // The same slot for other arguments, or another tool: refused, never the recorded result.
+    let other = client
+        .call(
+            "add_task",
+            args(json!({ "title": "Buy bread" })),
+            Some(&slot(attempt)),
+        )
+        .await;
+    assert_eq!(other.status, ToolCallStatus::Error);
+    assert!(
+        other.result["error"]
+            .as_str()
+            .unwrap()
+            .contains("other arguments"),
+        "{:?}",
+        other.result
+    );
+    let delete = client
+        .call(
+            "delete_task",
+            args(json!({ "task_id": 1 })),
+            Some(&slot(attempt)),
+        )
+        .await;
+    assert_eq!(delete.status, ToolCallStatus::Error);
+    // Another attempt (one whose lease was taken over) cannot call at all.
+    let stale = client
+        .call(
+            "add_task",
+            args(json!({ "title": "Stale" })),
+            Some(&CallSlot {
+                idx: 1,
+                ..slot(uuid::Uuid::new_v4())
+            }),
+        )
+        .await;
+    assert_eq!(stale.status, ToolCallStatus::Error);
+    assert!(stale.result["error"]
+        .as_str()
+        .unwrap()
+        .contains("no longer run"));
+    let tasks: Vec<String> = sqlx::query_scalar("SELECT title FROM tasks ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tasks, vec!["Buy milk".to_string()]);
+    client.close().await;
+}
