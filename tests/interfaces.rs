@@ -605,27 +605,22 @@ async fn a_failed_no_js_send_keeps_its_text_on_the_server_not_in_the_url(pool: P
         location.len()
     );
     assert!(location.contains("error="), "{location}");
-    let page = no_redirects
-        .get(server.at(&location))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains(long.trim()), "the page shows the kept text");
-    assert!(page.contains("Not sent:"), "and why it was not sent");
+    let page = || async {
+        no_redirects
+            .get(server.at(&location))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let shown = page().await;
+    assert!(shown.contains(long.trim()), "the page shows the kept text");
+    assert!(shown.contains("Not sent:"), "and why it was not sent");
     // Kept for that one redirect only.
-    let again = no_redirects
-        .get(server.at(&location))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = page().await;
     assert!(!again.contains(long.trim()));
     let messages = client.messages(&server, &conversation).await;
     assert_eq!(messages.len(), 2, "the failed send stored nothing");

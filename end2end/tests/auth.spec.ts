@@ -67,3 +67,32 @@ test.describe("without JavaScript", () => {
     await expect(page.getByTestId("current-user")).toHaveText(email);
   });
 });
+
+test("every page's CSP allows only its own nonced scripts, and the page still hydrates", async ({ page }) => {
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) violations.push(message.text());
+  });
+  const scriptSrc = (csp: string | undefined) =>
+    (csp ?? "").split(";").map((d) => d.trim()).find((d) => d.startsWith("script-src")) ?? "";
+  const visit = async (path: string) => {
+    const response = await page.goto(path);
+    const scripts = scriptSrc(response?.headers()["content-security-policy"]);
+    expect(scripts, path).toMatch(/'nonce-[A-Za-z0-9_-]+'/);
+    expect(scripts, path).not.toContain("unsafe-inline");
+    await hydrated(page);
+  };
+  await visit("/login");
+  await visit("/register");
+  await visit("/no-such-page");
+  await register(page, uniqueEmail("csp"));
+  await hydrated(page);
+  await visit("/chat");
+  await page.getByPlaceholder("Type a message...").fill("Add a task to water the plants");
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
+  await expect(page.getByTestId("assistant-message").last()).toContainText("water the plants");
+  await visit(page.url());
+  await expect(page.getByTestId("assistant-message").last()).toContainText("water the plants");
+  expect(violations).toEqual([]);
+});

@@ -303,6 +303,9 @@ test.describe("without JavaScript", () => {
     await expect(page.getByRole("alert")).toContainText("Not sent:");
     await expect(page.getByRole("alert")).toContainText("10000");
     await expect(page.getByPlaceholder("Type a message...")).toHaveValue(tooLong);
+    // The text came back from the server, not in the URL.
+    expect(page.url()).not.toContain("xxxx");
+    expect(page.url().length).toBeLessThan(1024);
     await context.close();
   });
 });

@@ -205,16 +205,29 @@ pub async fn create(
     .fetch_one(&mut *tx)
     .await
     .map(Conversation::from)?;
-    let outbox = events::record(
-        &mut tx,
+    announce(
+        pool,
         bus,
+        tx,
         user,
-        &LiveEvent::Conversation(conversation.clone()),
+        LiveEvent::Conversation(conversation.clone()),
     )
     .await?;
+    Ok(conversation)
+}
+
+/// Records `event` in `tx`, commits, and publishes it.
+async fn announce(
+    pool: &PgPool,
+    bus: &EventBus,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    user: Uuid,
+    event: LiveEvent,
+) -> AppResult<()> {
+    let outbox = events::record(&mut tx, bus, user, &event).await?;
     tx.commit().await?;
     outbox.publish(bus, pool).await;
-    Ok(conversation)
+    Ok(())
 }
 
 pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Conversation> {
@@ -250,15 +263,14 @@ pub async fn rename(
     .await?
     .map(Conversation::from)
     .ok_or_else(conversation_not_found)?;
-    let outbox = events::record(
-        &mut tx,
+    announce(
+        pool,
         bus,
+        tx,
         user,
-        &LiveEvent::Conversation(conversation.clone()),
+        LiveEvent::Conversation(conversation.clone()),
     )
     .await?;
-    tx.commit().await?;
-    outbox.publish(bus, pool).await;
     Ok(conversation)
 }
 
@@ -275,10 +287,7 @@ pub async fn delete(pool: &PgPool, bus: &EventBus, user: Uuid, id: Uuid) -> AppR
     if result.rows_affected() == 0 {
         return Err(conversation_not_found());
     }
-    let outbox = events::record(&mut tx, bus, user, &LiveEvent::ConversationDeleted { id }).await?;
-    tx.commit().await?;
-    outbox.publish(bus, pool).await;
-    Ok(())
+    announce(pool, bus, tx, user, LiveEvent::ConversationDeleted { id }).await
 }
 
 /// The conversation a first message with `client_id` starts (`start_conversation`), and
@@ -307,15 +316,14 @@ pub async fn create_for_first_message(
         drop(tx);
         return Ok((get(pool, user, id).await?, false));
     };
-    let outbox = events::record(
-        &mut tx,
+    announce(
+        pool,
         bus,
+        tx,
         user,
-        &LiveEvent::Conversation(conversation.clone()),
+        LiveEvent::Conversation(conversation.clone()),
     )
     .await?;
-    tx.commit().await?;
-    outbox.publish(bus, pool).await;
     Ok((conversation, true))
 }
 
@@ -338,10 +346,7 @@ pub async fn discard_if_empty(
     if removed.rows_affected() == 0 {
         return Ok(());
     }
-    let outbox = events::record(&mut tx, bus, user, &LiveEvent::ConversationDeleted { id }).await?;
-    tx.commit().await?;
-    outbox.publish(bus, pool).await;
-    Ok(())
+    announce(pool, bus, tx, user, LiveEvent::ConversationDeleted { id }).await
 }
 
 #[cfg(test)]

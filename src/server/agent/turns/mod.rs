@@ -35,7 +35,7 @@ use crate::{
         services::{
             chat,
             messages::{self, NewMessage},
-            turn_records::{self as records, Busy, Retried},
+            turn_records::{self as records, Busy, Retried, StopTarget},
         },
     },
 };
@@ -410,7 +410,9 @@ where
 /// Stops the conversation's running turn, wherever it runs, and returns its stopped reply.
 pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResult<StopResult> {
     chat::get(&agent.pool, user, conversation).await?;
-    let Some(request) = records::request_stop(&agent.pool, user, conversation).await? else {
+    let Some(request) =
+        records::request_stop(&agent.pool, user, StopTarget::InConversation(conversation)).await?
+    else {
         return Ok(StopResult {
             stopped: false,
             detail: "Nothing is running in this conversation; nothing was stopped.".into(),
@@ -455,7 +457,7 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
 /// Asks one named turn to stop, wherever it runs (a consumer that left its own turn's stream
 /// must not stop a later one). Does not wait for the stopped reply.
 pub async fn stop_turn(agent: &AgentState, user: Uuid, turn: Uuid) -> AppResult<()> {
-    if let Some(request) = records::request_stop_of(&agent.pool, user, turn).await? {
+    if let Some(request) = records::request_stop(&agent.pool, user, StopTarget::Turn(turn)).await? {
         if !agent.running.stop(request.turn) {
             lease::announce_stop(agent, request.turn).await;
         }

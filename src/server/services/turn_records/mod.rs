@@ -264,39 +264,30 @@ pub struct StopRequest {
     pub lease_expired: bool,
 }
 
-/// Marks the conversation's running turn as asked to stop. `None` when nothing runs.
+/// Which running turn a stop is for.
+pub enum StopTarget {
+    /// Whichever runs in this conversation (the Stop button).
+    InConversation(Uuid),
+    /// This very turn, if it still runs (a consumer that left its own turn).
+    Turn(Uuid),
+}
+
+/// Marks the target turn as asked to stop. `None` when it does not run (any more).
 pub async fn request_stop(
     pool: &PgPool,
     user: Uuid,
-    conversation: Uuid,
+    target: StopTarget,
 ) -> AppResult<Option<StopRequest>> {
-    let row: Option<(Uuid, bool)> = sqlx::query_as(
+    let (column, id) = match target {
+        StopTarget::InConversation(id) => ("conversation_id", id),
+        StopTarget::Turn(id) => ("id", id),
+    };
+    let row: Option<(Uuid, bool)> = sqlx::query_as(&format!(
         "UPDATE turns SET stop_requested = true
-         WHERE conversation_id = $1 AND user_id = $2 AND state = 'running'
-         RETURNING id, lease_until < clock_timestamp()",
-    )
-    .bind(conversation)
-    .bind(user)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(turn, lease_expired)| StopRequest {
-        turn,
-        lease_expired,
-    }))
-}
-
-/// Marks one named turn as asked to stop, if it still runs. `None` when it has ended.
-pub async fn request_stop_of(
-    pool: &PgPool,
-    user: Uuid,
-    turn: Uuid,
-) -> AppResult<Option<StopRequest>> {
-    let row: Option<(Uuid, bool)> = sqlx::query_as(
-        "UPDATE turns SET stop_requested = true
-         WHERE id = $1 AND user_id = $2 AND state = 'running'
-         RETURNING id, lease_until < clock_timestamp()",
-    )
-    .bind(turn)
+         WHERE {column} = $1 AND user_id = $2 AND state = 'running'
+         RETURNING id, lease_until < clock_timestamp()"
+    ))
+    .bind(id)
     .bind(user)
     .fetch_optional(pool)
     .await?;
