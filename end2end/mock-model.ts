@@ -10,8 +10,14 @@ export interface MockModel {
   close(): Promise<void>;
 }
 
-/** The answer for a prompt: "long …" streams 200 tokens, "story …" 40, 50 ms apart. */
+/** The answer for a prompt: "long …" streams 200 tokens, "story …" 40, "lines N" a list of N
+ * lines (one per token), 50 ms apart. */
 function tokensFor(lastUser: string): string[] {
+  const lines = /^lines (\d+)/.exec(lastUser);
+  if (lines) {
+    const n = Number(lines[1]);
+    return Array.from({ length: n }, (_, i) => `- line ${i + 1} of ${n}\n`);
+  }
   const n = lastUser.startsWith("long") ? 200 : lastUser.startsWith("story") ? 40 : 3;
   return Array.from({ length: n }, (_, i) => `word${i} `);
 }

@@ -548,3 +548,32 @@ async fn nul_characters_from_the_model_are_stored_safely(pool: PgPool) {
     );
     assert!(task_titles(&app).await.is_empty());
 }
+
+#[sqlx::test]
+async fn the_offline_assistant_explains_itself_without_calling_a_tool(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = app.register("help@example.com").await;
+    let id = app.conversation(&token).await;
+    app.say(&token, &id, "add buy milk").await;
+    for question in [
+        "help",
+        "What can you do?",
+        "how does this work?",
+        "Can you help me?",
+        "?",
+    ] {
+        let turn = app.say(&token, &id, question).await;
+        let reply = &turn["assistant_message"];
+        let content = reply["content"].as_str().unwrap();
+        assert!(content.starts_with("I'm the offline assistant."), "{question}: {content}");
+        for example in ["add buy groceries", "show my tasks", "mark task 1 as done", "delete task 3"] {
+            assert!(content.contains(example), "{question}: {example} missing");
+        }
+        assert!(reply["tool_calls"].is_null(), "{question}: no tool is called");
+    }
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM turn_tool_calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(calls, 1, "only the add called a tool");
+}

@@ -20,18 +20,16 @@ pub(crate) mod ssr {
     use leptos_axum::ResponseOptions;
 
     use crate::{
-        model::{ApiError, Message, Role},
+        model::{ApiError, Message},
         server::{
-            auth::AuthUser, context::RequestContext, error::AppError, markdown, state::AppState,
+            auth::AuthUser, context::RequestContext, error::AppError, state::AppState,
         },
     };
 
     /// Renders an assistant message's markdown for the browser (see `Message::html`): the
     /// renderer stays on the server, which keeps it out of the WASM bundle.
     pub fn render_markdown(message: &mut Message) {
-        if message.role == Role::Assistant {
-            message.html = Some(markdown::render(&message.content));
-        }
+        crate::server::rendered::present(message);
     }
 
     pub fn state() -> Result<AppState, ApiError> {

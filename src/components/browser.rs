@@ -7,19 +7,6 @@ pub fn tab_visible() -> bool {
     document().visibility_state() != web_sys::VisibilityState::Hidden
 }
 
-/// Whether the user is reading the latest messages (so new ones may scroll into view).
-pub fn near_bottom(el: &web_sys::HtmlDivElement) -> bool {
-    el.scroll_height() - el.scroll_top() - el.client_height() < 80
-}
-
-pub fn scroll_to_bottom_soon(node: NodeRef<html::Div>) {
-    request_animation_frame(move || {
-        if let Some(el) = node.get_untracked() {
-            el.set_scroll_top(el.scroll_height());
-        }
-    });
-}
-
 /// After older messages were prepended: keep the same distance from the bottom, so the
 /// message the user was reading does not jump.
 pub fn keep_anchor_soon(node: NodeRef<html::Div>, distance_from_bottom: i32) {

@@ -99,7 +99,11 @@ pub fn Composer(
 /// The empty state's composer. Without JavaScript the form posts to `start`; with it, the
 /// conversation is created first and opened, and its thread sends the message.
 #[component]
-pub fn StartComposer() -> impl IntoView {
+pub fn StartComposer(
+    /// Example prompts shown as buttons: one click sends it (a form post without JavaScript).
+    #[prop(optional)]
+    examples: &'static [&'static str],
+) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let pending = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
@@ -122,7 +126,36 @@ pub fn StartComposer() -> impl IntoView {
             }
         });
     });
+    let examples = (!examples.is_empty()).then(|| {
+        view! {
+            <ul class="suggestions" aria-label="Examples to try">
+                {examples
+                    .iter()
+                    .map(|&text| {
+                        view! {
+                            <li>
+                                <form
+                                    method="post"
+                                    action="/sfn/chat/start"
+                                    on:submit=move |ev| {
+                                        ev.prevent_default();
+                                        on_submit.run(text.to_string());
+                                    }
+                                >
+                                    <input type="hidden" name="content" value=text />
+                                    <button type="submit" class="suggestion" disabled=move || pending.get().is_some()>
+                                        {text}
+                                    </button>
+                                </form>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+    });
     view! {
+        {examples}
         <Show when=move || pending.get().is_some()>
             <ol class="messages">
                 <li class="message user pending" class:failed=move || error.get().is_some()>

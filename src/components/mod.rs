@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod composer;
+pub mod follow;
 pub mod message;
 pub mod sidebar;
 pub mod task_panel;

@@ -9,7 +9,7 @@ use leptos::{html, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate};
 use uuid::Uuid;
 
-use super::{browser, composer::Composer, message::MessageView};
+use super::{browser, composer::Composer, follow::Follow, message::MessageView};
 use crate::{
     api::chat::{list_messages, retry_turn, send_message, stop_turn},
     contexts::{chat::ChatContext, live::LiveContext},
@@ -52,8 +52,11 @@ pub fn Thread(
     let gone = RwSignal::new(false);
     // The session ended (logged out in another tab, account deleted): go to sign in.
     let signed_out = RwSignal::new(false);
-    let unseen = RwSignal::new(false);
     let scroller = NodeRef::<html::Div>::new();
+    let content = NodeRef::<html::Ol>::new();
+    // Keeps to the bottom while the reader is there (see `follow`).
+    let follow = Follow::new(scroller);
+    follow.observe(content);
 
     let last_seq = move || messages.with(|m| m.last().map_or(0, |m| m.seq));
     // Adds confirmed messages, in seq order, without duplicates; reports tool use.
@@ -62,9 +65,6 @@ pub fn Thread(
             return;
         }
         let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
-        let stick = scroller
-            .get_untracked()
-            .is_some_and(|el| browser::near_bottom(&el));
         messages.update(|list| {
             for message in incoming {
                 if !list.iter().any(|m| m.id == message.id) {
@@ -86,11 +86,6 @@ pub fn Thread(
                 ctx.tasks_version.update(|v| *v += 1);
             }
             ctx.sidebar_version.update(|v| *v += 1);
-        }
-        if stick {
-            browser::scroll_to_bottom_soon(scroller);
-        } else {
-            unseen.set(true);
         }
     };
 
@@ -202,7 +197,8 @@ pub fn Thread(
         }
     };
     Effect::new(move |_| {
-        browser::scroll_to_bottom_soon(scroller);
+        // Opened (or reloaded mid-answer): at the bottom, following.
+        follow.jump_to_bottom();
         if let Ok(handle) = set_interval_with_handle(tick, POLL_BUSY_EVERY) {
             on_cleanup(move || handle.clear());
         }
@@ -246,9 +242,7 @@ pub fn Thread(
             if el.scroll_top() < 120 {
                 load_older();
             }
-            if browser::near_bottom(&el) {
-                unseen.set(false);
-            }
+            follow.on_scroll();
         }
     };
 
@@ -286,7 +280,8 @@ pub fn Thread(
                 error: None,
             })
         });
-        browser::scroll_to_bottom_soon(scroller);
+        // Whoever sends wants to see the answer.
+        follow.jump_to_bottom();
         send(content, client_id);
     });
     // Retrying reuses the client_id: if the first attempt did reach the server, no duplicate.
@@ -370,7 +365,7 @@ pub fn Thread(
     view! {
         <Show when=move || !gone.get() fallback=|| view! { <ThreadGone /> }>
             <div class="thread" node_ref=scroller on:scroll=on_scroll on:click=browser::copy_code_on_click>
-                <ol class="messages" aria-label="Messages" aria-live="polite">
+                <ol class="messages" node_ref=content aria-label="Messages" aria-live="polite">
                     <Show when=move || has_older.get()>
                         <li class="older">
                             <button class="ghost" on:click=move |_| load_older() disabled=move || loading_older.get()>
@@ -424,12 +419,11 @@ pub fn Thread(
                     </Show>
                 </ol>
             </div>
-            <Show when=move || unseen.get()>
+            <Show when=move || follow.unseen.get() && !follow.following.get()>
                 <button
                     class="new-messages"
                     on:click=move |_| {
-                        unseen.set(false);
-                        browser::scroll_to_bottom_soon(scroller);
+                        follow.jump_to_bottom();
                     }
                 >
                     "New messages ↓"

@@ -203,22 +203,17 @@ pub fn ChatPage() -> impl IntoView {
 /// No conversation selected: a welcome with first messages to try.
 #[component]
 fn EmptyState() -> impl IntoView {
-    let suggestions = [
+    // Each one works with the offline assistant too.
+    const EXAMPLES: &[&str] = &[
         "Add a task to buy groceries",
         "Show my pending tasks",
-        "What have I completed?",
+        "What can you do?",
     ];
     view! {
         <section class="empty-state" aria-labelledby="empty-title">
             <h1 id="empty-title">"What needs doing?"</h1>
             <p>"Tell the assistant about your tasks in plain words. Try:"</p>
-            <ul class="suggestions">
-                {suggestions
-                    .into_iter()
-                    .map(|text| view! { <li><code>{text}</code></li> })
-                    .collect_view()}
-            </ul>
-            <StartComposer />
+            <StartComposer examples=EXAMPLES />
         </section>
     }
 }

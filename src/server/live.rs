@@ -114,8 +114,7 @@ impl LiveBus {
 fn presented(event: LiveEvent) -> LiveEvent {
     match event {
         LiveEvent::Message(mut message) => {
-            message.html = (message.role == crate::model::Role::Assistant)
-                .then(|| super::markdown::render(&message.content));
+            super::rendered::present(&mut message);
             LiveEvent::Message(message)
         }
         other => other,

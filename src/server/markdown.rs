@@ -5,9 +5,17 @@
 //! - raw HTML is shown as text;
 //! - links keep only http, https and mailto URLs and open with `rel="noopener noreferrer nofollow"`;
 //! - images are shown as links (no remote loads, no `data:` URLs);
-//! - code blocks get a small deterministic syntax highlighter and a copy button.
+//! - code blocks are highlighted by syntect (CSS classes only, no inline styles) and get a
+//!   copy button.
+
+use std::sync::OnceLock;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+use two_face::re_exports::syntect::{
+    html::{ClassStyle, ClassedHTMLGenerator},
+    parsing::{SyntaxReference, SyntaxSet},
+    util::LinesWithEndings,
+};
 
 /// The words of `markdown` without its markup, on one line: for previews (the sidebar shows
 /// "Marked task 1 (Buy oat milk) as done", not "**Buy oat milk**").
@@ -160,144 +168,59 @@ fn code_block(lang: &str, text: &str) -> String {
     )
 }
 
-const KEYWORDS: &[&str] = &[
-    "as",
-    "async",
-    "await",
-    "break",
-    "class",
-    "const",
-    "continue",
-    "def",
-    "else",
-    "elif",
-    "enum",
-    "export",
-    "false",
-    "fn",
-    "for",
-    "from",
-    "func",
-    "function",
-    "if",
-    "impl",
-    "import",
-    "in",
-    "interface",
-    "let",
-    "loop",
-    "match",
-    "mod",
-    "mut",
-    "new",
-    "nil",
-    "None",
-    "null",
-    "pub",
-    "return",
-    "self",
-    "Self",
-    "static",
-    "struct",
-    "this",
-    "trait",
-    "true",
-    "True",
-    "False",
-    "type",
-    "use",
-    "var",
-    "where",
-    "while",
-    "with",
-    "yield",
-    "SELECT",
-    "FROM",
-    "WHERE",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "select",
-    "from",
-    "where",
-];
+/// The syntax definitions (syntect's with bat's additions, via two-face: TOML, TypeScript…),
+/// loaded once per process on first use.
+fn syntaxes() -> &'static SyntaxSet {
+    static SET: OnceLock<SyntaxSet> = OnceLock::new();
+    SET.get_or_init(two_face::syntax::extra_newlines)
+}
 
-/// A small, deterministic highlighter: strings, comments, numbers and common keywords.
-fn highlight(lang: &str, text: &str) -> String {
-    if matches!(lang, "" | "text" | "plain" | "txt") {
-        return escape(text);
-    }
-    let hash_comments = matches!(
-        lang,
-        "python" | "py" | "bash" | "sh" | "shell" | "ruby" | "rb" | "toml" | "yaml" | "yml"
-    );
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len() * 2);
-    let mut i = 0;
-    let span = |out: &mut String, class: &str, s: &str| {
-        out.push_str(&format!("<span class=\"tok-{class}\">{}</span>", escape(s)));
+/// Code larger than this is shown plain: highlighting is linear, but not free.
+const MAX_HIGHLIGHTED: usize = 64 * 1024;
+
+/// The syntax a fence's language names: its name or file extension, or a usual alias.
+fn syntax_for(lang: &str) -> Option<&'static SyntaxReference> {
+    let token = match lang {
+        "" | "text" | "plain" | "plaintext" | "txt" => return None,
+        "c++" | "cxx" | "hpp" => "cpp",
+        "golang" => "go",
+        "shell" | "console" | "zsh" | "shellscript" => "bash",
+        "patch" => "diff",
+        "yml" => "yaml",
+        "js" | "jsx" | "mjs" | "cjs" => "js",
+        "ts" | "tsx" | "mts" => "ts",
+        "py" | "python3" => "py",
+        "rs" => "rs",
+        "md" => "md",
+        "htm" | "xhtml" => "html",
+        other => other,
     };
-    while i < chars.len() {
-        let c = chars[i];
-        let rest_starts = |p: &str| chars[i..].iter().take(p.len()).collect::<String>() == p;
-        if rest_starts("//") && !hash_comments
-            || (c == '#' && hash_comments)
-            || rest_starts("--") && lang == "sql"
+    syntaxes()
+        .find_syntax_by_token(token)
+        .filter(|syntax| syntax.name != "Plain Text")
+}
+
+/// Highlights `text` as `lang` with CSS classes (`hl-` + the scope's parts, styled for light
+/// and dark mode in the stylesheet); unknown languages, and code past `MAX_HIGHLIGHTED`, are
+/// plain escaped text. The generator escapes every piece of text it emits.
+fn highlight(lang: &str, text: &str) -> String {
+    let Some(syntax) = syntax_for(lang).filter(|_| text.len() <= MAX_HIGHLIGHTED) else {
+        return escape(text);
+    };
+    let mut html = ClassedHTMLGenerator::new_with_class_style(
+        syntax,
+        syntaxes(),
+        ClassStyle::SpacedPrefixed { prefix: "hl-" },
+    );
+    for line in LinesWithEndings::from(text) {
+        if html
+            .parse_html_for_line_which_includes_newline(line)
+            .is_err()
         {
-            let end = chars[i..]
-                .iter()
-                .position(|&c| c == '\n')
-                .map_or(chars.len(), |p| i + p);
-            span(
-                &mut out,
-                "comment",
-                &chars[i..end].iter().collect::<String>(),
-            );
-            i = end;
-        } else if c == '"' || c == '\'' || c == '`' {
-            let mut end = i + 1;
-            while end < chars.len() && chars[end] != c && chars[end] != '\n' {
-                if chars[end] == '\\' {
-                    end += 1;
-                }
-                end += 1;
-            }
-            let end = (end + 1).min(chars.len());
-            span(
-                &mut out,
-                "string",
-                &chars[i..end].iter().collect::<String>(),
-            );
-            i = end;
-        } else if c.is_ascii_digit() {
-            let end = chars[i..]
-                .iter()
-                .position(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
-                .map_or(chars.len(), |p| i + p);
-            span(
-                &mut out,
-                "number",
-                &chars[i..end].iter().collect::<String>(),
-            );
-            i = end;
-        } else if c.is_alphabetic() || c == '_' {
-            let end = chars[i..]
-                .iter()
-                .position(|c| !(c.is_alphanumeric() || *c == '_'))
-                .map_or(chars.len(), |p| i + p);
-            let word: String = chars[i..end].iter().collect();
-            if KEYWORDS.contains(&word.as_str()) {
-                span(&mut out, "keyword", &word);
-            } else {
-                out.push_str(&escape(&word));
-            }
-            i = end;
-        } else {
-            out.push_str(&escape(&c.to_string()));
-            i += 1;
+            return escape(text);
         }
     }
-    out
+    html.finalize()
 }
 
 #[cfg(test)]
@@ -311,7 +234,7 @@ mod tests {
         assert!(html.contains("<li>one</li>"));
         assert!(html.contains("<table>") && html.contains("<td>1</td>"));
         assert!(html.contains("type=\"checkbox\""));
-        assert!(html.contains("<span class=\"tok-keyword\">fn</span>"));
+        assert!(html.contains("<span class=\"hl-storage hl-type hl-function hl-rust\">fn</span>"), "{html}");
         assert!(html.contains("class=\"copy-code\""));
     }
 
@@ -372,6 +295,64 @@ mod tests {
         );
         assert!(html.contains("href=\"https://example.com\""));
         assert!(html.contains("href=\"mailto:a@b.c\""));
+    }
+
+    /// One small program per language the issue lists, and a token each must mark.
+    const SAMPLES: [(&str, &str, &str); 17] = [
+        ("rust", "fn main() { let x = 1; }", "hl-keyword"),
+        ("python", "def f(x):\n    return 'a'  # c", "hl-comment"),
+        ("javascript", "const f = () => 'a'; // c", "hl-comment"),
+        ("typescript", "let n: number = 1;", "hl-support hl-type"),
+        ("json", "{\"a\": [1, true]}", "hl-constant hl-numeric"),
+        ("yaml", "key: value # c", "hl-comment"),
+        ("toml", "[section]\nkey = 123", "hl-constant hl-numeric"),
+        ("sql", "SELECT id FROM t WHERE id = 1;", "hl-keyword"),
+        ("bash", "echo \"$HOME\" # c", "hl-comment"),
+        ("html", "<p class=\"a\">x</p>", "hl-entity hl-name hl-tag"),
+        ("css", "a { color: red; }", "hl-support hl-type hl-property-name"),
+        ("go", "package main\nfunc main() {}", "hl-keyword"),
+        ("java", "class A { int x = 1; }", "hl-storage"),
+        ("c", "int main(void) { return 0; }", "hl-keyword"),
+        ("cpp", "#include <vector>\nint main() {}", "hl-keyword"),
+        ("markdown", "# Title\n*em*", "hl-markup hl-heading"),
+        ("diff", "--- a\n+++ b\n-old\n+new", "hl-markup hl-inserted"),
+    ];
+
+    #[test]
+    fn every_listed_language_gets_token_classes() {
+        for (lang, code, class) in SAMPLES {
+            let html = render(&format!("```{lang}\n{code}\n```"));
+            assert!(html.contains(&format!("class=\"{class}")), "{lang}: {class} missing in {html}");
+            assert!(!html.contains("style="), "{lang}: classes only");
+        }
+        // Aliases a model writes.
+        for alias in ["ts", "js", "py", "sh", "shell", "yml", "c++", "golang", "rs", "patch"] {
+            let html = render(&format!("```{alias}\nx = 1\n```"));
+            assert!(html.contains("class=\"hl-source") || html.contains("class=\"hl-text") || html.contains("class=\"hl-meta"), "{alias}: {html}");
+        }
+    }
+
+    #[test]
+    fn unknown_languages_and_code_payloads_stay_plain_escaped_text() {
+        let html = render("```klingon\nqaStaH nuq?\n```");
+        assert!(html.contains("<code class=\"language-klingon\">qaStaH nuq?\n</code>"), "{html}");
+        let html = render("```\nno language\n```");
+        assert!(!html.contains("hl-"), "{html}");
+        for lang in ["html", "javascript", "unknown", ""] {
+            let html = render(&format!(
+                "```{lang}\n<script>alert(1)</script><img src=x onerror=alert(1)>\n```"
+            ));
+            for tag in real_tags(&html) {
+                assert!(
+                    tag.starts_with("<span") || tag.starts_with("</span") || tag.starts_with("<div")
+                        || tag.starts_with("</div") || tag.starts_with("<pre") || tag.starts_with("</pre")
+                        || tag.starts_with("<code") || tag.starts_with("</code") || tag.starts_with("<button")
+                        || tag.starts_with("</button"),
+                    "{lang}: {tag} in {html}"
+                );
+            }
+            assert!(html.contains("&lt;script&gt;"), "{lang}: {html}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::{
 
 mod cluster;
 mod live;
+mod render;
 
 use anyhow::{bail, Context, Result};
 use axum::{routing::post, Json, Router};
@@ -773,6 +774,8 @@ async fn main() -> Result<()> {
             ),
         },
     ];
+    let mut rows = rows;
+    rows.extend(render::rows(&opts.server_bin));
     println!("\nchatkit benchmark — {machine}\n");
     println!("| measure | value | context | budget |\n|---|---|---|---|");
     for (name, value, context, verdict) in &rows {

@@ -17,7 +17,6 @@ use crate::{
     server::{
         error::AppResult,
         live::{self, Envelope},
-        markdown,
         state::AppState,
     },
 };
@@ -83,7 +82,7 @@ pub fn to_sse(envelope: &Envelope) -> Event {
             if message.role == Role::Assistant && message.html.is_none() =>
         {
             let mut message = message.clone();
-            message.html = Some(markdown::render(&message.content));
+            crate::server::rendered::present(&mut message);
             serde_json::to_string(&LiveEvent::Message(message))
         }
         event => serde_json::to_string(event),

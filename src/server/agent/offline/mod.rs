@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{ModelReply, PromptMessage, ToolCallRequest};
 use parse::{parse, Intent, TaskRef};
-use reply::{confirm, help, not_found, which_of, which_task};
+use reply::{confirm, explain, help, not_found, which_of, which_task};
 use resolve::{find_by_title, Lookup};
 
 pub struct OfflineModel;
@@ -94,6 +94,7 @@ fn first_step(intent: Intent) -> ModelReply {
             call("list_tasks", json!({ "status": "all" }))
         }
         Intent::Help => ModelReply::Text(help()),
+        Intent::Explain => ModelReply::Text(explain()),
     }
 }
 
@@ -225,6 +226,11 @@ mod tests {
                 },
             ),
             ("hello there", Intent::Help),
+            ("help", Intent::Explain),
+            ("What can you do?", Intent::Explain),
+            ("how does this work?", Intent::Explain),
+            ("Please help!", Intent::Explain),
+            ("can you help me", Intent::Explain),
         ];
         for (text, expected) in cases {
             assert_eq!(parse(text), expected, "{text}");

@@ -25,8 +25,40 @@ pub enum Intent {
         title: Option<String>,
         description: Option<String>,
     },
+    /// Words it did not understand: a short list of what it does.
     Help,
+    /// A question about the assistant itself ("help", "what can you do?"): how it works and
+    /// everything it understands, with examples. No tool is called.
+    Explain,
 }
+
+/// Questions about the assistant itself, matched on the whole (lower-cased) message.
+const EXPLAIN: [&str; 24] = [
+    "help",
+    "help me",
+    "?",
+    "what can you do",
+    "what can you help with",
+    "what can you help me with",
+    "what can i do",
+    "what can i say",
+    "what can i ask",
+    "what do you do",
+    "what do you understand",
+    "what are you",
+    "who are you",
+    "how does this work",
+    "how does it work",
+    "how do you work",
+    "how do i use this",
+    "how do i use you",
+    "how to use this",
+    "how can you help",
+    "how can you help me",
+    "commands",
+    "instructions",
+    "examples",
+];
 
 const POLITE: [&str; 14] = [
     "please ",
@@ -114,6 +146,9 @@ pub fn parse(text: &str) -> Intent {
     }
     let rest = rest.trim_start_matches([',', ' ']);
     let lower = rest.to_lowercase();
+    if rest.is_empty() || EXPLAIN.contains(&lower.as_str()) {
+        return Intent::Explain;
+    }
 
     if let Some(target) = after_verb(rest, &UPDATE_VERBS) {
         return parse_update(target);

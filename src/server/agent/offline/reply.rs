@@ -130,6 +130,24 @@ fn listing(call: &ToolCallRequest, result: &Value) -> String {
     out
 }
 
+/// How the assistant works and everything it understands (an answer to "help").
+pub fn explain() -> String {
+    "I'm the offline assistant. I keep your to-do list: tell me in plain words what to add, \
+     show, finish, rename or delete, and I change your tasks with the same tools any AI \
+     client uses. Everything is saved, so this conversation and your tasks are here on any \
+     device.\n\n\
+     | To… | say for example |\n\
+     |---|---|\n\
+     | add a task | *add buy groceries*, *remind me to call mum*, *I need to pay rent* |\n\
+     | see your tasks | *show my tasks*, *what's pending?*, *what have I completed?* |\n\
+     | finish one | *mark task 1 as done*, *I finished buy groceries*, *task 2 is done* |\n\
+     | change one | *rename task 1 to buy oat milk*, *update task 2 description to before noon* |\n\
+     | delete one | *delete task 3*, *remove buy milk* |\n\n\
+     Tasks are named by their number (as in the list) or by words of their title; when a name \
+     fits several tasks, I ask which one you mean."
+        .into()
+}
+
 pub fn help() -> String {
     "I'm the offline assistant: I manage your to-do list. Try for example:\n\n\
      - **Add** a task to buy groceries\n\
