@@ -85,8 +85,14 @@ server_fns! {
         content: String,
         client_id: Option<Uuid>,
     ) -> Result<TurnResult, ApiError> {
-        let (state, user) = super::ssr::writer().await?;
-        let sent = crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await;
+        use crate::server::context::RequestContext;
+        // The write check comes inside the send's error path: a no-JS form refused by it keeps
+        // its text like any other refusal.
+        let (state, user) = super::ssr::authenticated().await?;
+        let sent = match RequestContext::for_user(user, &state.limits).write().await {
+            Ok(()) => crate::server::agent::send(&state.agent, user.id, id, &content, client_id).await,
+            Err(err) => Err(err),
+        };
         let mut turn = match sent {
             Ok(turn) => turn,
             Err(err) => {

@@ -163,7 +163,7 @@ pub fn ChatPage() -> impl IntoView {
     // After a failed no-JavaScript send: what was typed, kept on the server for this page.
     let query = use_query_map();
     let returned = Resource::new_blocking(
-        move || query.with_untracked(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok())),
+        move || query.with(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok())),
         |draft| async move {
             match draft {
                 Some(id) => take_draft(id).await.ok().flatten().unwrap_or_default(),

@@ -24,9 +24,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(15);
 pub struct Progress {
     pub pool: PgPool,
     pub bus: Arc<EventBus>,
-    pub user: Uuid,
-    pub conversation: Uuid,
-    pub user_seq: i64,
+    /// The attempt reporting (its writes are fenced by its lease).
+    pub reporter: Reporter,
     /// Everything the model has written in this attempt.
     spoken: Arc<Mutex<String>>,
     /// Written but not yet flushed.
@@ -35,19 +34,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(
-        pool: PgPool,
-        bus: Arc<EventBus>,
-        user: Uuid,
-        conversation: Uuid,
-        user_seq: i64,
-    ) -> Self {
+    pub fn new(pool: PgPool, bus: Arc<EventBus>, reporter: Reporter) -> Self {
         Self {
             pool,
             bus,
-            user,
-            conversation,
-            user_seq,
+            reporter,
             spoken: Arc::default(),
             pending: Arc::default(),
             flushing: Arc::default(),
@@ -56,15 +47,8 @@ impl Progress {
 
     /// `None`: the model is thinking; else the tool in use.
     pub async fn report(&self, tool_name: Option<&str>) {
-        if let Err(err) = activity::set_activity(
-            &self.pool,
-            &self.bus,
-            self.user,
-            self.conversation,
-            self.user_seq,
-            tool_name,
-        )
-        .await
+        if let Err(err) =
+            activity::set_activity(&self.pool, &self.bus, &self.reporter, tool_name).await
         {
             tracing::warn!(error = %err, "recording turn activity");
         }
@@ -103,14 +87,7 @@ impl Progress {
                     .map(|mut p| std::mem::take(&mut *p))
                     .unwrap_or_default();
                 if !text.is_empty() {
-                    let flushed = activity::append_partial(
-                        &progress.pool,
-                        &progress.bus,
-                        progress.user,
-                        progress.conversation,
-                        progress.user_seq,
-                        &text,
-                    )
+                    let flushed = activity::append_partial(&progress.pool, &progress.bus, &progress.reporter, &text)
                     .await;
                     if let Err(err) = flushed {
                         tracing::warn!(error = %err, "streaming a reply");

@@ -31,7 +31,8 @@ pub async fn origin_guard(
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let headers = request.headers();
-    let bearer = headers.contains_key(header::AUTHORIZATION);
+    // Only a bearer token: browsers add cached Basic/Digest/Negotiate credentials by themselves.
+    let bearer = super::bearer_token(headers).is_some();
     let browser = session_cookie(headers).is_some() || request_origin(headers).is_some();
     if safe_method || bearer || !browser || origin_allowed(&config, headers) {
         return next.run(request).await;

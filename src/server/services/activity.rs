@@ -13,17 +13,38 @@ use crate::{
     },
 };
 
+/// The turn attempt that reports progress. Its writes land (and are announced) only while it
+/// still holds the turn's lease: an attempt that lost it (frozen, taken over) cannot mix its
+/// text into the reply of the attempt that replaced it.
+#[derive(Clone, Copy, Debug)]
+pub struct Reporter {
+    pub user: Uuid,
+    pub conversation: Uuid,
+    /// The user message being answered.
+    pub user_seq: i64,
+    pub turn: Uuid,
+    pub attempt: Uuid,
+}
+
+/// SQL: `$7` (turn) and `$8` (attempt) still hold the turn.
+const HOLDS_TURN: &str = "EXISTS (SELECT 1 FROM turns WHERE id = $7 AND attempt_id = $8
+     AND state = 'running' AND lease_until > clock_timestamp())";
+
 /// Records what the turn answering `user_seq` is doing (`None`: thinking) and announces it to
 /// the user's live streams. Unlogged and outside any transaction: cheap, and never holds up
 /// the turn.
 pub async fn set_activity(
     pool: &PgPool,
     bus: &EventBus,
-    user: Uuid,
-    conversation: Uuid,
-    user_seq: i64,
+    reporter: &Reporter,
     tool_name: Option<&str>,
 ) -> AppResult<()> {
+    let Reporter {
+        user,
+        conversation,
+        user_seq,
+        ..
+    } = *reporter;
     let event = LiveEvent::Activity {
         conversation_id: conversation,
         user_seq,
@@ -36,10 +57,10 @@ pub async fn set_activity(
     };
     // Decided once: the database announces it, or we publish it after.
     let in_database = bus.announces_in_database();
-    sqlx::query(
+    let written = sqlx::query(&format!(
         "WITH a AS (
              INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
-             VALUES ($1, $2, $3)
+             SELECT $1, $2, $3 WHERE {HOLDS_TURN}
              ON CONFLICT (conversation_id) DO UPDATE
              SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name,
                  updated_at = clock_timestamp(),
@@ -47,7 +68,7 @@ pub async fn set_activity(
                                 THEN turn_activity.partial ELSE '' END
              RETURNING 1
          )
-         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a",
+         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a"),
     )
     .bind(conversation)
     .bind(user_seq)
@@ -55,9 +76,11 @@ pub async fn set_activity(
     .bind(LIVE_CHANNEL)
     .bind(transient_payload(user, &event))
     .bind(in_database)
+    .bind(reporter.turn)
+    .bind(reporter.attempt)
     .execute(pool)
     .await?;
-    if !in_database {
+    if !in_database && written.rows_affected() > 0 {
         bus.publish_live(pool, user, None, &event).await;
     }
     Ok(())
@@ -68,11 +91,15 @@ pub async fn set_activity(
 pub async fn append_partial(
     pool: &PgPool,
     bus: &EventBus,
-    user: Uuid,
-    conversation: Uuid,
-    user_seq: i64,
+    reporter: &Reporter,
     text: &str,
 ) -> AppResult<()> {
+    let Reporter {
+        user,
+        conversation,
+        user_seq,
+        ..
+    } = *reporter;
     let mut rest = text;
     // NOTIFY payloads are bounded: a long flush goes out as several deltas.
     while !rest.is_empty() {
@@ -82,10 +109,10 @@ pub async fn append_partial(
         }
         let (piece, tail) = rest.split_at(cut);
         let in_database = bus.announces_in_database();
-        let at: Option<i32> = sqlx::query_scalar(
+        let at: Option<i32> = sqlx::query_scalar(&format!(
             "WITH a AS (
                  UPDATE turn_activity SET partial = partial || $3
-                 WHERE conversation_id = $1 AND user_seq = $2
+                 WHERE conversation_id = $1 AND user_seq = $2 AND {HOLDS_TURN}
                  RETURNING char_length(partial) - char_length($3) AS at
              )
              SELECT a.at FROM a
@@ -93,14 +120,16 @@ pub async fn append_partial(
                  SELECT CASE WHEN $6 THEN pg_notify($4, json_build_object('u', $5::uuid, 'e',
                      json_build_object('type', 'delta', 'conversation_id', $1::uuid,
                          'seq', $2 + 1, 'text', $3::text, 'offset', a.at))::text) END
-             ) n",
-        )
+             ) n"
+        ))
         .bind(conversation)
         .bind(user_seq)
         .bind(piece)
         .bind(LIVE_CHANNEL)
         .bind(user)
         .bind(in_database)
+        .bind(reporter.turn)
+        .bind(reporter.attempt)
         .fetch_optional(pool)
         .await?;
         if let Some(offset) = at.filter(|_| !in_database) {

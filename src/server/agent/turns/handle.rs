@@ -104,6 +104,7 @@ impl TurnHandle {
             live: Some(live),
             early: VecDeque::new(),
             own_seq: None,
+            ended: None,
             handle: self,
             done: false,
         };
@@ -133,6 +134,8 @@ struct EventsState {
     early: VecDeque<Envelope>,
     /// The seq of this turn's user message, once known.
     own_seq: Option<i64>,
+    /// The result, once it came (a completed `Shared` must never be polled again).
+    ended: Option<AppResult<TurnResult>>,
     handle: TurnHandle,
     done: bool,
 }
@@ -140,6 +143,9 @@ struct EventsState {
 impl EventsState {
     async fn next(&mut self) -> TurnEvent {
         loop {
+            if let Some(ended) = self.ended.take() {
+                return TurnEvent::Ended(ended);
+            }
             if self.own_seq.is_none() {
                 if let Some(message) = self.handle.user_message() {
                     self.own_seq = Some(message.seq);
@@ -189,10 +195,15 @@ impl EventsState {
                     Err(broadcast::error::RecvError::Closed) => self.live = None,
                 },
                 ended = result => {
-                    // The user message may have been stored just now: say it before the end.
+                    // The user message may have been stored just now (or by another replica,
+                    // whose answer this is): say it before the end.
                     if self.own_seq.is_none() {
-                        if let Some(message) = self.handle.user_message() {
+                        let message = self.handle.user_message().or_else(|| {
+                            ended.as_ref().ok().map(|turn| turn.user_message.clone())
+                        });
+                        if let Some(message) = message {
                             self.own_seq = Some(message.seq);
+                            self.ended = Some(ended);
                             return TurnEvent::UserMessage(message);
                         }
                     }
@@ -271,6 +282,13 @@ impl PhaseTx {
             }
             storing
         });
+    }
+}
+
+/// A task that ends (or dies) while storing leaves `Storing`, so a waiting cancel goes on.
+impl Drop for PhaseTx {
+    fn drop(&mut self) {
+        self.not_stored();
     }
 }
 

@@ -78,7 +78,8 @@ pub async fn start_send(
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
     let Some(client_id) = client_id else {
-        let (joined, canceller) = launch_send(agent, user, conversation, content, None).await?;
+        let (joined, canceller) =
+            launch_send(agent, user, conversation, content, None, None).await?;
         return Ok(TurnHandle::new(conversation, joined, Some(canceller)));
     };
     if let Some(found) = messages::find_by_client_id(&agent.pool, conversation, client_id).await? {
@@ -88,13 +89,15 @@ pub async fn start_send(
             None,
         ));
     }
-    let key = (user, client_id);
+    let key = (user, conversation, client_id);
     let cell = agent.inflight.cell(key);
     let mut canceller = None;
     let joined = cell
         .get_or_try_init(|| async {
+            let entry = agent.inflight.remove_when_dropped(key, cell.clone());
             let (joined, started) =
-                launch_send(agent, user, conversation, content, Some(client_id)).await?;
+                launch_send(agent, user, conversation, content, Some(client_id), Some(entry))
+                    .await?;
             canceller = Some(started);
             Ok::<_, AppError>(joined)
         })
@@ -139,18 +142,18 @@ async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> A
     })
 }
 
-/// Admits a send and starts its task.
+/// Admits a send and starts its task. `entry`, a send's place among those in flight, is held
+/// by the task (dropped with it even if it never runs): its end frees the place.
 async fn launch_send(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
     content: String,
     client_id: Option<Uuid>,
+    entry: Option<inflight::InflightEntry>,
 ) -> AppResult<(Joinable, Canceller)> {
-    // Held by the task (dropped with it even if it never runs): its end frees the entry.
-    let sent = client_id.map(|id| agent.inflight.remove_when_dropped((user, id)));
     launch(agent, user, conversation, move |agent, phase| async move {
-        let _sent = sent;
+        let _entry = entry;
         // The same client_id may have been stored (by another replica) while this one queued.
         if let Some(sent) = already_sent(&agent, conversation, client_id).await {
             return sent;
@@ -185,13 +188,11 @@ async fn launch_send(
         .await;
         let (turn, user_message) = match claimed {
             // Another replica stored the same client_id first: its answer is ours.
-            Err(AppError::Conflict(_)) if client_id.is_some() && !phase.was_cancelled() => {
+            Err(err @ AppError::Conflict(_)) if client_id.is_some() && !phase.was_cancelled() => {
                 if let Some(sent) = already_sent(&agent, conversation, client_id).await {
                     return sent;
                 }
-                return Err(AppError::Conflict(
-                    "this message is already being sent".into(),
-                ));
+                return Err(err);
             }
             other => other?,
         };
@@ -221,7 +222,9 @@ pub async fn start_conversation(
     match start_send(agent, user, conversation.id, content, client_id).await {
         Ok(turn) => Ok((conversation, turn)),
         Err(err) => {
-            if created {
+            // A resend sharing this conversation may still be starting: it is not empty then.
+            let resent = client_id.is_some_and(|id| agent.inflight.contains((user, conversation.id, id)));
+            if created && !resent {
                 if let Err(cleanup) =
                     chat::discard_if_empty(&agent.pool, &agent.bus, user, conversation.id).await
                 {
@@ -363,6 +366,7 @@ pub async fn start_retry(
                 Retried::Started(turn) => Ok(Ok(Some(turn))),
                 Retried::Busy => Ok(Err(Busy)),
                 Retried::AlreadyRetried => Ok(Ok(None)),
+                Retried::NothingToRetry => Err(nothing_to_retry()),
             }
         })
         .await?;

@@ -20,6 +20,7 @@ use crate::{
         error::{AppError, AppResult},
         mcp::InProcessClient,
         services::{
+            activity::Reporter,
             messages::{self},
             turn_records::{self as records, Finished, Turn},
         },
@@ -101,9 +102,13 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
     let progress = Progress::new(
         agent.pool.clone(),
         agent.bus.clone(),
-        turn.user_id,
-        turn.conversation_id,
-        turn.user_seq,
+        Reporter {
+            user: turn.user_id,
+            conversation: turn.conversation_id,
+            user_seq: turn.user_seq,
+            turn: turn.id,
+            attempt: turn.attempt_id,
+        },
     );
     let work =
         std::panic::AssertUnwindSafe(answer(agent, turn, &progress, log.clone())).catch_unwind();

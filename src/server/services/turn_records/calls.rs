@@ -110,7 +110,8 @@ pub struct RecordedCall {
 }
 
 /// Opens the call's transaction. `Err(Conflict)` unless `slot.attempt` still holds the turn's
-/// lease (the row stays share-locked until commit, so no takeover can slip in), or when the
+/// lease (the row stays key-share-locked until commit, so no takeover's `FOR UPDATE` can slip
+/// in, while renewals and stop requests go on), or when the
 /// slot was recorded for another tool or other arguments (the model is told; it never gets
 /// another call's result).
 pub async fn begin_call(
@@ -132,7 +133,7 @@ pub async fn begin_call(
          LEFT JOIN turn_tool_calls c ON c.turn_id = t.id AND c.idx = $4
          WHERE t.id = $1 AND t.attempt_id = $2 AND t.user_id = $3 AND t.state = 'running'
            AND t.lease_until > clock_timestamp()
-         FOR SHARE OF t",
+         FOR KEY SHARE OF t",
     )
     .bind(slot.turn)
     .bind(slot.attempt)

@@ -126,6 +126,9 @@ pub enum Retried {
     /// Someone else (another request, another replica) retried the message first: its turn is
     /// the answer.
     AlreadyRetried,
+    /// The message is no longer the last one waiting for an answer (a newer message was sent
+    /// meanwhile).
+    NothingToRetry,
 }
 
 /// Starts a new turn answering an existing user message (an honest retry), if it still needs
@@ -150,8 +153,23 @@ pub async fn begin_again(
     .bind(user)
     .fetch_optional(&mut *tx)
     .await?;
-    if locked.is_none() {
+    let Some(last_seq) = locked else {
         return Err(AppError::NotFound("conversation".into()));
+    };
+    // Still the last user message, and not answered since (by a complete reply).
+    let (newer_user, answered): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND seq > $2
+                        AND role = 'user'),
+                EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND seq = $3
+                        AND role = 'assistant' AND status = 'complete')",
+    )
+    .bind(conversation)
+    .bind(user_seq)
+    .bind(last_seq)
+    .fetch_one(&mut *tx)
+    .await?;
+    if newer_user || answered {
+        return Ok(Retried::NothingToRetry);
     }
     let newest: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM turns WHERE conversation_id = $1 AND user_seq = $2
