@@ -357,7 +357,8 @@ pub async fn message_at(
 /// deleted or missing.
 pub async fn by_id(pool: &PgPool, user: Uuid, conversation: Uuid, id: Uuid) -> AppResult<Message> {
     sqlx::query_as::<_, MessageRow>(
-        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at
+        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status,
+                m.created_at, m.client_id
          FROM messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.id = $1 AND m.conversation_id = $2 AND c.user_id = $3 AND c.deleted_at IS NULL",
     )
