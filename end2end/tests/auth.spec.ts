@@ -91,8 +91,8 @@ test("every page's CSP allows only its own nonced scripts, and the page still hy
   await page.getByPlaceholder("Type a message...").fill("Add a task to water the plants");
   await page.getByRole("button", { name: "Send", exact: true }).click();
   await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
-  await expect(page.getByTestId("assistant-message").last()).toContainText("water the plants");
+  await expect(page.getByTestId("assistant-message").last()).toContainText("Water the plants");
   await visit(page.url());
-  await expect(page.getByTestId("assistant-message").last()).toContainText("water the plants");
+  await expect(page.getByTestId("assistant-message").last()).toContainText("Water the plants");
   expect(violations).toEqual([]);
 });
