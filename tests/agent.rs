@@ -565,11 +565,22 @@ async fn the_offline_assistant_explains_itself_without_calling_a_tool(pool: PgPo
         let turn = app.say(&token, &id, question).await;
         let reply = &turn["assistant_message"];
         let content = reply["content"].as_str().unwrap();
-        assert!(content.starts_with("I'm the offline assistant."), "{question}: {content}");
-        for example in ["add buy groceries", "show my tasks", "mark task 1 as done", "delete task 3"] {
+        assert!(
+            content.starts_with("I'm the offline assistant."),
+            "{question}: {content}"
+        );
+        for example in [
+            "add buy groceries",
+            "show my tasks",
+            "mark task 1 as done",
+            "delete task 3",
+        ] {
             assert!(content.contains(example), "{question}: {example} missing");
         }
-        assert!(reply["tool_calls"].is_null(), "{question}: no tool is called");
+        assert!(
+            reply["tool_calls"].is_null(),
+            "{question}: no tool is called"
+        );
     }
     let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM turn_tool_calls")
         .fetch_one(&pool)

@@ -21,9 +21,7 @@ pub(crate) mod ssr {
 
     use crate::{
         model::{ApiError, Message},
-        server::{
-            auth::AuthUser, context::RequestContext, error::AppError, state::AppState,
-        },
+        server::{auth::AuthUser, context::RequestContext, error::AppError, state::AppState},
     };
 
     /// Renders an assistant message's markdown for the browser (see `Message::html`): the

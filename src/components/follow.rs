@@ -136,9 +136,17 @@ mod tests {
     fn at_the_bottom_follows_and_scrolling_up_stops_following() {
         // 1000 px of content in a 400 px view: the bottom is at 600.
         assert_eq!(classify(600, 1000, 400, 500), Scrolled::AtBottom);
-        assert_eq!(classify(599, 1000, 400, 600), Scrolled::AtBottom, "rounding");
+        assert_eq!(
+            classify(599, 1000, 400, 600),
+            Scrolled::AtBottom,
+            "rounding"
+        );
         assert_eq!(classify(500, 1000, 400, 600), Scrolled::Up);
-        assert_eq!(classify(550, 1000, 400, 500), Scrolled::Other, "moving down");
+        assert_eq!(
+            classify(550, 1000, 400, 500),
+            Scrolled::Other,
+            "moving down"
+        );
         // Content shrank under a reader at the bottom: the browser clamps the view, which
         // stays at the bottom (still following).
         assert_eq!(classify(300, 700, 400, 600), Scrolled::AtBottom);

@@ -234,7 +234,10 @@ mod tests {
         assert!(html.contains("<li>one</li>"));
         assert!(html.contains("<table>") && html.contains("<td>1</td>"));
         assert!(html.contains("type=\"checkbox\""));
-        assert!(html.contains("<span class=\"hl-storage hl-type hl-function hl-rust\">fn</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"hl-storage hl-type hl-function hl-rust\">fn</span>"),
+            "{html}"
+        );
         assert!(html.contains("class=\"copy-code\""));
     }
 
@@ -309,7 +312,11 @@ mod tests {
         ("sql", "SELECT id FROM t WHERE id = 1;", "hl-keyword"),
         ("bash", "echo \"$HOME\" # c", "hl-comment"),
         ("html", "<p class=\"a\">x</p>", "hl-entity hl-name hl-tag"),
-        ("css", "a { color: red; }", "hl-support hl-type hl-property-name"),
+        (
+            "css",
+            "a { color: red; }",
+            "hl-support hl-type hl-property-name",
+        ),
         ("go", "package main\nfunc main() {}", "hl-keyword"),
         ("java", "class A { int x = 1; }", "hl-storage"),
         ("c", "int main(void) { return 0; }", "hl-keyword"),
@@ -322,20 +329,33 @@ mod tests {
     fn every_listed_language_gets_token_classes() {
         for (lang, code, class) in SAMPLES {
             let html = render(&format!("```{lang}\n{code}\n```"));
-            assert!(html.contains(&format!("class=\"{class}")), "{lang}: {class} missing in {html}");
+            assert!(
+                html.contains(&format!("class=\"{class}")),
+                "{lang}: {class} missing in {html}"
+            );
             assert!(!html.contains("style="), "{lang}: classes only");
         }
         // Aliases a model writes.
-        for alias in ["ts", "js", "py", "sh", "shell", "yml", "c++", "golang", "rs", "patch"] {
+        for alias in [
+            "ts", "js", "py", "sh", "shell", "yml", "c++", "golang", "rs", "patch",
+        ] {
             let html = render(&format!("```{alias}\nx = 1\n```"));
-            assert!(html.contains("class=\"hl-source") || html.contains("class=\"hl-text") || html.contains("class=\"hl-meta"), "{alias}: {html}");
+            assert!(
+                html.contains("class=\"hl-source")
+                    || html.contains("class=\"hl-text")
+                    || html.contains("class=\"hl-meta"),
+                "{alias}: {html}"
+            );
         }
     }
 
     #[test]
     fn unknown_languages_and_code_payloads_stay_plain_escaped_text() {
         let html = render("```klingon\nqaStaH nuq?\n```");
-        assert!(html.contains("<code class=\"language-klingon\">qaStaH nuq?\n</code>"), "{html}");
+        assert!(
+            html.contains("<code class=\"language-klingon\">qaStaH nuq?\n</code>"),
+            "{html}"
+        );
         let html = render("```\nno language\n```");
         assert!(!html.contains("hl-"), "{html}");
         for lang in ["html", "javascript", "unknown", ""] {
@@ -344,14 +364,30 @@ mod tests {
             ));
             for tag in real_tags(&html) {
                 assert!(
-                    tag.starts_with("<span") || tag.starts_with("</span") || tag.starts_with("<div")
-                        || tag.starts_with("</div") || tag.starts_with("<pre") || tag.starts_with("</pre")
-                        || tag.starts_with("<code") || tag.starts_with("</code") || tag.starts_with("<button")
+                    tag.starts_with("<span")
+                        || tag.starts_with("</span")
+                        || tag.starts_with("<div")
+                        || tag.starts_with("</div")
+                        || tag.starts_with("<pre")
+                        || tag.starts_with("</pre")
+                        || tag.starts_with("<code")
+                        || tag.starts_with("</code")
+                        || tag.starts_with("<button")
                         || tag.starts_with("</button"),
                     "{lang}: {tag} in {html}"
                 );
             }
-            assert!(html.contains("&lt;script&gt;"), "{lang}: {html}");
+            // The code's text survives whole, escaped, between the tags.
+            let text: String = html
+                .split('<')
+                .map(|piece| piece.split_once('>').map_or(piece, |(_, text)| text))
+                .collect();
+            assert!(
+                text.contains(
+                    "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
+                ),
+                "{lang}: {text}"
+            );
         }
     }
 

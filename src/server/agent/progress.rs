@@ -12,9 +12,11 @@ use std::{
 };
 
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::server::{bus::EventBus, services::activity};
+use crate::server::{
+    bus::EventBus,
+    services::activity::{self, Reporter},
+};
 
 /// Streamed text is written out at most this often (one UPDATE + NOTIFY per flush), so a
 /// fast model costs a bounded number of queries while a token still reaches a tab quickly.
@@ -87,7 +89,12 @@ impl Progress {
                     .map(|mut p| std::mem::take(&mut *p))
                     .unwrap_or_default();
                 if !text.is_empty() {
-                    let flushed = activity::append_partial(&progress.pool, &progress.bus, &progress.reporter, &text)
+                    let flushed = activity::append_partial(
+                        &progress.pool,
+                        &progress.bus,
+                        &progress.reporter,
+                        &text,
+                    )
                     .await;
                     if let Err(err) = flushed {
                         tracing::warn!(error = %err, "streaming a reply");

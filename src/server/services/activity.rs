@@ -68,8 +68,8 @@ pub async fn set_activity(
                                 THEN turn_activity.partial ELSE '' END
              RETURNING 1
          )
-         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a"),
-    )
+         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a"
+    ))
     .bind(conversation)
     .bind(user_seq)
     .bind(tool_name)

@@ -67,7 +67,11 @@ pub(super) struct InflightEntry {
 
 impl Drop for InflightEntry {
     fn drop(&mut self) {
-        let mut sends = self.inflight.sends.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sends = self
+            .inflight
+            .sends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if sends
             .get(&self.key)
             .is_some_and(|c| Arc::ptr_eq(c, &self.cell))

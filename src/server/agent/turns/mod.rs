@@ -95,9 +95,15 @@ pub async fn start_send(
     let joined = cell
         .get_or_try_init(|| async {
             let entry = agent.inflight.remove_when_dropped(key, cell.clone());
-            let (joined, started) =
-                launch_send(agent, user, conversation, content, Some(client_id), Some(entry))
-                    .await?;
+            let (joined, started) = launch_send(
+                agent,
+                user,
+                conversation,
+                content,
+                Some(client_id),
+                Some(entry),
+            )
+            .await?;
             canceller = Some(started);
             Ok::<_, AppError>(joined)
         })
@@ -223,7 +229,8 @@ pub async fn start_conversation(
         Ok(turn) => Ok((conversation, turn)),
         Err(err) => {
             // A resend sharing this conversation may still be starting: it is not empty then.
-            let resent = client_id.is_some_and(|id| agent.inflight.contains((user, conversation.id, id)));
+            let resent =
+                client_id.is_some_and(|id| agent.inflight.contains((user, conversation.id, id)));
             if created && !resent {
                 if let Err(cleanup) =
                     chat::discard_if_empty(&agent.pool, &agent.bus, user, conversation.id).await
