@@ -109,9 +109,9 @@ impl Follow {
             let (Some(scroller), Some(content)) = (self.scroller.get(), content.get()) else {
                 return;
             };
-            let on_resize = Closure::<dyn FnMut(js_sys::Array, web_sys::ResizeObserver)>::new(
-                move |_: js_sys::Array, _: web_sys::ResizeObserver| self.on_resize(),
-            );
+            // The entries are not needed (both elements are read again), and a closure of no
+            // arguments shares its glue with the app's others (bundle size).
+            let on_resize = Closure::<dyn FnMut()>::new(move || self.on_resize());
             let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref())
             else {
                 return;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         auth::{current_user, Logout},
-        chat::{get_server_info, list_messages, take_draft},
+        chat::{get_server_info, list_messages},
     },
     components::{
         composer::StartComposer,
@@ -160,23 +160,36 @@ pub fn ChatPage() -> impl IntoView {
             .and_then(|id| id.parse::<Uuid>().ok())
     });
     let has_id = Memo::new(move |_| params.read().get("id").is_some());
-    // After a failed no-JavaScript send: what was typed, kept on the server for this page.
+    // With the messages: after a failed no-JavaScript send, what was typed (kept on the
+    // server for this page). Only the server-rendered page the form was redirected to has
+    // one; the browser never asks (it was taken then), so that call stays out of the WASM.
+    // The draft is read from the URL untracked: opening another conversation finds none.
     let query = use_query_map();
-    let returned = Resource::new_blocking(
-        move || query.with(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok())),
-        |draft| async move {
-            match draft {
-                Some(id) => take_draft(id).await.ok().flatten().unwrap_or_default(),
-                None => String::new(),
-            }
-        },
-    );
     let initial = Resource::new_blocking(
         move || conversation.get(),
-        |id| async move {
-            match id {
-                Some(id) => Some(list_messages(id, MessageQuery::default()).await),
-                None => None,
+        move |id| {
+            let draft =
+                query.with_untracked(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok()));
+            async move {
+                let page = match id {
+                    Some(id) => Some(list_messages(id, MessageQuery::default()).await),
+                    None => None,
+                };
+                #[cfg(feature = "ssr")]
+                let returned = match draft {
+                    Some(draft) => crate::api::chat::take_draft(draft)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                #[cfg(not(feature = "ssr"))]
+                let returned = {
+                    let _ = draft;
+                    String::new()
+                };
+                (page, returned)
             }
         },
     );
@@ -184,8 +197,8 @@ pub fn ChatPage() -> impl IntoView {
         <main class="chat-main" id="main">
             <Suspense fallback=|| view! { <p class="loading">"Loading messages…"</p> }>
                 {move || Suspend::new(async move {
-                    let returned = returned.await;
-                    match (initial.await, conversation.get_untracked()) {
+                    let (page, returned) = initial.await;
+                    match (page, conversation.get_untracked()) {
                         (Some(Ok(page)), Some(id)) => view! { <Thread id initial=page returned /> }.into_any(),
                         (Some(Err(err)), _) if err.is_not_found() => view! { <ThreadGone /> }.into_any(),
                         (Some(Err(err)), _) => {
