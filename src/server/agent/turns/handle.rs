@@ -104,6 +104,7 @@ impl TurnHandle {
             live: Some(live),
             early: VecDeque::new(),
             own_seq: None,
+            phase_closed: false,
             ended: None,
             handle: self,
             done: false,
@@ -134,6 +135,8 @@ struct EventsState {
     early: VecDeque<Envelope>,
     /// The seq of this turn's user message, once known.
     own_seq: Option<i64>,
+    /// The phase will not change again (its task ended): only the result is left.
+    phase_closed: bool,
     /// The result, once it came (a completed `Shared` must never be polled again).
     ended: Option<AppResult<TurnResult>>,
     handle: TurnHandle,
@@ -157,22 +160,17 @@ impl EventsState {
                 }
                 continue;
             }
-            let own_known = self.own_seq.is_some();
+            let watch_phase = self.own_seq.is_none() && !self.phase_closed;
             let live_open = self.live.is_some();
             let phase = &mut self.handle.joined.phase;
             let result = &mut self.handle.joined.result;
             let live = self.live.as_mut();
             tokio::select! {
                 biased;
-                changed = phase.changed(), if !own_known => {
-                    if changed.is_err() {
-                        // The phase's sender is gone: it will not change again.
-                        if let Some(message) = self.handle.user_message() {
-                            self.own_seq = Some(message.seq);
-                            return TurnEvent::UserMessage(message);
-                        }
-                        self.own_seq = Some(i64::MIN);
-                    }
+                changed = phase.changed(), if watch_phase => {
+                    // The phase's sender is gone: it will not change again (the result says
+                    // the rest, the user message included).
+                    self.phase_closed = changed.is_err();
                 }
                 received = async { live.expect("checked").recv().await }, if live_open => match received {
                     Ok(envelope) => {
