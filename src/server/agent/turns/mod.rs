@@ -122,12 +122,10 @@ pub async fn start_send(
 /// once the turn answering it (run by another replica, or resumed) ends.
 async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> AppResult<Joinable> {
     let (user_message, reply) = found;
-    let turn =
-        records::latest_for_message(&agent.pool, user_message.conversation_id, user_message.seq)
-            .await?
-            .map_or_else(Uuid::nil, |t| t.id);
+    // No canceller reads the turn id of a stored send (a resend cannot cancel it): none is
+    // looked up.
     let phase = watch::channel(Phase::Started {
-        turn,
+        turn: Uuid::nil(),
         user_message: user_message.clone(),
     })
     .1;
