@@ -69,6 +69,12 @@ if [ "$want_test" = 1 ]; then
     log "installing openai-chatkit 1.6.5 (the reference ChatKit models)"
     "$TOOLS_DIR/venv/bin/pip" install -q "openai-chatkit==1.6.5"
   fi
+  # The official MCP Python SDK drives /mcp as an MCP client in the browser tests
+  # (end2end/mcp-call.py). openai-agents (from openai-chatkit) pulls some mcp in; pin ours.
+  if ! "$TOOLS_DIR/venv/bin/pip" show mcp 2>/dev/null | grep -q "^Version: 2.3.0$"; then
+    log "installing mcp 2.3.0 (the MCP Python SDK)"
+    "$TOOLS_DIR/venv/bin/pip" install -q "mcp==2.3.0"
+  fi
   # HAProxy balances three replicas in the multi-replica tests (tests/balancer.rs), and those
   # tests stop and start a NATS server of their own.
   for tool in haproxy nats-server; do

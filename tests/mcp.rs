@@ -278,7 +278,7 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     let me: Value = app.get(&token, "/api/auth/me").await.json().await.unwrap();
     let user: uuid::Uuid = me["id"].as_str().unwrap().parse().unwrap();
 
-    let local = InProcessClient::connect(app.state.pool.clone(), user)
+    let local = InProcessClient::connect(app.state.pool.clone(), app.state.bus.clone(), user)
         .await
         .unwrap();
     let remote = connect(&app, &token).await;
@@ -340,7 +340,13 @@ async fn a_recorded_call_is_replayed_only_to_the_same_tool_with_the_same_argumen
     .execute(&pool)
     .await
     .unwrap();
-    let client = InProcessClient::connect(pool.clone(), user).await.unwrap();
+    let client = InProcessClient::connect(
+        pool.clone(),
+        std::sync::Arc::new(chatkit::server::bus::EventBus::new(None)),
+        user,
+    )
+    .await
+    .unwrap();
     let slot = |attempt: uuid::Uuid| CallSlot {
         turn,
         attempt,

@@ -8,6 +8,7 @@ pub mod chat;
 #[cfg(feature = "client")]
 pub mod client;
 mod declare;
+pub mod events;
 pub mod tasks;
 
 #[cfg(feature = "ssr")]

@@ -20,7 +20,7 @@ server_fns! {
     #[endpoint = "add", name = AddTask]
     pub async fn add_task(task: NewTask) -> Result<Task, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        crate::server::services::tasks::create(&state.pool, user.id, task)
+        state.tasks().create(user.id, task)
             .await
             .map_err(super::ssr::fail)
     }
@@ -29,7 +29,7 @@ server_fns! {
     #[endpoint = "update", name = UpdateTask]
     pub async fn update_task(id: i32, patch: TaskPatch) -> Result<Task, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        crate::server::services::tasks::update(&state.pool, user.id, id, patch)
+        state.tasks().update(user.id, id, patch)
             .await
             .map_err(super::ssr::fail)
     }
@@ -38,7 +38,7 @@ server_fns! {
     #[endpoint = "set_completed", name = SetTaskCompleted]
     pub async fn set_task_completed(id: i32, completed: bool) -> Result<Task, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        crate::server::services::tasks::set_completed(&state.pool, user.id, id, completed)
+        state.tasks().set_completed(user.id, id, completed)
             .await
             .map_err(super::ssr::fail)
     }
@@ -47,7 +47,7 @@ server_fns! {
     #[endpoint = "delete", name = DeleteTask]
     pub async fn delete_task(id: i32) -> Result<Task, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        crate::server::services::tasks::delete(&state.pool, user.id, id)
+        state.tasks().delete(user.id, id)
             .await
             .map_err(super::ssr::fail)
     }

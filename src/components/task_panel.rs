@@ -1,22 +1,24 @@
-//! The user's tasks beside the chat; refreshed when a turn used tools (in any tab, from the
-//! live event stream), tickable in place.
+//! The user's tasks beside the chat, tickable in place; refreshed by every task event of the
+//! live stream, whatever made the change (this tab, another, the assistant, an API or MCP
+//! client).
 
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api::tasks::{list_tasks, set_task_completed},
     contexts::{chat::ChatContext, live::LiveContext},
-    model::{LiveEvent, Role, Task, TaskFilter},
+    model::{LiveEvent, Task, TaskFilter},
 };
 
 #[component]
 pub fn TaskPanel() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     expect_context::<LiveContext>().subscribe(move |event| {
-        if let LiveEvent::Message(message) = event {
-            if message.role == Role::Assistant && message.tool_calls.is_some() {
-                ctx.tasks_version.update(|v| *v += 1);
-            }
+        if matches!(
+            event,
+            LiveEvent::Task(_) | LiveEvent::TaskDeleted { .. } | LiveEvent::Resync
+        ) {
+            ctx.tasks_version.update(|v| *v += 1);
         }
     });
     let tasks = Resource::new(

@@ -51,23 +51,41 @@ impl LiveContext {
 
     #[cfg(any(feature = "hydrate", feature = "csr"))]
     fn connect(self) {
+        // A page on another origin (the CSR build) signs in with a bearer token, which an
+        // EventSource cannot send as a header, and which must never go into a URL: each
+        // connection gets a single-use ticket instead.
+        #[cfg(feature = "csr")]
+        if crate::api::client::token().is_some() {
+            let current = StoredValue::new(None::<Held>);
+            let last_id = StoredValue::new(None::<String>);
+            on_cleanup(move || {
+                if let Some(Some(held)) = current.try_update_value(Option::take) {
+                    held.take().0.close();
+                }
+            });
+            return with_ticket(self, current, last_id);
+        }
+        let url = format!("{}/api/chat/events", crate::api::client::server_url());
+        if let Some(held) = self.open(&url, None) {
+            on_cleanup(move || held.take().0.close());
+        }
+    }
+
+    /// Opens an `EventSource` on `url`; `on_closed`, when given, runs once it fails (instead of
+    /// the browser's own reconnecting, which would reuse a spent ticket).
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    fn open(self, url: &str, on_closed: Option<Callback<Option<String>>>) -> Option<Held> {
         use send_wrapper::SendWrapper;
         use wasm_bindgen::{closure::Closure, JsCast};
 
-        // A page on another origin (the CSR build) signs in with a bearer token, which an
-        // EventSource cannot send as a header: it goes in the query instead.
-        let url = match crate::api::client::token() {
-            Some(token) => format!(
-                "{}/api/chat/events?access_token={token}",
-                crate::api::client::server_url()
-            ),
-            None => format!("{}/api/chat/events", crate::api::client::server_url()),
-        };
-        let Ok(source) = web_sys::EventSource::new(&url) else {
-            return;
-        };
+        let source = web_sys::EventSource::new(url).ok()?;
+        let last_id = StoredValue::new(None::<String>);
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |message: web_sys::MessageEvent| {
+                let id = message.last_event_id();
+                if !id.is_empty() {
+                    last_id.set_value(Some(id));
+                }
                 let event = message.data().as_string().and_then(|text| decode(&text));
                 if let Some(event) = event {
                     self.dispatch(event);
@@ -78,11 +96,76 @@ impl LiveContext {
         let connected = self.connected;
         let on_open = Closure::<dyn FnMut()>::new(move || connected.set(true));
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let on_error = Closure::<dyn FnMut()>::new(move || connected.set(false));
+        let failing = source.clone();
+        let on_error = Closure::<dyn FnMut()>::new(move || {
+            connected.set(false);
+            if let Some(on_closed) = on_closed {
+                failing.close();
+                on_closed.run(last_id.get_value());
+            }
+        });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let held = SendWrapper::new((source, on_message, on_open, on_error));
-        on_cleanup(move || held.take().0.close());
+        Some(SendWrapper::new((source, on_message, on_open, on_error)))
     }
+}
+
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+type Held = send_wrapper::SendWrapper<(
+    web_sys::EventSource,
+    wasm_bindgen::closure::Closure<dyn FnMut(web_sys::MessageEvent)>,
+    wasm_bindgen::closure::Closure<dyn FnMut()>,
+    wasm_bindgen::closure::Closure<dyn FnMut()>,
+)>;
+
+/// The ticketed stream: a ticket, then the stream (after the last event it received); when
+/// it fails, a new ticket a second later.
+#[cfg(feature = "csr")]
+fn with_ticket(
+    live: LiveContext,
+    current: StoredValue<Option<Held>>,
+    last_id: StoredValue<Option<String>>,
+) {
+    leptos::task::spawn_local(async move {
+        let Ok(ticket) = crate::api::events::stream_ticket().await else {
+            retry_later(live, current, last_id);
+            return;
+        };
+        let mut url = format!(
+            "{}/api/chat/events?ticket={}",
+            crate::api::client::server_url(),
+            ticket.ticket
+        );
+        if let Some(id) = last_id.get_value() {
+            url.push_str(&format!("&last_event_id={id}"));
+        }
+        let on_closed = Callback::new(move |seen: Option<String>| {
+            if seen.is_some() {
+                last_id.set_value(seen);
+            }
+            retry_later(live, current, last_id);
+        });
+        let held = live.open(&url, Some(on_closed));
+        // Cleaned up meanwhile: nothing may stay open.
+        if let Some(Some(held)) = current.try_set_value(held) {
+            held.take().0.close();
+        }
+    });
+}
+
+#[cfg(feature = "csr")]
+fn retry_later(
+    live: LiveContext,
+    current: StoredValue<Option<Held>>,
+    last_id: StoredValue<Option<String>>,
+) {
+    set_timeout(
+        move || {
+            if !current.is_disposed() {
+                with_ticket(live, current, last_id);
+            }
+        },
+        std::time::Duration::from_secs(1),
+    );
 }
 
 /// Decodes one event. Reads the `type` first, then the fields of that kind directly: serde's
@@ -119,6 +202,10 @@ fn decode(text: &str) -> Option<LiveEvent> {
     struct Deleted {
         id: Uuid,
     }
+    #[derive(Deserialize)]
+    struct TaskDeleted {
+        id: i32,
+    }
     let kind = serde_json::from_str::<Kind>(text).ok()?.kind;
     Some(match kind.as_str() {
         "message" => LiveEvent::Message(serde_json::from_str::<Message>(text).ok()?),
@@ -151,6 +238,10 @@ fn decode(text: &str) -> Option<LiveEvent> {
         }
         "conversation_deleted" => LiveEvent::ConversationDeleted {
             id: serde_json::from_str::<Deleted>(text).ok()?.id,
+        },
+        "task" => LiveEvent::Task(serde_json::from_str::<crate::model::Task>(text).ok()?),
+        "task_deleted" => LiveEvent::TaskDeleted {
+            id: serde_json::from_str::<TaskDeleted>(text).ok()?.id,
         },
         "resync" => LiveEvent::Resync,
         _ => return None,
@@ -206,6 +297,15 @@ mod tests {
                 last_message_preview: Some("hi".into()),
             }),
             LiveEvent::ConversationDeleted { id },
+            LiveEvent::Task(crate::model::Task {
+                id: 3,
+                title: "Milk".into(),
+                description: None,
+                completed: true,
+                created_at: at,
+                updated_at: at,
+            }),
+            LiveEvent::TaskDeleted { id: 3 },
             LiveEvent::Resync,
         ];
         for event in events {

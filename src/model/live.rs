@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Conversation, Message};
+use super::{Conversation, Message, Task};
 
 /// What a running turn is doing: thinking (`tool_name` null) or using a tool.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub enum ActivityState {
 }
 
 /// One event of a user's live stream (`GET /api/chat/events`, Server-Sent Events): one
-/// `data:` line of JSON with a `type`. `message` and the conversation events carry an SSE `id`
+/// `data:` line of JSON with a `type`. `message`, the conversation and the task events carry an SSE `id`
 /// (replayed after `Last-Event-ID`); `delta`, `partial` and `activity` describe a running turn.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -64,6 +64,13 @@ pub enum LiveEvent {
     ConversationDeleted {
         id: Uuid,
     },
+    /// A task that was created or changed, through any interface (REST, server functions,
+    /// MCP, the assistant); fields inlined.
+    Task(Task),
+    /// A task that was deleted (its number).
+    TaskDeleted {
+        id: i32,
+    },
     /// Events were missed that can no longer be replayed: reload the data.
     Resync,
     /// Only in a streaming send: the turn could not run (`status` as the JSON API would give).
@@ -71,4 +78,15 @@ pub enum LiveEvent {
         status: u16,
         detail: String,
     },
+}
+
+/// A single-use ticket for one event stream (`GET /api/chat/events?ticket=…`), for an
+/// `EventSource` that cannot send an `Authorization` header: the session token never goes
+/// into a URL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StreamTicket {
+    pub ticket: String,
+    /// Seconds it is good for (it opens one stream, which then lives on).
+    pub expires_in: u64,
 }

@@ -48,8 +48,9 @@ pub struct EventBus {
 
 /// What arrives from NATS, for the process to act on.
 pub enum Delivery {
-    /// A live event (`{"u", "id"?, "e"}`), for this process's open streams of that user.
-    Live(String),
+    /// A live event (`{"u", "id"?, "e"}`), for this process's open streams of that user
+    /// (named by the subject, so nobody else's is parsed).
+    Live { user: Option<Uuid>, payload: String },
     /// A stop request (a turn id), for the turn if this process runs it.
     Stop(String),
     /// NATS is back after an outage.
@@ -158,7 +159,7 @@ impl EventBus {
     /// Connects to NATS (when configured) and hands what arrives there to `deliveries`.
     /// Reconnects by itself; after a reconnection it delivers `Reconnected` (streams replay
     /// what they may have missed meanwhile).
-    pub async fn run(self: Arc<Self>, deliveries: tokio::sync::mpsc::UnboundedSender<Delivery>) {
+    pub async fn run(self: Arc<Self>, deliveries: tokio::sync::mpsc::Sender<Delivery>) {
         use futures::StreamExt;
         let Some(url) = self.nats_url.clone() else {
             return;
@@ -228,7 +229,15 @@ impl EventBus {
         let payload =
             |message: async_nats::Message| String::from_utf8_lossy(&message.payload).into_owned();
         let mut arrivals = futures::stream::select(
-            live.map(move |m| Delivery::Live(payload(m))),
+            live.map(move |m| Delivery::Live {
+                user: m
+                    .subject
+                    .as_str()
+                    .rsplit('.')
+                    .next()
+                    .and_then(|u| u.parse().ok()),
+                payload: payload(m),
+            }),
             stops.map(move |m| Delivery::Stop(payload(m))),
         );
         loop {
@@ -247,7 +256,7 @@ impl EventBus {
                     Delivery::Reconnected
                 }
             };
-            if deliveries.send(delivery).is_err() {
+            if deliveries.send(delivery).await.is_err() {
                 return;
             }
         }

@@ -44,6 +44,11 @@ pub struct Config {
     pub db_max_connections: u32,
     /// `TURNS_PER_USER`: a user's agent turns running or queued at once (beyond: 429).
     pub turns_per_user: usize,
+    /// `MAX_STREAMS_PER_USER`: a user's open event streams on one replica (beyond: 429).
+    pub streams_per_user: usize,
+    /// `LIVE_STREAM_QUEUE`: events waiting for a stream that does not read before it is
+    /// dropped (its client reconnects with `Last-Event-ID` and loses nothing).
+    pub live_stream_queue: usize,
     /// `TURN_LEASE_SECS`: how long a turn's owner may go without renewing its lease before
     /// another replica takes the turn over.
     pub turn_lease: Duration,
@@ -166,6 +171,8 @@ impl Config {
             send_rate_per_user: num("SEND_RATE_PER_MINUTE", get("SEND_RATE_PER_MINUTE"), 30)?,
             db_max_connections: num("DB_MAX_CONNECTIONS", get("DB_MAX_CONNECTIONS"), 16)?,
             turns_per_user: num("TURNS_PER_USER", get("TURNS_PER_USER"), 3)?,
+            streams_per_user: num("MAX_STREAMS_PER_USER", get("MAX_STREAMS_PER_USER"), 20)?,
+            live_stream_queue: num("LIVE_STREAM_QUEUE", get("LIVE_STREAM_QUEUE"), 256)?,
             turn_lease: Duration::from_secs(num("TURN_LEASE_SECS", get("TURN_LEASE_SECS"), 10)?),
             turn_sweep: Duration::from_secs(num("TURN_SWEEP_SECS", get("TURN_SWEEP_SECS"), 2)?),
             turn_max_attempts: num("TURN_MAX_ATTEMPTS", get("TURN_MAX_ATTEMPTS"), 3)?,
@@ -214,6 +221,8 @@ impl Config {
             send_rate_per_user: 1000,
             db_max_connections: 8,
             turns_per_user: 3,
+            streams_per_user: 20,
+            live_stream_queue: 256,
             turn_lease: Duration::from_secs(10),
             turn_sweep: Duration::from_secs(2),
             turn_max_attempts: 3,

@@ -27,6 +27,8 @@ pub enum AppError {
     Conflict(String),
     #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
+    #[error("too many open event streams for this account ({0}); close one (another tab or client) first")]
+    TooManyStreams(usize),
     #[error("the service is shutting down; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -49,6 +51,7 @@ impl Clone for AppError {
             Self::RateLimited { retry_after } => Self::RateLimited {
                 retry_after: *retry_after,
             },
+            Self::TooManyStreams(n) => Self::TooManyStreams(*n),
             Self::Unavailable => Self::Unavailable,
             Self::Internal(err) => Self::Internal(anyhow::anyhow!("{err:#}")),
         }
@@ -67,7 +70,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -15,14 +15,14 @@ use sqlx::PgPool;
 use super::{
     agent::AgentState,
     bus::{LIVE_CHANNEL, STOP_CHANNEL},
-    live::LiveBus,
+    live::StreamFanout,
     services::sessions,
     sessions::Sessions,
 };
 
 /// Who gets each channel's notifications.
 pub struct Receivers {
-    pub live: Arc<LiveBus>,
+    pub live: Arc<StreamFanout>,
     pub sessions: Arc<Sessions>,
     pub agent: AgentState,
 }
@@ -78,8 +78,12 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
                 Ok(Some(notification)) => {
                     let payload = notification.payload();
                     match notification.channel() {
-                        LIVE_CHANNEL => state.live.handle(payload).await,
-                        sessions::REVOKED_CHANNEL => state.sessions.handle(payload),
+                        // Never waits: the fan-out's worker reads stored events.
+                        LIVE_CHANNEL => state.live.deliver(None, payload),
+                        sessions::REVOKED_CHANNEL => {
+                            state.sessions.handle(payload);
+                            state.live.close_revoked(payload);
+                        }
                         _ => state.agent.handle_stop(payload),
                     }
                 }

@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(state.sessions.clone(), mcp::require_bearer))
                 .layer(middleware::from_fn_with_state(writes, guards::limit_writes))
-                .service(mcp::http_service(state.pool.clone(), &state.config)),
+                .service(mcp::http_service(state.pool.clone(), state.bus.clone(), &state.config)),
         )
         // Leptos also routes each server function's own path; this catches any other.
         .route("/sfn/{*fn_name}", get(server_fn_handler).post(server_fn_handler))

@@ -12,7 +12,7 @@ use super::{
     auth::JwtKeys,
     bus::{Delivery, EventBus},
     config::Config,
-    live::LiveBus,
+    live::{FanoutLimits, StreamFanout},
     rate_limit::Limits,
     sessions::Sessions,
 };
@@ -27,7 +27,7 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub agent: AgentState,
     /// Live events for open streams (`/api/chat/events`).
-    pub live: Arc<LiveBus>,
+    pub live: Arc<StreamFanout>,
     /// How replicas tell each other about events and stop requests (Postgres or NATS).
     pub bus: Arc<EventBus>,
     pub leptos_options: LeptosOptions,
@@ -41,7 +41,13 @@ impl AppState {
         Self {
             sessions: Arc::new(Sessions::new(jwt.clone(), pool.clone())),
             agent: AgentState::new(pool.clone(), &config, limits.clone(), bus.clone()),
-            live: Arc::new(LiveBus::new(pool.clone())),
+            live: Arc::new(StreamFanout::new(
+                pool.clone(),
+                FanoutLimits {
+                    streams_per_user: config.streams_per_user,
+                    queue: config.live_stream_queue,
+                },
+            )),
             bus,
             pool,
             limits,
@@ -57,6 +63,7 @@ impl AppState {
     /// listener (live events, stops, revocations), and pruning. Runs for the life of the runtime.
     pub fn start(&self) {
         self.agent.start();
+        self.live.start_worker();
         tokio::spawn(super::listener::listen_forever(
             self.pool.clone(),
             super::listener::Receivers {
@@ -65,13 +72,15 @@ impl AppState {
                 agent: self.agent.clone(),
             },
         ));
-        let (deliveries, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        // Handling a delivery never waits (live events go to the fan-out's worker), so a stop
+        // request is never held up behind event reads.
+        let (deliveries, mut arrived) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(self.bus.clone().run(deliveries));
         let (live, agent) = (self.live.clone(), self.agent.clone());
         tokio::spawn(async move {
             while let Some(delivery) = arrived.recv().await {
                 match delivery {
-                    Delivery::Live(payload) => live.handle(&payload).await,
+                    Delivery::Live { user, payload } => live.deliver(user, &payload),
                     Delivery::Stop(turn) => agent.handle_stop(&turn),
                     Delivery::Reconnected => live.resync_all(),
                 }
@@ -83,6 +92,16 @@ impl AppState {
             self.limits.clone(),
             self.pool.clone(),
         ));
+    }
+}
+
+impl AppState {
+    /// Task changes, each with its live event.
+    pub fn tasks(&self) -> super::services::tasks::Tasks<'_> {
+        super::services::tasks::Tasks {
+            pool: &self.pool,
+            bus: &self.bus,
+        }
     }
 }
 

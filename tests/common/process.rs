@@ -113,6 +113,10 @@ impl ServerProcess {
         assert!(status.success(), "kill {signal}");
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }

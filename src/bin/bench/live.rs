@@ -1,5 +1,6 @@
-//! Live-reply measures: model token to a delta on an event stream, a committed message to
-//! another tab's event, and what thousands of idle event streams cost.
+//! Live-reply measures: model token to a delta on an event stream, and a committed message to
+//! another tab's event; and the pieces the other live measures share (the mock model's
+//! streamed answers, reading an event stream).
 
 use std::{
     collections::HashMap,
@@ -11,13 +12,28 @@ use anyhow::{Context, Result};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
 
 /// When the mock model sent each streamed token.
 #[derive(Clone, Default)]
 pub struct TokenClock(Arc<Mutex<HashMap<String, Instant>>>);
 
-fn chunk(delta: &Value) -> String {
+impl TokenClock {
+    /// For each token of a delta's `text` that the model sent, the time from its send to `at`
+    /// (ms), pushed to `into`. Looked up under the lock: many readers at once should not each
+    /// copy every send time on every delta.
+    pub fn latencies(&self, text: &str, at: Instant, into: &mut Vec<f64>) {
+        if let Ok(sent) = self.0.lock() {
+            for word in text.split_whitespace() {
+                if let Some(t) = sent.get(word) {
+                    into.push(at.duration_since(*t).as_secs_f64() * 1000.0);
+                }
+            }
+        }
+    }
+}
+
+/// One chunk of a streamed completion, as an SSE `data:` line.
+pub fn chunk(delta: &Value) -> String {
     let body = json!({ "id": "bench", "object": "chat.completion.chunk", "created": 0, "model": "mock",
         "choices": [{ "index": 0, "delta": delta, "finish_reason": null }] });
     format!("data: {body}\n\n")
@@ -86,7 +102,11 @@ pub fn events(
     })
 }
 
-async fn open_stream(http: &reqwest::Client, base: &str, token: &str) -> Result<reqwest::Response> {
+pub async fn open_stream(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> Result<reqwest::Response> {
     let res = http
         .get(format!("{base}/api/chat/events"))
         .bearer_auth(token)
@@ -194,66 +214,75 @@ pub async fn commit_to_event(
     Ok(latencies)
 }
 
-pub struct IdleCost {
-    pub connections: usize,
-    pub rss_before_mb: f64,
-    pub rss_mb: f64,
-    pub transactions_per_second: f64,
-}
-
-/// Opens `n` event streams, lets them idle, and measures the server's memory and the
-/// database transactions per second meanwhile (the server's own sweeper included).
-pub async fn idle_streams(
-    base: &str,
-    token: &str,
-    pid: u32,
-    db_url: &str,
-    n: usize,
-) -> Result<IdleCost> {
-    let rss_before_mb = super::rss_kb(pid) as f64 / 1024.0;
-    let mut streams = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let opened = futures::future::join_all(chunk.iter().map(|_| async {
-            // One connection per stream, as browsers hold them.
-            let http = reqwest::Client::builder().build()?;
-            let res = open_stream(&http, base, token).await?;
-            Ok::<_, anyhow::Error>((http, res))
-        }))
-        .await;
-        for stream in opened {
-            streams.push(stream?);
+/// Token → delta latencies (ms, unsorted) on one event stream, until the turn's assistant
+/// message arrives.
+pub async fn delta_latencies(stream: reqwest::Response, clock: TokenClock) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    let mut events = std::pin::pin!(events(stream));
+    while let Some((at, _, event)) = events.next().await {
+        if event["type"] == "delta" {
+            clock.latencies(
+                event["text"].as_str().unwrap_or_default(),
+                at,
+                &mut latencies,
+            );
+        }
+        if event["type"] == "message" && event["role"] == "assistant" {
+            break;
         }
     }
-    // Stats reach pg_stat_database lazily (up to 10 s after a backend goes idle).
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let mut conn = PgConnection::connect(db_url).await?;
-    let before = transactions(&mut conn).await?;
-    let window = Duration::from_secs(20);
-    tokio::time::sleep(window).await;
-    let after = transactions(&mut conn).await?;
-    // Our own two statistics queries are transactions too.
-    let transactions = (after - before - 2).max(0) as f64;
-    let rss_mb = super::rss_kb(pid) as f64 / 1024.0;
-    let connections = streams.len();
-    drop(streams);
-    Ok(IdleCost {
-        connections,
-        rss_before_mb,
-        rss_mb,
-        transactions_per_second: transactions / window.as_secs_f64(),
+    latencies
+}
+
+/// The two single-user live measures (ms, sorted).
+pub struct Latencies {
+    pub delta_ms: Vec<f64>,
+    pub event_ms: Vec<f64>,
+}
+
+/// Both, on the benchmark user's `conversation`.
+pub async fn measure(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    conversation: &str,
+    clock: &TokenClock,
+) -> Result<Latencies> {
+    Ok(Latencies {
+        delta_ms: token_to_delta(http, base, token, conversation, clock).await?,
+        event_ms: commit_to_event(http, base, token, conversation, 50).await?,
     })
 }
 
-/// Transactions this database has committed or rolled back, as the statistics say now.
-async fn transactions(conn: &mut PgConnection) -> Result<i64> {
-    sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(&mut *conn)
-        .await?;
-    Ok(sqlx::query_scalar(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(&mut *conn)
-    .await?)
+pub fn rows(live: &Latencies) -> Vec<super::Row> {
+    let (delta, event) = (&live.delta_ms, &live.event_ms);
+    vec![
+        (
+            "model token → delta on an event stream p50 / p99 ms",
+            format!(
+                "{:.1} / {:.1}",
+                percentile(delta, 0.5),
+                percentile(delta, 0.99)
+            ),
+            format!("{} tokens 20 ms apart; budget p50 ≤ 50", delta.len()),
+            super::verdict(percentile(delta, 0.5) <= 50.0),
+        ),
+        (
+            "message committed → another tab's event p50 / p99 ms",
+            format!(
+                "{:.1} / {:.1}",
+                percentile(event, 0.5),
+                percentile(event, 0.99)
+            ),
+            format!("{} sends; budget p50 ≤ 100 (polling: ~1,000)", event.len()),
+            super::verdict(percentile(event, 0.5) <= 100.0),
+        ),
+    ]
+}
+
+/// `{ p50, p99, samples }` of sorted latencies, for the JSON report.
+pub fn summary(sorted: &[f64]) -> Value {
+    json!({ "p50": percentile(sorted, 0.5), "p99": percentile(sorted, 0.99), "samples": sorted.len() })
 }
 
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

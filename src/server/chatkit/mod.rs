@@ -218,7 +218,7 @@ async fn create(
 ) -> AppResult<Response> {
     let content = chat::clean_content(&input_text(&p.input)?)?;
     // Subscribed before the turn starts, so its first events are not missed.
-    let receiver = state.live.subscribe(user.id);
+    let receiver = state.live.open_for_turn(&user)?;
     let (conversation, turn) =
         agent::start_conversation(&state.agent, user.id, &content, None).await?;
     let opening = vec![Event::ThreadCreated {
@@ -237,7 +237,7 @@ async fn add_user_message(
     let id = items::thread_id(&p.thread_id)?;
     let conversation = chat::get(&state.pool, user.id, id).await?;
     let content = chat::clean_content(&input_text(&p.input)?)?;
-    let receiver = state.live.subscribe(user.id);
+    let receiver = state.live.open_for_turn(&user)?;
     let turn = agent::start_send(&state.agent, user.id, id, &content, None).await?;
     let events = TurnEvents::for_send(&conversation);
     Ok(stream_turn(receiver, turn, events, Vec::new()))
@@ -260,7 +260,7 @@ async fn retry_after_item(
             "item_id must name a user message: an answer is retried from the message it answers",
         ));
     }
-    let receiver = state.live.subscribe(user.id);
+    let receiver = state.live.open_for_turn(&user)?;
     let reply_seq = messages::last_message(&state.pool, id)
         .await?
         .map_or(message.seq, |m| m.seq)
@@ -273,7 +273,7 @@ async fn retry_after_item(
 /// The ChatKit answer to a turn that was started after `receiver` subscribed (so none of its
 /// events is missed): `opening`, then the turn's events as `events` sees them.
 fn stream_turn(
-    receiver: tokio::sync::broadcast::Receiver<live::Envelope>,
+    receiver: live::Subscription,
     turn: TurnHandle,
     events: TurnEvents,
     opening: Vec<Event>,

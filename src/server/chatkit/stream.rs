@@ -18,7 +18,7 @@ use crate::{
     model::{ActivityState, Conversation, LiveEvent, Message, MessageStatus},
     server::{
         agent::{TurnEvent, TurnHandle},
-        live::Envelope,
+        live::Subscription,
         services::messages,
     },
 };
@@ -291,7 +291,7 @@ impl TurnEvents {
 /// turn through its handle.
 pub fn turn_events(
     turn: TurnHandle,
-    live: tokio::sync::broadcast::Receiver<Envelope>,
+    live: Subscription,
     mut events: TurnEvents,
     opening: Vec<Event>,
 ) -> impl Stream<Item = Event> + Send {

@@ -13,12 +13,15 @@ use rmcp::transport::streamable_http_server::{
 use sqlx::PgPool;
 
 use super::TaskTools;
-use crate::server::{auth::bearer_token, config::Config, error::AppError, sessions::Sessions};
+use crate::server::{
+    auth::bearer_token, bus::EventBus, config::Config, error::AppError, sessions::Sessions,
+};
 
 /// `/mcp` as a tower service: stateless Streamable HTTP with JSON responses, so any replica can
 /// answer any request.
 pub fn http_service(
     pool: PgPool,
+    bus: Arc<EventBus>,
     config: &Config,
 ) -> StreamableHttpService<TaskTools, LocalSessionManager> {
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
@@ -39,7 +42,7 @@ pub fn http_service(
         config = config.with_allowed_origins(allowed_origins);
     }
     StreamableHttpService::new(
-        move || Ok(TaskTools::for_http(pool.clone())),
+        move || Ok(TaskTools::for_http(pool.clone(), bus.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     )

@@ -1,7 +1,7 @@
 //! The agent's MCP client: a real rmcp client connected to one user's task tools through an
 //! in-memory pipe (no HTTP hop).
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use rmcp::{
     model::{CallToolRequestParams, CallToolResult, JsonObject},
@@ -16,6 +16,7 @@ use super::{TaskTools, TURN_CALL_META};
 use crate::{
     model::ToolCallStatus,
     server::{
+        bus::EventBus,
         error::{AppError, AppResult},
         services::turn_records::CallSlot,
     },
@@ -34,9 +35,9 @@ pub struct ToolOutcome {
 }
 
 impl InProcessClient {
-    pub async fn connect(pool: PgPool, user: Uuid) -> AppResult<Self> {
+    pub async fn connect(pool: PgPool, bus: Arc<EventBus>, user: Uuid) -> AppResult<Self> {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = TaskTools::for_user(pool, user);
+        let server = TaskTools::for_user(pool, bus, user);
         tokio::spawn(async move {
             match server.serve(server_io).await {
                 Ok(running) => {

@@ -2,6 +2,8 @@
 //! `/mcp` (bearer JWT required) and in-process for the agent (a duplex pipe, no HTTP hop), so
 //! tool behaviour exists once. The user always comes from the token, never from arguments.
 
+use std::sync::Arc;
+
 use sqlx::{PgConnection, PgPool};
 
 use rmcp::{
@@ -19,8 +21,10 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    bus::EventBus,
     error::{AppError, AppResult},
     services::{
+        events::Outbox,
         tasks,
         turn_records::{self, CallSlot, CallStart},
     },
@@ -106,6 +110,8 @@ fn int_or_numeric_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i
 #[derive(Clone)]
 pub struct TaskTools {
     pool: PgPool,
+    /// Every task change is announced to the user's open streams.
+    bus: Arc<EventBus>,
     user: Option<Uuid>,
     tool_router: ToolRouter<TaskTools>,
 }
@@ -113,18 +119,20 @@ pub struct TaskTools {
 #[tool_router]
 impl TaskTools {
     /// For the HTTP endpoint: the user is read from each request (see `require_bearer`).
-    pub fn for_http(pool: PgPool) -> Self {
+    pub fn for_http(pool: PgPool, bus: Arc<EventBus>) -> Self {
         Self {
             pool,
+            bus,
             user: None,
             tool_router: Self::tool_router(),
         }
     }
 
     /// For the agent: every call acts as `user`.
-    pub fn for_user(pool: PgPool, user: Uuid) -> Self {
+    pub fn for_user(pool: PgPool, bus: Arc<EventBus>, user: Uuid) -> Self {
         Self {
             pool,
+            bus,
             user: Some(user),
             tool_router: Self::tool_router(),
         }
@@ -208,33 +216,40 @@ enum TaskOp {
     Update(UpdateTaskArgs),
 }
 
-/// Runs `op` for `user` on `conn` (a pooled connection, or the transaction that also records
-/// the call), returning the tool's JSON result.
-async fn apply(conn: &mut PgConnection, user: Uuid, op: TaskOp) -> AppResult<Value> {
-    match op {
+/// Runs `op` for `user` in `tx` (its own, or the transaction that also records the call),
+/// returning the tool's JSON result and the change's event, to publish after the commit.
+async fn apply(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    op: TaskOp,
+) -> AppResult<(Value, Outbox)> {
+    let (task, outbox, status) = match op {
         TaskOp::Add(a) => {
             let new = NewTask {
                 title: a.title,
                 description: a.description,
             };
-            Ok(summary(&tasks::create(conn, user, new).await?, "created"))
+            let (task, outbox) = tasks::create_in(tx, bus, user, new).await?;
+            (task, outbox, "created")
         }
         TaskOp::List(a) => {
-            let list = tasks::list(conn, user, a.status.unwrap_or_default()).await?;
+            let list = tasks::list(&mut *tx, user, a.status.unwrap_or_default()).await?;
             let items: Vec<Value> = list
                 .iter()
                 .map(|t| json!({ "id": t.id, "title": t.title, "description": t.description, "completed": t.completed }))
                 .collect();
-            Ok(json!({ "tasks": items, "count": items.len() }))
+            let list = json!({ "tasks": items, "count": items.len() });
+            return Ok((list, Outbox::default()));
         }
         TaskOp::Complete(a) => {
-            let task = tasks::set_completed(conn, user, a.task_id, true).await?;
-            Ok(summary(&task, "completed"))
+            let (task, outbox) = tasks::set_completed_in(tx, bus, user, a.task_id, true).await?;
+            (task, outbox, "completed")
         }
-        TaskOp::Delete(a) => Ok(summary(
-            &tasks::delete(conn, user, a.task_id).await?,
-            "deleted",
-        )),
+        TaskOp::Delete(a) => {
+            let (task, outbox) = tasks::delete_in(tx, bus, user, a.task_id).await?;
+            (task, outbox, "deleted")
+        }
         TaskOp::Update(a) => {
             if a.title.is_none() && a.description.is_none() {
                 return Err(AppError::validation(
@@ -246,15 +261,23 @@ async fn apply(conn: &mut PgConnection, user: Uuid, op: TaskOp) -> AppResult<Val
                 description: a.description,
                 completed: None,
             };
-            Ok(summary(
-                &tasks::update(conn, user, a.task_id, patch).await?,
-                "updated",
-            ))
+            let (task, outbox) = tasks::update_in(tx, bus, user, a.task_id, patch).await?;
+            (task, outbox, "updated")
         }
-    }
+    };
+    Ok((summary(&task, status), outbox))
 }
 
 impl TaskTools {
+    /// A call outside any turn (an MCP client's): its own transaction.
+    async fn apply_alone(&self, user: Uuid, op: TaskOp) -> AppResult<Value> {
+        let mut tx = self.pool.begin().await?;
+        let (value, outbox) = apply(&mut tx, &self.bus, user, op).await?;
+        tx.commit().await?;
+        outbox.publish(&self.bus, &self.pool).await;
+        Ok(value)
+    }
+
     /// Parses the arguments and runs the tool. Bad arguments and service errors (e.g. "task 7
     /// not found") become tool results with `isError: true`, which a model can read and act
     /// on. A call of an agent turn (its slot in `_meta`, in-process only) runs in one
@@ -276,10 +299,7 @@ impl TaskTools {
             .and_then(|v| serde_json::from_value::<CallSlot>(v.clone()).ok());
         let Some(slot) = slot else {
             let outcome = match parsed {
-                Ok(op) => match self.pool.acquire().await {
-                    Ok(mut conn) => apply(&mut conn, user, op).await,
-                    Err(err) => Err(err.into()),
-                },
+                Ok(op) => self.apply_alone(user, op).await,
                 Err(err) => Err(err),
             };
             return Ok(to_result(outcome_value(outcome)));
@@ -292,15 +312,18 @@ impl TaskTools {
                     CallStart::Fresh(call) => call,
                 };
             let outcome = match parsed {
-                Ok(op) => apply(call.conn(), user, op).await,
+                Ok(op) => apply(call.conn(), &self.bus, user, op).await,
                 Err(err) => Err(err),
             };
             // A failed statement voids the transaction: nothing happened, nothing is recorded.
-            if let Err(AppError::Internal(err)) = outcome {
-                return Err(AppError::Internal(err));
-            }
+            let (outcome, outbox) = match outcome {
+                Err(AppError::Internal(err)) => return Err(AppError::Internal(err)),
+                Ok((value, outbox)) => (Ok(value), outbox),
+                Err(err) => (Err(err), Outbox::default()),
+            };
             let (result, status) = outcome_value(outcome);
             call.commit(&result, status).await?;
+            outbox.publish(&self.bus, &self.pool).await;
             Ok::<_, AppError>((result, status))
         }
         .await;

@@ -147,7 +147,9 @@ async fn send_message(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     // Subscribed before the turn starts, so its first events are not missed.
-    let receiver = streaming.then(|| state.live.subscribe(user.id));
+    let receiver = streaming
+        .then(|| state.live.open_for_turn(&user))
+        .transpose()?;
     let turn = agent::start_send(&state.agent, user.id, id, &body.content, body.client_id).await?;
     match receiver {
         Some(receiver) => {
@@ -181,10 +183,7 @@ fn envelope_of(event: TurnEvent) -> live::Envelope {
             }
         }
     };
-    live::Envelope {
-        id: None,
-        event: std::sync::Arc::new(event),
-    }
+    live::Envelope::new(None, event)
 }
 
 /// Stop the conversation's running turn, whichever replica runs it. The partial reply is kept

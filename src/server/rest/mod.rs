@@ -48,11 +48,12 @@ impl utoipa::Modify for BearerAuth {
                 super::auth::SESSION_COOKIE,
             ))),
         );
-        // The live event stream also takes the session token in its query (an `EventSource`
-        // on another origin cannot send headers).
+        // The live event stream also takes a single-use stream ticket in its query (an
+        // `EventSource` on another origin cannot send headers; the session token never goes
+        // into a URL).
         components.add_security_scheme(
-            "access_token",
-            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("access_token"))),
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("ticket"))),
         );
     }
 }

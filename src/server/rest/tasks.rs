@@ -47,7 +47,7 @@ async fn create_task(
     user: AuthUser,
     ApiJson(new): ApiJson<NewTask>,
 ) -> AppResult<(StatusCode, ApiJson<Task>)> {
-    let task = tasks::create(&state.pool, user.id, new).await?;
+    let task = state.tasks().create(user.id, new).await?;
     Ok((StatusCode::CREATED, ApiJson(task)))
 }
 
@@ -72,9 +72,7 @@ async fn update_task(
     ApiPath(id): ApiPath<i32>,
     ApiJson(patch): ApiJson<TaskPatch>,
 ) -> AppResult<ApiJson<Task>> {
-    tasks::update(&state.pool, user.id, id, patch)
-        .await
-        .map(ApiJson)
+    state.tasks().update(user.id, id, patch).await.map(ApiJson)
 }
 
 /// Delete a task.
@@ -85,7 +83,7 @@ async fn delete_task(
     user: AuthUser,
     ApiPath(id): ApiPath<i32>,
 ) -> AppResult<StatusCode> {
-    tasks::delete(&state.pool, user.id, id).await?;
+    state.tasks().delete(user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,7 +95,9 @@ async fn complete_task(
     user: AuthUser,
     ApiPath(id): ApiPath<i32>,
 ) -> AppResult<ApiJson<Task>> {
-    tasks::set_completed(&state.pool, user.id, id, true)
+    state
+        .tasks()
+        .set_completed(user.id, id, true)
         .await
         .map(ApiJson)
 }
@@ -110,7 +110,9 @@ async fn reopen_task(
     user: AuthUser,
     ApiPath(id): ApiPath<i32>,
 ) -> AppResult<ApiJson<Task>> {
-    tasks::set_completed(&state.pool, user.id, id, false)
+    state
+        .tasks()
+        .set_completed(user.id, id, false)
         .await
         .map(ApiJson)
 }

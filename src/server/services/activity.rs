@@ -1,6 +1,6 @@
 //! What a running turn is doing, for every open tab: its activity (thinking or a tool) and
-//! the reply written so far, kept in the unlogged `turn_activity` row and announced as live
-//! events (`activity`, `delta`).
+//! the reply written so far, kept in the unlogged `turn_activity` row (and the reply's pieces
+//! in `turn_reply_pieces`) and announced as live events (`activity`, `delta`).
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -64,9 +64,12 @@ pub async fn set_activity(
              ON CONFLICT (conversation_id) DO UPDATE
              SET user_seq = EXCLUDED.user_seq, tool_name = EXCLUDED.tool_name,
                  updated_at = clock_timestamp(),
-                 partial = CASE WHEN turn_activity.user_seq = EXCLUDED.user_seq
-                                THEN turn_activity.partial ELSE '' END
+                 partial_chars = CASE WHEN turn_activity.user_seq = EXCLUDED.user_seq
+                                      THEN turn_activity.partial_chars ELSE 0 END
              RETURNING 1
+         ), stale AS (
+             DELETE FROM turn_reply_pieces
+             WHERE conversation_id = $1 AND user_seq <> $2 AND EXISTS (SELECT 1 FROM a)
          )
          SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a"
     ))
@@ -87,7 +90,9 @@ pub async fn set_activity(
 }
 
 /// Appends streamed text to the running turn's reply so far and announces it as a delta
-/// (with its offset, so a client that read the reply so far can skip what it has).
+/// (with its offset, so a client that read the reply so far can skip what it has). Constant
+/// work per flush however long the reply: the text is added as a piece of its own, and the
+/// activity row only counts characters.
 pub async fn append_partial(
     pool: &PgPool,
     bus: &EventBus,
@@ -111,9 +116,12 @@ pub async fn append_partial(
         let in_database = bus.announces_in_database();
         let at: Option<i32> = sqlx::query_scalar(&format!(
             "WITH a AS (
-                 UPDATE turn_activity SET partial = partial || $3
+                 UPDATE turn_activity SET partial_chars = partial_chars + char_length($3)
                  WHERE conversation_id = $1 AND user_seq = $2 AND {HOLDS_TURN}
-                 RETURNING char_length(partial) - char_length($3) AS at
+                 RETURNING partial_chars - char_length($3) AS at
+             ), p AS (
+                 INSERT INTO turn_reply_pieces (conversation_id, user_seq, at, piece)
+                 SELECT $1, $2, a.at, $3 FROM a
              )
              SELECT a.at FROM a
              CROSS JOIN LATERAL (
@@ -153,7 +161,10 @@ pub async fn running_turns(
     user: Uuid,
 ) -> AppResult<Vec<(Uuid, i64, Option<String>, String)>> {
     Ok(sqlx::query_as(
-        "SELECT a.conversation_id, a.user_seq, a.tool_name, a.partial
+        "SELECT a.conversation_id, a.user_seq, a.tool_name,
+                COALESCE((SELECT string_agg(p.piece, '' ORDER BY p.at) FROM turn_reply_pieces p
+                          WHERE p.conversation_id = a.conversation_id AND p.user_seq = a.user_seq),
+                         '')
          FROM turn_activity a JOIN conversations c ON c.id = a.conversation_id
          WHERE c.user_id = $1 AND c.deleted_at IS NULL AND a.user_seq = c.last_seq",
     )

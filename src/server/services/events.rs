@@ -103,14 +103,30 @@ pub async fn since(
     Ok(rows.into_iter().map(|(id, e)| (id, e.0)).collect())
 }
 
-/// One stored event by id, with its user.
-pub async fn by_id(db: impl PgExecutor<'_>, id: i64) -> AppResult<Option<(Uuid, LiveEvent)>> {
-    let row: Option<(Uuid, sqlx::types::Json<LiveEvent>)> =
-        sqlx::query_as("SELECT user_id, payload FROM live_events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db)
+/// Stored events by id: (id, (user, event)), for those still kept.
+pub async fn by_ids(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> AppResult<Vec<(i64, (Uuid, LiveEvent))>> {
+    let rows: Vec<(i64, Uuid, sqlx::types::Json<LiveEvent>)> =
+        sqlx::query_as("SELECT id, user_id, payload FROM live_events WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(db)
             .await?;
-    Ok(row.map(|(user, e)| (user, e.0)))
+    Ok(rows
+        .into_iter()
+        .map(|(id, user, e)| (id, (user, e.0)))
+        .collect())
+}
+
+/// The newest stored event id of `user` (a stream without `Last-Event-ID` starts after it).
+pub async fn newest(db: impl PgExecutor<'_>, user: Uuid) -> AppResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT max(id) FROM live_events WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// The oldest stored event id still kept (a `Last-Event-ID` before it missed events).

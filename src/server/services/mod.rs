@@ -8,6 +8,7 @@ pub mod events;
 pub mod feedback;
 pub mod messages;
 pub mod sessions;
+pub mod stream_tickets;
 pub mod tasks;
 pub mod turn_records;
 pub mod users;

@@ -56,7 +56,11 @@ pub async fn revoke(pool: &PgPool, session: Uuid) -> AppResult<()> {
 pub async fn delete_account(pool: &PgPool, user: Uuid) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "DELETE FROM turn_activity WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
+        "WITH p AS (
+             DELETE FROM turn_reply_pieces
+             WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)
+         )
+         DELETE FROM turn_activity WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
     )
     .bind(user)
     .execute(&mut *tx)

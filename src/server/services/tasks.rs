@@ -1,12 +1,24 @@
 //! The user's to-do list. Every query is scoped by the caller's user id; another user's task
-//! is indistinguishable from a missing one.
+//! is indistinguishable from a missing one. Every change is recorded as a live event (`task`,
+//! `task_deleted`) in its own transaction, whichever interface made it, so every open tab
+//! follows it.
+//!
+//! Each change comes twice: `create` etc. run in a transaction of their own and publish the
+//! event after the commit; `create_in` etc. run in the caller's transaction (a tool call of a
+//! turn, committed with its record) and hand back the `Outbox` to publish after that commit.
 
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::events::{self, Outbox};
 use crate::{
-    model::{NewTask, Task, TaskFilter, TaskPatch, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS},
-    server::error::{AppError, AppResult},
+    model::{
+        LiveEvent, NewTask, Task, TaskFilter, TaskPatch, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+    },
+    server::{
+        bus::EventBus,
+        error::{AppError, AppResult},
+    },
 };
 
 const COLUMNS: &str = "id, title, description, completed, created_at, updated_at";
@@ -78,11 +90,16 @@ pub async fn get(db: impl PgExecutor<'_>, user: Uuid, id: i32) -> AppResult<Task
     .ok_or_else(|| not_found(id))
 }
 
-pub async fn create(db: impl PgExecutor<'_>, user: Uuid, new: NewTask) -> AppResult<Task> {
+pub async fn create_in(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    new: NewTask,
+) -> AppResult<(Task, Outbox)> {
     let title = clean_title(&new.title)?;
     let description = clean_description(new.description.as_deref())?;
     // One statement: the user's row lock hands out the next number atomically.
-    sqlx::query_as::<_, TaskRow>(&format!(
+    let task = sqlx::query_as::<_, TaskRow>(&format!(
         "WITH next AS (
              UPDATE users SET last_task_number = last_task_number + 1 WHERE id = $1 RETURNING last_task_number
          )
@@ -93,18 +110,20 @@ pub async fn create(db: impl PgExecutor<'_>, user: Uuid, new: NewTask) -> AppRes
     .bind(user)
     .bind(title)
     .bind(description)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(Task::from)
-    .ok_or(AppError::Unauthorized)
+    .ok_or(AppError::Unauthorized)?;
+    changed(tx, bus, user, task).await
 }
 
-pub async fn update(
-    db: impl PgExecutor<'_>,
+pub async fn update_in(
+    tx: &mut PgConnection,
+    bus: &EventBus,
     user: Uuid,
     id: i32,
     patch: TaskPatch,
-) -> AppResult<Task> {
+) -> AppResult<(Task, Outbox)> {
     if patch.title.is_none() && patch.description.is_none() && patch.completed.is_none() {
         return Err(AppError::validation(
             "nothing to update: give a title, a description or completed",
@@ -117,7 +136,7 @@ pub async fn update(
         .as_deref()
         .map(|d| clean_description(Some(d)))
         .transpose()?;
-    sqlx::query_as::<_, TaskRow>(&format!(
+    let task = sqlx::query_as::<_, TaskRow>(&format!(
         "UPDATE tasks SET
              title = COALESCE($3, title),
              description = CASE WHEN $4 THEN $5 ELSE description END,
@@ -132,39 +151,98 @@ pub async fn update(
     .bind(description.is_some())
     .bind(description.flatten())
     .bind(patch.completed)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(Task::from)
-    .ok_or_else(|| not_found(id))
+    .ok_or_else(|| not_found(id))?;
+    changed(tx, bus, user, task).await
 }
 
-pub async fn set_completed(
-    db: impl PgExecutor<'_>,
-    user: Uuid,
-    id: i32,
-    completed: bool,
-) -> AppResult<Task> {
-    update(
-        db,
-        user,
-        id,
-        TaskPatch {
-            completed: Some(completed),
-            ..Default::default()
-        },
-    )
-    .await
+fn completion(completed: bool) -> TaskPatch {
+    TaskPatch {
+        completed: Some(completed),
+        ..Default::default()
+    }
 }
 
 /// Deletes and returns the task (its title is worth confirming to the user).
-pub async fn delete(db: impl PgExecutor<'_>, user: Uuid, id: i32) -> AppResult<Task> {
-    sqlx::query_as::<_, TaskRow>(&format!(
+pub async fn delete_in(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    id: i32,
+) -> AppResult<(Task, Outbox)> {
+    let task = sqlx::query_as::<_, TaskRow>(&format!(
         "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(user)
     .bind(id)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(Task::from)
-    .ok_or_else(|| not_found(id))
+    .ok_or_else(|| not_found(id))?;
+    let outbox = events::record(tx, bus, user, &LiveEvent::TaskDeleted { id }).await?;
+    Ok((task, outbox))
+}
+
+/// Records the changed task's event in the change's transaction.
+async fn changed(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    task: Task,
+) -> AppResult<(Task, Outbox)> {
+    let outbox = events::record(tx, bus, user, &LiveEvent::Task(task.clone())).await?;
+    Ok((task, outbox))
+}
+
+/// The changes in a transaction of their own, their events published after the commit.
+pub struct Tasks<'a> {
+    pub pool: &'a PgPool,
+    pub bus: &'a EventBus,
+}
+
+impl Tasks<'_> {
+    pub async fn create(&self, user: Uuid, new: NewTask) -> AppResult<Task> {
+        let mut tx = self.pool.begin().await?;
+        let done = create_in(&mut tx, self.bus, user, new).await?;
+        self.commit(tx, done).await
+    }
+
+    pub async fn update(&self, user: Uuid, id: i32, patch: TaskPatch) -> AppResult<Task> {
+        let mut tx = self.pool.begin().await?;
+        let done = update_in(&mut tx, self.bus, user, id, patch).await?;
+        self.commit(tx, done).await
+    }
+
+    pub async fn set_completed(&self, user: Uuid, id: i32, completed: bool) -> AppResult<Task> {
+        self.update(user, id, completion(completed)).await
+    }
+
+    pub async fn delete(&self, user: Uuid, id: i32) -> AppResult<Task> {
+        let mut tx = self.pool.begin().await?;
+        let done = delete_in(&mut tx, self.bus, user, id).await?;
+        self.commit(tx, done).await
+    }
+
+    async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        (task, outbox): (Task, Outbox),
+    ) -> AppResult<Task> {
+        tx.commit().await?;
+        outbox.publish(self.bus, self.pool).await;
+        Ok(task)
+    }
+}
+
+/// Ticks a task off (or back on) in the caller's transaction.
+pub async fn set_completed_in(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    id: i32,
+    completed: bool,
+) -> AppResult<(Task, Outbox)> {
+    update_in(tx, bus, user, id, completion(completed)).await
 }

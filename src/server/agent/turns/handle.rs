@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use futures::{future::Shared, Stream};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::super::AgentState;
@@ -15,7 +15,7 @@ use crate::{
     model::{LiveEvent, Message, TurnResult},
     server::{
         error::{AppError, AppResult},
-        live::Envelope,
+        live::{Envelope, Subscription},
     },
 };
 
@@ -94,7 +94,7 @@ impl TurnHandle {
     /// the end cancels the send (ChatKit's cancel); otherwise the turn goes on without it.
     pub fn events(
         mut self,
-        live: broadcast::Receiver<Envelope>,
+        live: Subscription,
         cancel_on_drop: bool,
     ) -> impl Stream<Item = TurnEvent> + Send {
         if let Some(canceller) = self.canceller.as_mut() {
@@ -131,7 +131,7 @@ impl TurnHandle {
 const EARLY_EVENTS: usize = 64;
 
 struct EventsState {
-    live: Option<broadcast::Receiver<Envelope>>,
+    live: Option<Subscription>,
     early: VecDeque<Envelope>,
     /// The seq of this turn's user message, once known.
     own_seq: Option<i64>,
@@ -173,7 +173,7 @@ impl EventsState {
                     self.phase_closed = changed.is_err();
                 }
                 received = async { live.expect("checked").recv().await }, if live_open => match received {
-                    Ok(envelope) => {
+                    Some(envelope) => {
                         if !concerns(&envelope.event, self.handle.conversation) {
                             continue;
                         }
@@ -188,9 +188,9 @@ impl EventsState {
                             self.early.push_back(envelope);
                         }
                     }
-                    // Fell behind: deltas are lost, the final reply (from the result) is not.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => self.live = None,
+                    // Fell behind (dropped by the fan-out): deltas are lost, the final reply
+                    // (from the result) is not.
+                    None => self.live = None,
                 },
                 ended = result => {
                     // The user message may have been stored just now (or by another replica,
@@ -222,7 +222,11 @@ impl EventsState {
             LiveEvent::Delta { seq, .. } | LiveEvent::Partial { seq, .. } => *seq == own + 1,
             LiveEvent::Activity { user_seq, .. } => *user_seq == own,
             LiveEvent::Conversation(_) | LiveEvent::ConversationDeleted { .. } => true,
-            LiveEvent::Message(_) | LiveEvent::Resync | LiveEvent::Error { .. } => false,
+            LiveEvent::Message(_)
+            | LiveEvent::Task(_)
+            | LiveEvent::TaskDeleted { .. }
+            | LiveEvent::Resync
+            | LiveEvent::Error { .. } => false,
         }
     }
 }
@@ -242,7 +246,10 @@ fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
         } => *conversation_id == conversation,
         LiveEvent::Conversation(c) => c.id == conversation,
         LiveEvent::ConversationDeleted { id } => *id == conversation,
-        LiveEvent::Resync | LiveEvent::Error { .. } => false,
+        LiveEvent::Task(_)
+        | LiveEvent::TaskDeleted { .. }
+        | LiveEvent::Resync
+        | LiveEvent::Error { .. } => false,
     }
 }
 

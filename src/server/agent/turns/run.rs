@@ -190,7 +190,9 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
     if let Ok(mut records) = log.records.lock() {
         records.extend(mine.iter().map(|d| d.record.clone()));
     }
-    let mcp = match InProcessClient::connect(agent.pool.clone(), turn.user_id).await {
+    let mcp = match InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id)
+        .await
+    {
         Ok(client) => client,
         Err(err) => {
             tracing::error!(error = %err, "connecting the MCP client");

@@ -364,6 +364,8 @@ pub async fn finish(
              RETURNING conversation_id
          ), a AS (
              DELETE FROM turn_activity WHERE conversation_id IN (SELECT conversation_id FROM t)
+         ), p AS (
+             DELETE FROM turn_reply_pieces WHERE conversation_id IN (SELECT conversation_id FROM t)
          )
          SELECT 1 FROM t",
     )
@@ -393,10 +395,13 @@ async fn end_without_reply(pool: &PgPool, turn: &Turn, why: &str) -> AppResult<(
     .bind(why)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM turn_activity WHERE conversation_id = $1")
-        .bind(turn.conversation_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "WITH p AS (DELETE FROM turn_reply_pieces WHERE conversation_id = $1)
+         DELETE FROM turn_activity WHERE conversation_id = $1",
+    )
+    .bind(turn.conversation_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
