@@ -42,6 +42,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/chat/conversations/{id}/stop", "post"),
         ("/api/chat/conversations/{id}/retry", "post"),
         ("/api/chat/events", "get"),
+        ("/api/chat/events/ticket", "post"),
     ];
     for (path, method) in expected {
         assert!(

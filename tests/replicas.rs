@@ -127,8 +127,8 @@ async fn stop_on_the_other_replica_ends_the_turn_within_a_second(pool: PgPool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let partial: Option<String> =
-            sqlx::query_scalar("SELECT partial FROM turn_activity LIMIT 1")
-                .fetch_optional(&pool)
+            sqlx::query_scalar("SELECT string_agg(piece, '' ORDER BY at) FROM turn_reply_pieces")
+                .fetch_one(&pool)
                 .await
                 .unwrap();
         if partial.is_some_and(|p| p.contains("now,")) {
