@@ -8,7 +8,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::PgPool;
@@ -18,8 +18,9 @@ use crate::server::{
     services::activity::{self, Reporter},
 };
 
-/// Streamed text is written out at most this often (one UPDATE + NOTIFY per flush), so a
-/// fast model costs a bounded number of queries while a token still reaches a tab quickly.
+/// Streamed text is written out at most this often (one statement with its NOTIFY per flush),
+/// so a fast model costs a bounded number of queries. A token after a quiet spell goes out at
+/// once (the leading edge); only a burst waits, to be written together.
 const FLUSH_EVERY: Duration = Duration::from_millis(15);
 
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct Progress {
     /// Written but not yet flushed.
     pending: Arc<Mutex<String>>,
     flushing: Arc<AtomicBool>,
+    /// When the last flush began.
+    last_flush: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Progress {
@@ -44,6 +47,7 @@ impl Progress {
             spoken: Arc::default(),
             pending: Arc::default(),
             flushing: Arc::default(),
+            last_flush: Arc::default(),
         }
     }
 
@@ -82,7 +86,20 @@ impl Progress {
         let progress = self.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(FLUSH_EVERY).await;
+                let wait = progress
+                    .last_flush
+                    .lock()
+                    .ok()
+                    .and_then(|last| *last)
+                    .map_or(Duration::ZERO, |at| {
+                        FLUSH_EVERY.saturating_sub(at.elapsed())
+                    });
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                if let Ok(mut last) = progress.last_flush.lock() {
+                    *last = Some(Instant::now());
+                }
                 let text = progress
                     .pending
                     .lock()

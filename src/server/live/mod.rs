@@ -37,26 +37,33 @@ use super::{
 };
 use crate::model::LiveEvent;
 
-/// An event as it travels: its stored id (for SSE `id:` and `Last-Event-ID`), if stored, and
-/// its SSE text, made once for every stream that sends it.
+/// An event as it travels: one pointer (a stream's queue holds only pointers, so an idle
+/// stream's queue is small), shared by every stream that sends it.
 #[derive(Clone, Debug)]
-pub struct Envelope {
+pub struct Envelope(Arc<Enveloped>);
+
+/// What an envelope holds: the stored id (for SSE `id:` and `Last-Event-ID`), if stored, the
+/// event, and its SSE text, made once for every stream that sends it.
+#[derive(Debug)]
+pub struct Enveloped {
     pub id: Option<i64>,
-    pub event: Arc<LiveEvent>,
-    pub data: Arc<str>,
+    pub event: LiveEvent,
+    pub data: String,
+}
+
+impl std::ops::Deref for Envelope {
+    type Target = Enveloped;
+
+    fn deref(&self) -> &Enveloped {
+        &self.0
+    }
 }
 
 impl Envelope {
     pub fn new(id: Option<i64>, event: LiveEvent) -> Self {
         let event = presented(event);
-        let data = serde_json::to_string(&event)
-            .unwrap_or_else(|_| "{\"type\":\"resync\"}".into())
-            .into();
-        Self {
-            id,
-            event: Arc::new(event),
-            data,
-        }
+        let data = serde_json::to_string(&event).unwrap_or_else(|_| "{\"type\":\"resync\"}".into());
+        Self(Arc::new(Enveloped { id, event, data }))
     }
 
     fn resync() -> Self {
@@ -64,7 +71,7 @@ impl Envelope {
     }
 
     pub fn is_resync(&self) -> bool {
-        self.id.is_none() && *self.event == LiveEvent::Resync
+        self.id.is_none() && self.event == LiveEvent::Resync
     }
 }
 
