@@ -44,6 +44,15 @@ pub struct EventBus {
     nats_url: Option<String>,
     nats: OnceLock<async_nats::Client>,
     connected: AtomicBool,
+    /// This process's own open streams, which a running turn's deltas reach directly (see
+    /// `agent::progress`): they need no round trip through the bus.
+    local: OnceLock<Arc<crate::server::live::StreamFanout>>,
+}
+
+/// This process, as named in the events it announces that its own streams already got.
+pub fn process_id() -> Uuid {
+    static ID: OnceLock<Uuid> = OnceLock::new();
+    *ID.get_or_init(Uuid::new_v4)
 }
 
 /// What arrives from NATS, for the process to act on.
@@ -83,7 +92,18 @@ impl EventBus {
             nats_url,
             nats: OnceLock::new(),
             connected: AtomicBool::new(false),
+            local: OnceLock::new(),
         }
+    }
+
+    /// Names this process's fan-out (once, at start).
+    pub fn set_local(&self, fanout: Arc<crate::server::live::StreamFanout>) {
+        let _ = self.local.set(fanout);
+    }
+
+    /// This process's fan-out, once set.
+    pub fn local(&self) -> Option<&Arc<crate::server::live::StreamFanout>> {
+        self.local.get()
     }
 
     pub fn state(&self) -> BusState {
@@ -114,7 +134,10 @@ impl EventBus {
         id: Option<i64>,
         event: &LiveEvent,
     ) {
-        let whole = || serde_json::json!({ "u": user, "id": id, "e": event }).to_string();
+        let whole = || match id {
+            Some(id) => serde_json::json!({ "u": user, "id": id, "e": event }).to_string(),
+            None => transient_payload(user, event),
+        };
         if self.via_nats(format!("chatkit.live.{user}"), whole).await {
             return;
         }
@@ -264,8 +287,10 @@ impl EventBus {
 }
 
 /// The NOTIFY payload of an event that is not stored.
+/// The payload of an event that is not stored, naming this process (`o`): a delta it
+/// announces has reached its own streams already.
 pub fn transient_payload(user: Uuid, event: &LiveEvent) -> String {
-    serde_json::json!({ "u": user, "e": event }).to_string()
+    serde_json::json!({ "u": user, "o": process_id(), "e": event }).to_string()
 }
 
 async fn notify(pool: &PgPool, channel: &str, payload: &str) {

@@ -38,16 +38,18 @@ impl AppState {
         let limits = Arc::new(Limits::new(&config, pool.clone()));
         let jwt = Arc::new(jwt);
         let bus = Arc::new(EventBus::new(config.event_bus_url.clone()));
+        let live = Arc::new(StreamFanout::new(
+            pool.clone(),
+            FanoutLimits {
+                streams_per_user: config.streams_per_user,
+                queue: config.live_stream_queue,
+            },
+        ));
+        bus.set_local(live.clone());
         Self {
             sessions: Arc::new(Sessions::new(jwt.clone(), pool.clone())),
             agent: AgentState::new(pool.clone(), &config, limits.clone(), bus.clone()),
-            live: Arc::new(StreamFanout::new(
-                pool.clone(),
-                FanoutLimits {
-                    streams_per_user: config.streams_per_user,
-                    queue: config.live_stream_queue,
-                },
-            )),
+            live,
             bus,
             pool,
             limits,

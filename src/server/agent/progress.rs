@@ -13,9 +13,12 @@ use std::{
 
 use sqlx::PgPool;
 
-use crate::server::{
-    bus::EventBus,
-    services::activity::{self, Reporter},
+use crate::{
+    model::LiveEvent,
+    server::{
+        bus::EventBus,
+        services::activity::{self, Reporter},
+    },
 };
 
 /// Streamed text is written out at most this often (one statement with its NOTIFY per flush),
@@ -36,6 +39,16 @@ pub struct Progress {
     flushing: Arc<AtomicBool>,
     /// When the last flush began.
     last_flush: Arc<Mutex<Option<Instant>>>,
+    /// Where this attempt's text starts in the reply so far (known once its first activity
+    /// is recorded), and the characters it has written: the offset of each delta that goes
+    /// straight to this process's own streams.
+    local: Arc<Mutex<LocalOffsets>>,
+}
+
+#[derive(Default)]
+struct LocalOffsets {
+    base: Option<i64>,
+    written: i64,
 }
 
 impl Progress {
@@ -48,15 +61,26 @@ impl Progress {
             pending: Arc::default(),
             flushing: Arc::default(),
             last_flush: Arc::default(),
+            local: Arc::default(),
         }
     }
 
     /// `None`: the model is thinking; else the tool in use.
     pub async fn report(&self, tool_name: Option<&str>) {
-        if let Err(err) =
-            activity::set_activity(&self.pool, &self.bus, &self.reporter, tool_name).await
-        {
-            tracing::warn!(error = %err, "recording turn activity");
+        match activity::set_activity(&self.pool, &self.bus, &self.reporter, tool_name).await {
+            Ok(Some(so_far)) => {
+                if let Ok(mut local) = self.local.lock() {
+                    let written = local.written;
+                    local.base.get_or_insert(so_far - written);
+                }
+            }
+            // This attempt no longer holds the turn: nothing more of it goes out.
+            Ok(None) => {
+                if let Ok(mut local) = self.local.lock() {
+                    local.base = None;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "recording turn activity"),
         }
     }
 
@@ -71,7 +95,39 @@ impl Progress {
         if let Ok(mut pending) = self.pending.lock() {
             pending.push_str(chunk);
         }
+        self.send_locally(chunk);
         self.start_flushing();
+    }
+
+    /// The chunk as a delta to this process's own streams, at once (other replicas get it
+    /// with the flush, over the bus; ours skip that copy).
+    fn send_locally(&self, chunk: &str) {
+        let offset = match self.local.lock() {
+            Ok(mut local) => {
+                let at = local.base.map(|base| base + local.written);
+                local.written += chunk.chars().count() as i64;
+                at
+            }
+            Err(_) => None,
+        };
+        let (Some(offset), Some(fanout)) = (offset, self.bus.local()) else {
+            return;
+        };
+        let Reporter {
+            user,
+            conversation,
+            user_seq,
+            ..
+        } = self.reporter;
+        fanout.dispatch_local(
+            user,
+            LiveEvent::Delta {
+                conversation_id: conversation,
+                seq: user_seq + 1,
+                text: chunk.to_string(),
+                offset,
+            },
+        );
     }
 
     /// The reply written so far.

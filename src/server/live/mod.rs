@@ -134,6 +134,8 @@ struct Delivered {
 struct Notice {
     u: Uuid,
     id: Option<i64>,
+    /// The process that announced it.
+    o: Option<Uuid>,
     e: Option<LiveEvent>,
 }
 
@@ -257,6 +259,14 @@ impl StreamFanout {
         }
     }
 
+    /// Hands an event that is not stored to `user`'s streams here at once (a running turn's
+    /// delta, written by this process).
+    pub fn dispatch_local(&self, user: Uuid, event: LiveEvent) {
+        if self.listens_to(user) {
+            self.dispatch(user, &Envelope::new(None, event));
+        }
+    }
+
     /// Whether anyone on this replica listens to `user`.
     pub fn listens_to(&self, user: Uuid) -> bool {
         self.users().contains_key(&user)
@@ -367,6 +377,8 @@ async fn work(fanout: std::sync::Weak<StreamFanout>, mut deliveries: mpsc::Recei
         }
         for (user, notice) in notices {
             let event = match notice.e {
+                // Our own turn's delta: our streams had it straight from the turn.
+                Some(LiveEvent::Delta { .. }) if notice.o == Some(super::bus::process_id()) => None,
                 Some(event) => Some(event),
                 None => notice
                     .id

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     model::{ActivityState, LiveEvent},
     server::{
-        bus::{transient_payload, EventBus, LIVE_CHANNEL, MAX_NOTIFY_BYTES},
+        bus::{process_id, transient_payload, EventBus, LIVE_CHANNEL, MAX_NOTIFY_BYTES},
         error::AppResult,
     },
 };
@@ -32,13 +32,14 @@ const HOLDS_TURN: &str = "EXISTS (SELECT 1 FROM turns WHERE id = $7 AND attempt_
 
 /// Records what the turn answering `user_seq` is doing (`None`: thinking) and announces it to
 /// the user's live streams. Unlogged and outside any transaction: cheap, and never holds up
-/// the turn.
+/// the turn. Returns the length of the reply so far (the offset of the next delta), or `None`
+/// when this attempt no longer holds the turn.
 pub async fn set_activity(
     pool: &PgPool,
     bus: &EventBus,
     reporter: &Reporter,
     tool_name: Option<&str>,
-) -> AppResult<()> {
+) -> AppResult<Option<i64>> {
     let Reporter {
         user,
         conversation,
@@ -57,7 +58,7 @@ pub async fn set_activity(
     };
     // Decided once: the database announces it, or we publish it after.
     let in_database = bus.announces_in_database();
-    let written = sqlx::query(&format!(
+    let written: Option<i32> = sqlx::query_scalar(&format!(
         "WITH a AS (
              INSERT INTO turn_activity (conversation_id, user_seq, tool_name)
              SELECT $1, $2, $3 WHERE {HOLDS_TURN}
@@ -66,12 +67,13 @@ pub async fn set_activity(
                  updated_at = clock_timestamp(),
                  partial_chars = CASE WHEN turn_activity.user_seq = EXCLUDED.user_seq
                                       THEN turn_activity.partial_chars ELSE 0 END
-             RETURNING 1
+             RETURNING partial_chars
          ), stale AS (
              DELETE FROM turn_reply_pieces
              WHERE conversation_id = $1 AND user_seq <> $2 AND EXISTS (SELECT 1 FROM a)
          )
-         SELECT CASE WHEN $6 THEN pg_notify($4, $5) END FROM a"
+         SELECT a.partial_chars FROM a
+         CROSS JOIN LATERAL (SELECT CASE WHEN $6 THEN pg_notify($4, $5) END) n"
     ))
     .bind(conversation)
     .bind(user_seq)
@@ -81,12 +83,12 @@ pub async fn set_activity(
     .bind(in_database)
     .bind(reporter.turn)
     .bind(reporter.attempt)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    if !in_database && written.rows_affected() > 0 {
+    if !in_database && written.is_some() {
         bus.publish_live(pool, user, None, &event).await;
     }
-    Ok(())
+    Ok(written.map(i64::from))
 }
 
 /// Appends streamed text to the running turn's reply so far and announces it as a delta
@@ -125,7 +127,7 @@ pub async fn append_partial(
              )
              SELECT a.at FROM a
              CROSS JOIN LATERAL (
-                 SELECT CASE WHEN $6 THEN pg_notify($4, json_build_object('u', $5::uuid, 'e',
+                 SELECT CASE WHEN $6 THEN pg_notify($4, json_build_object('u', $5::uuid, 'o', $9::uuid, 'e',
                      json_build_object('type', 'delta', 'conversation_id', $1::uuid,
                          'seq', $2 + 1, 'text', $3::text, 'offset', a.at))::text) END
              ) n"
@@ -138,6 +140,7 @@ pub async fn append_partial(
         .bind(in_database)
         .bind(reporter.turn)
         .bind(reporter.attempt)
+        .bind(process_id())
         .fetch_optional(pool)
         .await?;
         if let Some(offset) = at.filter(|_| !in_database) {
