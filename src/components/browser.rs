@@ -44,3 +44,23 @@ pub fn copy_code_on_click(ev: web_sys::MouseEvent) {
         );
     }
 }
+
+/// Focuses the first element matching `selector` once the page has rendered (an element that
+/// held focus may be about to go).
+pub fn focus_soon(selector: &'static str) {
+    focus_soon_in(selector.to_string());
+}
+
+/// `focus_soon` with a selector made at run time.
+pub fn focus_soon_in(selector: String) {
+    request_animation_frame(move || {
+        let found = document()
+            .query_selector(&selector)
+            .ok()
+            .flatten()
+            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+        if let Some(el) = found {
+            let _ = el.focus();
+        }
+    });
+}

@@ -28,7 +28,26 @@ pub fn Composer(
     let send_error = query.with_untracked(|q| q.get("error"));
     let draft = RwSignal::new(returned.clone());
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    let input = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        hydrated.set(true);
+        // A composer that appears where focus was lost (the page opened, the conversation
+        // changed, the empty state's composer gave way) takes it, with a keyboard and mouse
+        // (on a touch screen that would pop the on-screen keyboard up unasked).
+        if let Some(el) = input.get() {
+            let lost = document()
+                .active_element()
+                .is_none_or(|a| a.tag_name() == "BODY");
+            let fine_pointer = window()
+                .match_media("(pointer: fine)")
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.matches());
+            if lost && fine_pointer {
+                let _ = el.focus();
+            }
+        }
+    });
     let count = Memo::new(move |_| draft.with(|d| d.trim().chars().count()));
     let too_long = move || count.get() > MAX_MESSAGE_CHARS;
     // Server-rendered, the button stays enabled so the form can be posted without JavaScript.
@@ -66,6 +85,7 @@ pub fn Composer(
             {conversation.map(|id| view! { <input type="hidden" name="id" value=id.to_string() /> })}
             <label for="composer-input" class="visually-hidden">"Message"</label>
             <textarea
+                node_ref=input
                 id="composer-input"
                 name="content"
                 rows="2"
@@ -181,7 +201,7 @@ pub fn StartComposer(
                     }}
                 </li>
                 <Show when=move || error.get().is_none()>
-                    <li class="typing" role="status"><span class="dot"></span><span class="dot"></span><span class="dot"></span></li>
+                    <li class="typing"><span class="dot"></span><span class="dot"></span><span class="dot"></span><span class="visually-hidden" role="status">"Sending…"</span></li>
                 </Show>
             </ol>
         </Show>

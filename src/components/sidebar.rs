@@ -154,6 +154,11 @@ pub fn Sidebar() -> impl IntoView {
     }
 }
 
+thread_local! {
+    /// The conversation whose item, rebuilt after its rename, should take the focus back.
+    static REFOCUS: std::cell::Cell<Option<Uuid>> = const { std::cell::Cell::new(None) };
+}
+
 #[component]
 fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
@@ -173,6 +178,9 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
                     title.set(c.title);
                     editing.set(false);
                     error.set(None);
+                    // The list rebuilds the renamed item: the new one takes the focus back.
+                    REFOCUS.with(|r| r.set(Some(id)));
+                    browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
                     ctx.sidebar_version.update(|v| *v += 1);
                 }
                 Err(err) => error.set(Some(err.detail)),
@@ -185,6 +193,8 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
             // Already gone (deleted in another tab) is as good as deleted: refresh either way.
             let _ = delete_conversation(id).await;
             confirming.set(false);
+            // The item goes: focus must not fall to the page.
+            browser::focus_soon("#composer-input");
             ctx.sidebar_version.update(|v| *v += 1);
             if active.get_untracked() == Some(id) {
                 navigate("/chat", Default::default());
@@ -192,6 +202,12 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
         });
     };
     let remove = StoredValue::new(remove);
+    Effect::new(move |_| {
+        if REFOCUS.with(|r| r.get()) == Some(id) {
+            REFOCUS.with(|r| r.set(None));
+            browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
+        }
+    });
     let href = format!("/chat/{id}");
     let preview = conversation
         .last_message_preview
@@ -199,7 +215,7 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
         .unwrap_or_default();
     let when = relative(conversation.updated_at);
     view! {
-        <li class="conversation" class:active=move || active.get() == Some(id) data-testid="conversation">
+        <li class="conversation" class:active=move || active.get() == Some(id) data-testid="conversation" data-id=id.to_string()>
             <Show
                 when=move || editing.get()
                 fallback=move || {
@@ -226,9 +242,11 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
                             save();
                         }
                         "Escape" => {
+                            ev.prevent_default();
                             draft.set(title.get_untracked());
                             editing.set(false);
                             error.set(None);
+                            browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
                         }
                         _ => {}
                     }
@@ -238,29 +256,43 @@ fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> i
             <Show when=move || !editing.get() && !confirming.get()>
                 <div class="conversation-actions">
                     <button
-                        class="icon-button"
+                        class="icon-button rename"
                         aria-label=move || format!("Rename {}", title.get())
                         on:click=move |_| {
                             draft.set(title.get_untracked());
                             editing.set(true);
+                            browser::focus_soon_in(format!("[data-id='{id}'] .rename-input"));
                         }
                     >
                         "✎"
                     </button>
                     <button
-                        class="icon-button"
+                        class="icon-button delete"
                         aria-label=move || format!("Delete {}", title.get())
-                        on:click=move |_| confirming.set(true)
+                        on:click=move |_| {
+                            confirming.set(true);
+                            browser::focus_soon_in(format!("[data-id='{id}'] .cancel"));
+                        }
                     >
                         "✕"
                     </button>
                 </div>
             </Show>
             <Show when=move || confirming.get()>
-                <div class="confirm" role="alertdialog" aria-label="Confirm deletion">
-                    <span>"Delete this conversation?"</span>
+                // Focus goes to the safe choice; cancelling gives it back to "Delete …".
+                <div class="confirm" role="alertdialog" aria-label="Confirm deletion" aria-describedby=format!("confirm-{id}")>
+                    <span id=format!("confirm-{id}")>"Delete this conversation?"</span>
+                    <button
+                        class="ghost cancel"
+                        on:click=move |_| {
+                            confirming.set(false);
+                            browser::focus_soon_in(format!("[data-id='{id}'] .delete"));
+                        }
+                        autofocus
+                    >
+                        "Cancel"
+                    </button>
                     <button class="danger" on:click=move |_| remove.with_value(|f| f())>"Delete"</button>
-                    <button class="ghost" on:click=move |_| confirming.set(false)>"Cancel"</button>
                 </div>
             </Show>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}

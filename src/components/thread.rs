@@ -65,14 +65,23 @@ pub fn Thread(
             return;
         }
         let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
+        let mut reply = None;
         messages.update(|list| {
             for message in incoming {
                 if !list.iter().any(|m| m.id == message.id) {
+                    if message.role == Role::Assistant {
+                        reply = Some(message.content.clone());
+                    }
                     list.push(message);
                 }
             }
             list.sort_by_key(|m| m.seq);
         });
+        // A new reply is announced once, complete (the log itself is not live: it would read
+        // the answer out token by token).
+        if let Some(reply) = reply {
+            ctx.announcement.set(announcement(&reply));
+        }
         // Confirmed messages replace their optimistic copies.
         outgoing.update(|pending| {
             let list = messages.get_untracked();
@@ -304,6 +313,8 @@ pub fn Thread(
     Effect::new(move |_| {
         if let Some(content) = ctx.first_message.try_update(Option::take).flatten() {
             submit.run(content);
+            // Typed in the empty state's composer, which is gone: keep typing in this one.
+            browser::focus_soon("#composer-input");
         }
     });
     // A failed or stopped reply: answer the same question again; the server shows the model
@@ -331,6 +342,8 @@ pub fn Thread(
     let stopping = RwSignal::new(false);
     let stop = move |_| {
         stopping.set(true);
+        // The Stop button goes with the turn: focus must not fall to the page.
+        browser::focus_soon("#composer-input");
         spawn_local(async move {
             if let Ok(result) = stop_turn(id).await {
                 if let Some(reply) = result.assistant_message {
@@ -364,8 +377,10 @@ pub fn Thread(
 
     view! {
         <Show when=move || !gone.get() fallback=|| view! { <ThreadGone /> }>
-            <div class="thread" node_ref=scroller on:scroll=on_scroll on:click=browser::copy_code_on_click>
-                <ol class="messages" node_ref=content aria-label="Messages" aria-live="polite">
+            // A log (the thread), not live itself: a reply would be read out token by token; the
+            // announcer says each one once, complete.
+            <div class="thread" node_ref=scroller on:scroll=on_scroll on:click=browser::copy_code_on_click role="log" aria-label="Messages" aria-live="off">
+                <ol class="messages" node_ref=content>
                     <Show when=move || has_older.get()>
                         <li class="older">
                             <button class="ghost" on:click=move |_| load_older() disabled=move || loading_older.get()>
@@ -404,9 +419,9 @@ pub fn Thread(
                         </li>
                     </Show>
                     <Show when=waiting>
-                        <li class="typing" role="status" data-testid="typing">
+                        <li class="typing" data-testid="typing">
                             <span class="dot"></span><span class="dot"></span><span class="dot"></span>
-                            <span class="typing-label">{move || activity_label(activity, streaming)}</span>
+                            <span class="typing-label" role="status">{move || activity_label(activity, streaming)}</span>
                             <button
                                 class="ghost stop"
                                 data-testid="stop"
@@ -432,6 +447,20 @@ pub fn Thread(
             <Composer conversation=Some(id) on_submit=submit returned=returned.clone() />
         </Show>
     }
+}
+
+/// What the live region says about a new reply: its start, as plain as markdown allows.
+fn announcement(reply: &str) -> String {
+    const SAID: usize = 300;
+    let text: String = reply
+        .chars()
+        .filter(|c| !matches!(c, '*' | '`' | '#' | '|' | '_'))
+        .take(SAID)
+        .collect();
+    format!(
+        "Assistant: {}",
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// "Using add_task…" while a tool runs, "Writing…" while text streams, otherwise "working".

@@ -18,4 +18,7 @@ pub struct ChatContext {
     /// A first message typed in the empty state, handed to the new conversation's thread,
     /// which sends it (so its progress shows there like any other message's).
     pub first_message: RwSignal<Option<String>>,
+    /// What the screen reader's live region (`#announcer`) says: a reply, once, when it is
+    /// complete (never token by token).
+    pub announcement: RwSignal<String>,
 }

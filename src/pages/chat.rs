@@ -14,6 +14,7 @@ use crate::{
     },
     components::{
         composer::StartComposer,
+        shortcuts::Shortcuts,
         sidebar::Sidebar,
         task_panel::TaskPanel,
         thread::{Thread, ThreadGone},
@@ -34,6 +35,7 @@ pub fn ChatLayout() -> impl IntoView {
         drawer_open: RwSignal::new(false),
         tasks_open: RwSignal::new(false),
         first_message: RwSignal::new(None),
+        announcement: RwSignal::new(String::new()),
     };
     provide_context(ctx);
     // One live event stream per tab, shared by the thread, the sidebar and the task panel.
@@ -57,6 +59,10 @@ pub fn ChatLayout() -> impl IntoView {
                                 class:tasks-open=move || ctx.tasks_open.get()
                             >
                                 <TopBar user info />
+                                <div id="announcer" class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">
+                                    {move || ctx.announcement.get()}
+                                </div>
+                                <Shortcuts />
                                 <Show when=move || !ctx.online.get()>
                                     <div class="banner offline" role="status">
                                         "Connection lost. Reconnecting…"

@@ -163,7 +163,7 @@ fn code_block(lang: &str, text: &str) -> String {
     format!(
         "<div class=\"code-block\"><div class=\"code-head\"><span>{lang_attr}</span>\
          <button type=\"button\" class=\"copy-code\" aria-label=\"Copy code\">Copy</button></div>\
-         <pre><code class=\"language-{lang_attr}\">{}</code></pre></div>",
+         <pre tabindex=\"0\"><code class=\"language-{lang_attr}\">{}</code></pre></div>",
         highlight(lang, text)
     )
 }
