@@ -272,12 +272,6 @@ impl StreamFanout {
         self.users().contains_key(&user)
     }
 
-    /// (users, streams) open on this replica.
-    pub fn open_counts(&self) -> (usize, usize) {
-        let users = self.users();
-        (users.len(), users.values().map(Vec::len).sum())
-    }
-
     /// After the bus may have missed events: every open stream replays what it missed from
     /// the database.
     pub fn resync_all(&self) {
