@@ -367,17 +367,7 @@ async fn html_published_on_the_bus_by_a_third_party_never_reaches_the_page(pool:
     let server = ServerProcess::start(&db, &[("EVENT_BUS_URL", nats_url.clone())]).await;
     let client = Client::register(&server, "bus-html@example.com").await;
     let conversation = client.conversation(&server).await;
-    let me: Value = client
-        .http
-        .get(server.at("/api/auth/me"))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user = me["id"].as_str().unwrap().to_string();
+    let user = client.user_id(&server).await.to_string();
     let res = client
         .http
         .get(server.at("/api/chat/events"))

@@ -400,17 +400,7 @@ async fn a_client_that_stops_reading_is_dropped_and_loses_nothing(pool: PgPool) 
 
     // While it does not read: 100 events of 100 KB each, stored and announced as any change's
     // are (more than the socket buffers on both sides hold: up to 4 MB on Linux).
-    let me: Value = client
-        .http
-        .get(server.at("/api/auth/me"))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user: Uuid = me["id"].as_str().unwrap().parse().unwrap();
+    let user: Uuid = client.user_id(&server).await;
     sqlx::query(
         "WITH e AS (
              INSERT INTO live_events (user_id, payload)

@@ -51,6 +51,21 @@ impl Client {
         Self { http, token }
     }
 
+    /// The signed-in user's id (`GET /api/auth/me`).
+    pub async fn user_id(&self, server: &ServerProcess) -> uuid::Uuid {
+        let me: Value = self
+            .http
+            .get(server.at("/api/auth/me"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["id"].as_str().unwrap().parse().unwrap()
+    }
+
     pub async fn conversation(&self, server: &ServerProcess) -> String {
         let res = self
             .http

@@ -129,17 +129,7 @@ pub async fn cpu_per_delta(server: &Server, token: &str) -> Result<CpuPerDelta> 
         (samples, chars)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server
-        .http
-        .post(format!(
-            "{}/api/chat/conversations/{conversation}/messages",
-            server.base
-        ))
-        .bearer_auth(token)
-        .json(&json!({ "content": "long reply, please" }))
-        .send()
-        .await?
-        .error_for_status()?;
+    send(server, token, &conversation, "long reply, please").await?;
     let (samples, chars) = tokio::time::timeout(Duration::from_secs(60), reader)
         .await
         .context("the long reply did not finish")??;
@@ -192,17 +182,7 @@ pub async fn concurrent_turns(
         .iter()
         .zip(&conversations)
         .map(|(token, conversation)| async move {
-            server
-                .http
-                .post(format!(
-                    "{}/api/chat/conversations/{conversation}/messages",
-                    server.base
-                ))
-                .bearer_auth(token)
-                .json(&json!({ "content": "stream at once" }))
-                .send()
-                .await?
-                .error_for_status()?;
+            send(server, token, conversation, "stream at once").await?;
             Ok::<_, anyhow::Error>(())
         });
     for sent in futures::future::join_all(sends).await {
@@ -285,4 +265,20 @@ pub fn report(replies: &Replies) -> Value {
         })),
         "token_to_delta_64_turns_ms": replies.concurrent_ms.as_ref().ok().map(Vec::as_slice).map(live::summary),
     })
+}
+
+/// Sends `content` in `conversation` (the turn's reply streams to the user's event stream).
+async fn send(server: &Server, token: &str, conversation: &str, content: &str) -> Result<()> {
+    server
+        .http
+        .post(format!(
+            "{}/api/chat/conversations/{conversation}/messages",
+            server.base
+        ))
+        .bearer_auth(token)
+        .json(&json!({ "content": content }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
 }
