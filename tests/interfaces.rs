@@ -612,9 +612,20 @@ async fn a_failed_no_js_send_keeps_its_text_on_the_server_not_in_the_url(pool: P
     let shown = page().await;
     assert!(shown.contains(long.trim()), "the page shows the kept text");
     assert!(shown.contains("Not sent:"), "and why it was not sent");
-    // Kept for that one redirect only.
+    // A reload shows it again, with the error its URL still names; nobody else sees it.
     let again = page().await;
-    assert!(!again.contains(long.trim()));
+    assert!(again.contains(long.trim()), "a reload keeps the text");
+    let other = Client::register(&server, "nojs-other@example.com").await;
+    let foreign = no_redirects
+        .get(server.at(&location))
+        .header("cookie", format!("chatkit_session={}", other.token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!foreign.contains(long.trim()), "another user's page has no draft");
     let messages = client.messages(&server, &conversation).await;
     assert_eq!(messages.len(), 2, "the failed send stored nothing");
 }

@@ -154,11 +154,11 @@ server_fns! {
         Ok(turn)
     }
 
-    /// The text a failed no-JavaScript send had typed (the `draft` its redirect names), once.
-    #[endpoint = "take_draft", name = TakeDraft]
-    pub async fn take_draft(id: Uuid) -> Result<Option<String>, ApiError> {
+    /// The text a failed no-JavaScript send had typed (the `draft` its redirect names).
+    #[endpoint = "draft", name = GetDraft]
+    pub async fn get_draft(id: Uuid) -> Result<Option<String>, ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
-        crate::server::services::drafts::take(&state.pool, user.id, id)
+        crate::server::services::drafts::get(&state.pool, user.id, id)
             .await
             .map_err(super::ssr::fail)
     }

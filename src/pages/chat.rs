@@ -168,7 +168,7 @@ pub fn ChatPage() -> impl IntoView {
     let has_id = Memo::new(move |_| params.read().get("id").is_some());
     // With the messages: after a failed no-JavaScript send, what was typed (kept on the
     // server for this page). Only the server-rendered page the form was redirected to has
-    // one; the browser never asks (it was taken then), so that call stays out of the WASM.
+    // one; the browser never asks (the page came with it), so that call stays out of the WASM.
     // The draft is read from the URL untracked: opening another conversation finds none.
     let query = use_query_map();
     let initial = Resource::new_blocking(
@@ -183,7 +183,7 @@ pub fn ChatPage() -> impl IntoView {
                 };
                 #[cfg(feature = "ssr")]
                 let returned = match draft {
-                    Some(draft) => crate::api::chat::take_draft(draft)
+                    Some(draft) => crate::api::chat::get_draft(draft)
                         .await
                         .ok()
                         .flatten()

@@ -1,5 +1,7 @@
-//! Drafts of failed no-JavaScript sends, kept for the one redirect back to the page (so the
-//! text is not lost and does not travel in a URL).
+//! Drafts of failed no-JavaScript sends, kept for the redirect back to the page (so the text
+//! is not lost and does not travel in a URL). Reading one does not consume it: the page it
+//! belongs to also keeps its error in the URL, so a reload (or a browser that repeats the
+//! request) shows both again; left-overs go after an hour.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -21,10 +23,11 @@ pub async fn keep(pool: &PgPool, user: Uuid, content: &str) -> AppResult<Uuid> {
     Ok(id)
 }
 
-/// The draft `id` of `user`, once: taking it deletes it.
-pub async fn take(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Option<String>> {
+/// The draft `id` of `user`, while it is kept.
+pub async fn get(pool: &PgPool, user: Uuid, id: Uuid) -> AppResult<Option<String>> {
     Ok(sqlx::query_scalar(
-        "DELETE FROM form_drafts WHERE id = $1 AND user_id = $2 RETURNING content",
+        "SELECT content FROM form_drafts
+         WHERE id = $1 AND user_id = $2 AND created_at > now() - interval '1 hour'",
     )
     .bind(id)
     .bind(user)
