@@ -12,6 +12,8 @@ use crate::pages::{
     chat::{ChatLayout, ChatPage},
     home::HomePage,
     not_found::NotFound,
+    search::SearchPage,
+    settings::SettingsPage,
 };
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -49,7 +51,11 @@ pub fn App() -> impl IntoView {
                 // Rendered whole before sending, so history and forms work without JavaScript.
                 <ParentRoute path=path!("/chat") view=ChatLayout ssr=SsrMode::Async>
                     <Route path=path!("") view=ChatPage />
+                    <Route path=path!("search") view=SearchPage />
                     <Route path=path!(":id") view=ChatPage />
+                </ParentRoute>
+                <ParentRoute path=path!("/settings") view=ChatLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=SettingsPage />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -4,8 +4,8 @@ use super::declare::server_fns;
 use uuid::Uuid;
 
 use crate::model::{
-    ApiError, Conversation, ConversationPage, ConversationQuery, MessagePage, MessageQuery,
-    ServerInfo, StopResult, TurnResult,
+    ApiError, Conversation, ConversationChanges, ConversationPage, ConversationQuery, MessagePage,
+    MessageQuery, SearchPage, SearchQuery, ServerInfo, StopResult, TurnResult,
 };
 
 server_fns! {
@@ -48,6 +48,27 @@ server_fns! {
     pub async fn rename_conversation(id: Uuid, title: String) -> Result<Conversation, ApiError> {
         let (state, user) = super::ssr::writer().await?;
         crate::server::services::chat::rename(&state.pool, &state.bus, user.id, id, &title)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Rename, pin or unpin, archive or restore (any of them; at least one).
+    #[endpoint = "update", name = UpdateConversation]
+    pub async fn update_conversation(
+        id: Uuid,
+        changes: ConversationChanges,
+    ) -> Result<Conversation, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        crate::server::services::chat::update(&state.pool, &state.bus, user.id, id, &changes)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Search titles and message text, best matches first.
+    #[endpoint = "search", name = SearchConversations]
+    pub async fn search_conversations(query: SearchQuery) -> Result<SearchPage, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::search::search(&state.pool, user.id, &query)
             .await
             .map_err(super::ssr::fail)
     }

@@ -82,18 +82,7 @@ pub(crate) mod ssr {
                 String::new()
             }
         };
-        leptos_axum::redirect(&format!("{path}?error={}{draft}", query_value(detail)));
-    }
-
-    fn query_value(text: &str) -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
+        leptos_axum::redirect(&format!("{path}?error={}{draft}", crate::server::query_value(detail)));
     }
 
     /// Redirects a plain HTML form post; script callers get data, not a redirect.

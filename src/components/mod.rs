@@ -2,9 +2,12 @@
 
 pub mod browser;
 pub mod composer;
+pub mod conversation_item;
 pub mod follow;
 pub mod message;
 pub mod shortcuts;
 pub mod sidebar;
 pub mod task_panel;
+pub mod search_palette;
 pub mod thread;
+pub mod thread_jump;

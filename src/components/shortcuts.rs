@@ -13,6 +13,8 @@ pub enum Shortcut {
     NewConversation,
     FocusComposer,
     ShowHelp,
+    /// The search palette (in a text field too).
+    Search,
     /// Close what is open, or stop the running reply from the composer.
     Escape,
 }
@@ -25,6 +27,7 @@ pub fn shortcut(key: &str, ctrl_or_meta: bool, shift: bool, in_field: bool) -> O
         "Escape" => Some(Shortcut::Escape),
         "o" | "O" if ctrl_or_meta && shift => Some(Shortcut::NewConversation),
         "?" if !in_field && !ctrl_or_meta => Some(Shortcut::ShowHelp),
+        "k" | "K" if ctrl_or_meta && !shift => Some(Shortcut::Search),
         _ => None,
     }
 }
@@ -42,6 +45,7 @@ const LIST: &[(&str, &str)] = &[
         "Ctrl + Shift + O (⌘ + Shift + O on a Mac)",
         "New conversation",
     ),
+    ("Ctrl + K (⌘ + K on a Mac)", "Search conversations"),
     ("?", "Show these shortcuts"),
 ];
 
@@ -150,6 +154,12 @@ mod keys {
                     help_open.set(true);
                     focus_soon(".dialog button");
                 }
+                Shortcut::Search => {
+                    ev.prevent_default();
+                    ctx.drawer_open.set(false);
+                    ctx.search_open.set(true);
+                    focus_soon(".palette-input");
+                }
                 Shortcut::Escape => escape(ctx, help_open, active),
             }
         });
@@ -216,7 +226,7 @@ mod keys {
     /// The open dialog or drawer that keeps focus inside it, if any.
     #[cfg(any(feature = "hydrate", feature = "csr"))]
     fn modal(ctx: ChatContext, help_open: RwSignal<bool>) -> Option<web_sys::HtmlElement> {
-        if help_open.get_untracked() {
+        if help_open.get_untracked() || ctx.search_open.get_untracked() {
             element(".dialog")
         } else if let Some(confirm) = element(".confirm") {
             Some(confirm)
@@ -326,6 +336,8 @@ mod tests {
             None,
             "a ? typed in the composer is text"
         );
+        assert_eq!(shortcut("k", true, false, true), Some(Shortcut::Search));
+        assert_eq!(shortcut("k", false, false, false), None);
         assert_eq!(shortcut("a", false, false, false), None);
     }
 }

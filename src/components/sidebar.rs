@@ -1,21 +1,18 @@
-//! The conversation list: newest first, more on scroll, new / rename / delete. Updated from
-//! the live event stream (a conversation created, renamed, moved or deleted anywhere); pages
-//! loaded by scrolling stay loaded. Without the stream it refreshes its first page every 5 s.
+//! The conversation list: pinned ones first in their own section, then newest first, more on
+//! scroll; a search form; the archived ones as a view of their own. Updated from the live
+//! event stream (a conversation created, renamed, pinned, archived, moved or deleted
+//! anywhere); pages loaded by scrolling stay loaded. Without the stream it refreshes its
+//! first page every 5 s.
 
 use std::time::Duration;
 
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::{
-    components::A,
-    hooks::{use_location, use_navigate},
-};
+use leptos_router::hooks::{use_location, use_navigate};
 use uuid::Uuid;
 
-use super::{browser, message::relative};
+use super::{browser, conversation_item::ConversationItem};
 use crate::{
-    api::chat::{
-        create_conversation, delete_conversation, list_conversations, rename_conversation,
-    },
+    api::chat::{create_conversation, list_conversations},
     contexts::{chat::ChatContext, live::LiveContext},
     model::{ApiError, Conversation, ConversationPage, ConversationQuery, LiveEvent},
 };
@@ -25,9 +22,16 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5);
 #[component]
 pub fn Sidebar() -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
+    // The archived conversations instead of the others.
+    let archived_view = RwSignal::new(false);
     let first_page = Resource::new(
-        move || ctx.sidebar_version.get(),
-        |_| list_conversations(ConversationQuery::default()),
+        move || (ctx.sidebar_version.get(), archived_view.get()),
+        |(_, archived)| {
+            list_conversations(ConversationQuery {
+                archived: Some(archived),
+                ..Default::default()
+            })
+        },
     );
     // Every conversation loaded so far (first page, scrolled pages, live updates), newest
     // first, each once.
@@ -37,8 +41,19 @@ pub fn Sidebar() -> impl IntoView {
     let loading_more = RwSignal::new(false);
     let seeded = RwSignal::new(false);
     let live = expect_context::<LiveContext>();
+    // A conversation changed: in its place in this view, or out of it.
+    let place = move |conversation: Conversation| {
+        items.update(|list| {
+            if conversation.archived == archived_view.get_untracked() {
+                upsert(list, conversation);
+            } else {
+                list.retain(|c| c.id != conversation.id);
+            }
+        })
+    };
+    let on_changed = Callback::new(place);
     live.subscribe(move |event| match event {
-        LiveEvent::Conversation(conversation) => items.update(|list| upsert(list, conversation)),
+        LiveEvent::Conversation(conversation) => place(conversation),
         LiveEvent::ConversationDeleted { id } => items.update(|list| list.retain(|c| c.id != id)),
         LiveEvent::Resync => ctx.sidebar_version.update(|v| *v += 1),
         _ => {}
@@ -67,6 +82,7 @@ pub fn Sidebar() -> impl IntoView {
         spawn_local(async move {
             let query = ConversationQuery {
                 cursor: Some(next),
+                archived: Some(archived_view.get_untracked()),
                 ..Default::default()
             };
             if let Ok(page) = list_conversations(query).await {
@@ -101,10 +117,29 @@ pub fn Sidebar() -> impl IntoView {
         });
     };
 
+    // Until the first page is merged (and without JavaScript, on the server) the list is that
+    // page; `pinned` picks the pinned section or the rest.
+    let listed = move |pinned: bool| -> Vec<Conversation> {
+        let all = if seeded.get() {
+            items.get()
+        } else {
+            first_page
+                .get()
+                .and_then(Result::ok)
+                .map(|p| p.conversations)
+                .unwrap_or_default()
+        };
+        all.into_iter().filter(|c| c.pinned == pinned).collect()
+    };
+
     view! {
         <nav id="sidebar" class="sidebar" aria-label="Conversations">
             <form method="post" action="/sfn/chat/create" on:submit=new_conversation>
                 <button type="submit" class="primary new-conversation">"New conversation"</button>
+            </form>
+            <form class="sidebar-search" method="get" action="/chat/search" role="search">
+                <label for="sidebar-search" class="visually-hidden">"Search conversations"</label>
+                <input id="sidebar-search" type="search" name="q" placeholder="Search…  (Ctrl+K)" />
             </form>
             <div
                 class="conversation-scroll"
@@ -119,26 +154,29 @@ pub fn Sidebar() -> impl IntoView {
                     <FirstPage first_page items cursor seeded />
                     // One keyed list that survives refreshes: an item is rebuilt only when it
                     // changed, so an inline rename in progress is not interrupted.
-                    <ul class="conversation-list" data-testid="conversation-list">
-                        <For
-                            each=move || {
-                                // Until the first page is merged (and without JavaScript, on
-                                // the server) the list is that page.
-                                if seeded.get() {
-                                    items.get()
-                                } else {
-                                    first_page.get().and_then(Result::ok).map(|p| p.conversations).unwrap_or_default()
-                                }
-                            }
-                            key=|c| (c.id, c.title.clone(), c.updated_at)
-                            let(conversation)
-                        >
-                            <ConversationItem conversation active />
+                    <Show when=move || !archived_view.get() && listed(true).iter().next().is_some()>
+                        <h2 class="list-heading" id="pinned-heading">"Pinned"</h2>
+                        <ul class="conversation-list pinned-list" data-testid="pinned-list" aria-labelledby="pinned-heading">
+                            <For each=move || listed(true) key=item_key let(conversation)>
+                                <ConversationItem conversation active on_changed />
+                            </For>
+                        </ul>
+                    </Show>
+                    <Show when=move || archived_view.get()>
+                        <h2 class="list-heading">"Archived"</h2>
+                    </Show>
+                    <ul
+                        class="conversation-list"
+                        data-testid=move || if archived_view.get() { "archived-list" } else { "conversation-list" }
+                    >
+                        <For each=move || listed(false) key=item_key let(conversation)>
+                            <ConversationItem conversation active on_changed />
                         </For>
                     </ul>
                     {move || match first_page.get() {
                         Some(Ok(page)) if page.conversations.is_empty() => {
-                            Some(view! { <p class="hint">"No conversations yet."</p> }.into_any())
+                            let hint = if archived_view.get() { "Nothing archived." } else { "No conversations yet." };
+                            Some(view! { <p class="hint">{hint}</p> }.into_any())
                         }
                         Some(Err(err)) => Some(view! { <p class="form-error">{err.detail}</p> }.into_any()),
                         _ => None,
@@ -150,162 +188,36 @@ pub fn Sidebar() -> impl IntoView {
                     </button>
                 </Show>
             </div>
+            <button
+                class="ghost archived-toggle"
+                aria-pressed=move || archived_view.get().to_string()
+                on:click=move |_| {
+                    // Another list: start it afresh.
+                    items.set(Vec::new());
+                    cursor.set(None);
+                    seeded.set(false);
+                    archived_view.update(|a| *a = !*a);
+                }
+            >
+                "Archived conversations"
+            </button>
         </nav>
     }
 }
 
-thread_local! {
-    /// The conversation whose item, rebuilt after its rename, should take the focus back.
-    static REFOCUS: std::cell::Cell<Option<Uuid>> = const { std::cell::Cell::new(None) };
+/// What rebuilds an item when it changes (an inline rename in progress is otherwise kept).
+fn item_key(c: &Conversation) -> (Uuid, String, chrono::DateTime<chrono::Utc>, bool, bool) {
+    (c.id, c.title.clone(), c.updated_at, c.pinned, c.archived)
 }
 
-#[component]
-fn ConversationItem(conversation: Conversation, active: Memo<Option<Uuid>>) -> impl IntoView {
-    let ctx = expect_context::<ChatContext>();
-    let id = conversation.id;
-    let editing = RwSignal::new(false);
-    let confirming = RwSignal::new(false);
-    let title = RwSignal::new(conversation.title.clone());
-    let draft = RwSignal::new(conversation.title.clone());
-    let error = RwSignal::new(None::<String>);
-    let navigate = use_navigate();
-
-    let save = move || {
-        let new_title = draft.get_untracked();
-        spawn_local(async move {
-            match rename_conversation(id, new_title).await {
-                Ok(c) => {
-                    title.set(c.title);
-                    editing.set(false);
-                    error.set(None);
-                    // The list rebuilds the renamed item: the new one takes the focus back.
-                    REFOCUS.with(|r| r.set(Some(id)));
-                    browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
-                    ctx.sidebar_version.update(|v| *v += 1);
-                }
-                Err(err) => error.set(Some(err.detail)),
-            }
-        });
-    };
-    let remove = move || {
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            // Already gone (deleted in another tab) is as good as deleted: refresh either way.
-            let _ = delete_conversation(id).await;
-            confirming.set(false);
-            // The item goes: focus must not fall to the page.
-            browser::focus_soon("#composer-input");
-            ctx.sidebar_version.update(|v| *v += 1);
-            if active.get_untracked() == Some(id) {
-                navigate("/chat", Default::default());
-            }
-        });
-    };
-    let remove = StoredValue::new(remove);
-    Effect::new(move |_| {
-        if REFOCUS.with(|r| r.get()) == Some(id) {
-            REFOCUS.with(|r| r.set(None));
-            browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
-        }
-    });
-    let href = format!("/chat/{id}");
-    let preview = conversation
-        .last_message_preview
-        .clone()
-        .unwrap_or_default();
-    let when = relative(conversation.updated_at);
-    view! {
-        <li class="conversation" class:active=move || active.get() == Some(id) data-testid="conversation" data-id=id.to_string()>
-            <Show
-                when=move || editing.get()
-                fallback=move || {
-                    let href = href.clone();
-                    let preview = preview.clone();
-                    let when = when.clone();
-                    view! {
-                        <A href=href attr:class="conversation-link" on:click=move |_| ctx.drawer_open.set(false)>
-                            <span class="conversation-title">{move || title.get()}</span>
-                            <span class="conversation-time">{when}</span>
-                            <span class="conversation-preview">{preview}</span>
-                        </A>
-                    }
-                }
-            >
-                <input
-                    class="rename-input"
-                    aria-label="Conversation title"
-                    prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
-                    on:keydown=move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
-                        "Enter" => {
-                            ev.prevent_default();
-                            save();
-                        }
-                        "Escape" => {
-                            ev.prevent_default();
-                            draft.set(title.get_untracked());
-                            editing.set(false);
-                            error.set(None);
-                            browser::focus_soon_in(format!("[data-id='{id}'] .rename"));
-                        }
-                        _ => {}
-                    }
-                    autofocus
-                />
-            </Show>
-            <Show when=move || !editing.get() && !confirming.get()>
-                <div class="conversation-actions">
-                    <button
-                        class="icon-button rename"
-                        aria-label=move || format!("Rename {}", title.get())
-                        on:click=move |_| {
-                            draft.set(title.get_untracked());
-                            editing.set(true);
-                            browser::focus_soon_in(format!("[data-id='{id}'] .rename-input"));
-                        }
-                    >
-                        "✎"
-                    </button>
-                    <button
-                        class="icon-button delete"
-                        aria-label=move || format!("Delete {}", title.get())
-                        on:click=move |_| {
-                            confirming.set(true);
-                            browser::focus_soon_in(format!("[data-id='{id}'] .cancel"));
-                        }
-                    >
-                        "✕"
-                    </button>
-                </div>
-            </Show>
-            <Show when=move || confirming.get()>
-                // Focus goes to the safe choice; cancelling gives it back to "Delete …".
-                <div class="confirm" role="alertdialog" aria-label="Confirm deletion" aria-describedby=format!("confirm-{id}")>
-                    <span id=format!("confirm-{id}")>"Delete this conversation?"</span>
-                    <button
-                        class="ghost cancel"
-                        on:click=move |_| {
-                            confirming.set(false);
-                            browser::focus_soon_in(format!("[data-id='{id}'] .delete"));
-                        }
-                        autofocus
-                    >
-                        "Cancel"
-                    </button>
-                    <button class="danger" on:click=move |_| remove.with_value(|f| f())>"Delete"</button>
-                </div>
-            </Show>
-            {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
-        </li>
-    }
-}
-
-/// Puts `conversation` in its place (newest first), replacing an older copy of it.
+/// Puts `conversation` in its place (pinned first, then newest first), replacing an older
+/// copy of it.
 fn upsert(list: &mut Vec<Conversation>, conversation: Conversation) {
     list.retain(|c| c.id != conversation.id);
+    let rank = |c: &Conversation| (c.pinned, c.updated_at, c.id);
     let at = list
         .iter()
-        .position(|c| (c.updated_at, c.id) < (conversation.updated_at, conversation.id))
+        .position(|c| rank(c) < rank(&conversation))
         .unwrap_or(list.len());
     list.insert(at, conversation);
 }

@@ -38,6 +38,9 @@ pub fn Thread(
     /// What a failed no-JavaScript send had typed (see `Composer`).
     #[prop(optional)]
     returned: String,
+    /// The message to open at (a search hit): loaded, scrolled to and highlighted.
+    #[prop(default = None)]
+    at: Option<i64>,
 ) -> impl IntoView {
     let ctx = expect_context::<ChatContext>();
     let live = expect_context::<LiveContext>();
@@ -206,8 +209,11 @@ pub fn Thread(
         }
     };
     Effect::new(move |_| {
-        // Opened (or reloaded mid-answer): at the bottom, following.
+        // Opened (or reloaded mid-answer): at the bottom, following; or at a search hit.
         follow.jump_to_bottom();
+        if let Some(seq) = at {
+            super::thread_jump::open_at(id, seq, messages, has_older, scroller);
+        }
         if let Ok(handle) = set_interval_with_handle(tick, POLL_BUSY_EVERY) {
             on_cleanup(move || handle.clear());
         }

@@ -21,4 +21,6 @@ pub struct ChatContext {
     /// What the screen reader's live region (`#announcer`) says: a reply, once, when it is
     /// complete (never token by token).
     pub announcement: RwSignal<String>,
+    /// The search palette (Ctrl/⌘+K).
+    pub search_open: RwSignal<bool>,
 }

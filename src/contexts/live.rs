@@ -295,6 +295,8 @@ mod tests {
                 updated_at: at,
                 message_count: 2,
                 last_message_preview: Some("hi".into()),
+                pinned: true,
+                archived: false,
             }),
             LiveEvent::ConversationDeleted { id },
             LiveEvent::Task(crate::model::Task {

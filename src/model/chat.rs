@@ -16,6 +16,12 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
     pub message_count: i32,
     pub last_message_preview: Option<String>,
+    /// Kept at the top of the list.
+    #[serde(default)]
+    pub pinned: bool,
+    /// Out of the list (and ChatKit's), in the archived view; it still opens and searches.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,6 +157,23 @@ pub struct ConversationTitle {
     pub title: Option<String>,
 }
 
+/// What a `PUT` of a conversation changes: any of its title, pinned and archived (at least one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ConversationChanges {
+    /// 1..200 characters after trimming.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub pinned: Option<bool>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+}
+
 /// Which page of a conversation's messages to read (at most one of after / before / since).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
@@ -185,6 +208,9 @@ pub struct ConversationQuery {
     /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// `true`: the archived conversations; otherwise the others, pinned first.
+    #[serde(default)]
+    pub archived: Option<bool>,
 }
 
 /// The result of one send: the stored user message and the assistant's reply.

@@ -14,10 +14,12 @@ mod account;
 mod chat;
 mod error;
 mod live;
+mod search;
 mod tasks;
 
 pub use account::*;
 pub use chat::*;
 pub use error::*;
 pub use live::*;
+pub use search::*;
 pub use tasks::*;

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use leptos_router::{
-    components::{Outlet, Redirect},
+    components::{Outlet, Redirect, A},
     hooks::{use_navigate, use_params_map, use_query_map},
 };
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use crate::{
     },
     components::{
         composer::StartComposer,
+        search_palette::SearchPalette,
         shortcuts::Shortcuts,
         sidebar::Sidebar,
         task_panel::TaskPanel,
@@ -36,6 +37,7 @@ pub fn ChatLayout() -> impl IntoView {
         tasks_open: RwSignal::new(false),
         first_message: RwSignal::new(None),
         announcement: RwSignal::new(String::new()),
+        search_open: RwSignal::new(false),
     };
     provide_context(ctx);
     // One live event stream per tab, shared by the thread, the sidebar and the task panel.
@@ -63,6 +65,7 @@ pub fn ChatLayout() -> impl IntoView {
                                     {move || ctx.announcement.get()}
                                 </div>
                                 <Shortcuts />
+                                <SearchPalette />
                                 <Show when=move || !ctx.online.get()>
                                     <div class="banner offline" role="status">
                                         "Connection lost. Reconnecting…"
@@ -148,6 +151,7 @@ fn TopBar(
                 "Tasks"
             </button>
             <span class="who" data-testid="current-user">{user.email}</span>
+            <A href="/settings" attr:class="ghost settings-link">"Settings"</A>
             <ActionForm action=logout attr:class="logout-form">
                 <button type="submit" class="ghost">"Log out"</button>
             </ActionForm>
@@ -171,9 +175,11 @@ pub fn ChatPage() -> impl IntoView {
     // one; the browser never asks (the page came with it), so that call stays out of the WASM.
     // The draft is read from the URL untracked: opening another conversation finds none.
     let query = use_query_map();
+    // A search hit opens the thread at its message; another hit reopens it there.
+    let at = Memo::new(move |_| query.read().get("at").and_then(|s| s.parse::<i64>().ok()));
     let initial = Resource::new_blocking(
-        move || conversation.get(),
-        move |id| {
+        move || (conversation.get(), at.get()),
+        move |(id, _)| {
             let draft =
                 query.with_untracked(|q| q.get("draft").and_then(|d| d.parse::<Uuid>().ok()));
             async move {
@@ -205,7 +211,9 @@ pub fn ChatPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let (page, returned) = initial.await;
                     match (page, conversation.get_untracked()) {
-                        (Some(Ok(page)), Some(id)) => view! { <Thread id initial=page returned /> }.into_any(),
+                        (Some(Ok(page)), Some(id)) => {
+                            view! { <Thread id initial=page returned at=at.get_untracked() /> }.into_any()
+                        }
                         (Some(Err(err)), _) if err.is_not_found() => view! { <ThreadGone /> }.into_any(),
                         (Some(Err(err)), _) => {
                             view! { <p class="form-error" role="alert">{err.detail}</p> }.into_any()

@@ -29,6 +29,8 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("too many open event streams for this account ({0}); close one (another tab or client) first")]
     TooManyStreams(usize),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("the service is shutting down; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -52,6 +54,7 @@ impl Clone for AppError {
                 retry_after: *retry_after,
             },
             Self::TooManyStreams(n) => Self::TooManyStreams(*n),
+            Self::TooLarge(m) => Self::TooLarge(m.clone()),
             Self::Unavailable => Self::Unavailable,
             Self::Internal(err) => Self::Internal(anyhow::anyhow!("{err:#}")),
         }
@@ -71,6 +74,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

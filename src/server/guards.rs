@@ -40,6 +40,11 @@ pub const MCP_BODY: BodyRules = BodyRules {
     limit: 256 * 1024,
     utf8: false,
 };
+/// An import (`/api/import`): read as a stream by its handler, which counts it; only a
+/// declared length over the limit is refused here.
+pub const IMPORT_PATH: &str = "/api/import";
+/// A 50 MB file, with room for a multipart envelope around it.
+pub const IMPORT_BODY_LIMIT: usize = 50 * 1024 * 1024 + 64 * 1024;
 
 fn too_large(shape: ErrorShape, limit: usize) -> Response {
     shape.response(
@@ -81,6 +86,13 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    if request.uri().path() == IMPORT_PATH {
+        return if declared.is_some_and(|n| n > IMPORT_BODY_LIMIT) {
+            too_large(shape, IMPORT_BODY_LIMIT)
+        } else {
+            next.run(request).await
+        };
+    }
     if declared.is_some_and(|n| n > rules.limit) {
         return too_large(shape, rules.limit);
     }

@@ -28,3 +28,15 @@ mod telemetry;
 pub use router::{leptos_options, router, CHATKIT_PATH};
 pub use serve::{serve, shutdown_signal};
 pub use telemetry::init_tracing;
+
+/// `text` as one percent-encoded URL query value (for redirects that name an outcome).
+pub fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

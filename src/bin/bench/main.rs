@@ -12,6 +12,7 @@ mod page;
 mod reads;
 mod render;
 mod replies;
+mod search;
 mod setup;
 mod streams;
 mod turns;
@@ -44,6 +45,7 @@ struct Results {
     floors: reads::Floors,
     on_postgres: cluster::BusResult,
     on_nats: cluster::BusResult,
+    search: Result<search::Measured>,
 }
 
 #[tokio::main]
@@ -114,6 +116,13 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
         std::env::var("BENCH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     eprintln!("[bench] 3 replicas, 1,000 event streams: NATS bus ({nats_url})");
     let on_nats = cluster::measure(bin, site, &db_url, setup::PORT + 20, Some(&nats_url)).await?;
+
+    // Last: 1,000,000 messages on the database, and a server of its own for them.
+    eprintln!("[bench] search and export: 1,000,000 messages, 100,000 of them the searcher's");
+    let search = search::measure(opts, &db_url, &model.url).await;
+    if let Err(err) = &search {
+        eprintln!("[bench] could not measure search and export: {err:#}");
+    }
     Ok(Results {
         machine,
         reads,
@@ -127,6 +136,7 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
         floors,
         on_postgres,
         on_nats,
+        search,
     })
 }
 
@@ -140,6 +150,7 @@ fn table(opts: &setup::Options, r: &Results) -> Vec<Row> {
     rows.extend(reads::other_rows(&r.reads, &r.floors, r.rss_pollers_mb));
     rows.push(page::weight_row(&r.page));
     rows.extend(cluster::rows(&r.on_postgres, &r.on_nats));
+    rows.extend(search::rows(&r.search));
     rows.extend(page::rows(&r.interactive));
     rows.extend(render::rows(&opts.server_bin));
     rows
@@ -182,6 +193,7 @@ fn write_report(opts: &setup::Options, r: &Results, rows: &[Row]) -> Result<()> 
     add(reads::report(&r.reads, &r.floors, r.rss_pollers_mb));
     add(streams::report(&r.streams));
     add(replies::report(&r.replies));
+    add(search::report(&r.search));
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -127,9 +127,11 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
                 None | Some(Value::Null) => Default::default(),
                 Some(_) => params(&request)?,
             };
+            // Archived threads stay out of ChatKit's list (they still open by id).
             let query = ConversationQuery {
                 limit: Some(items::page_size(p.limit)?),
                 cursor: p.after,
+                ..Default::default()
             };
             let order = match p.order {
                 protocol::Order::Asc => chat::Order::OldestFirst,

@@ -12,15 +12,16 @@ use uuid::Uuid;
 use super::{events, ApiJson, ApiPath, ApiQuery};
 use crate::{
     model::{
-        Conversation, ConversationPage, ConversationQuery, ConversationTitle, LiveEvent,
-        MessagePage, MessageQuery, SendMessage, StopResult, TurnResult,
+        Conversation, ConversationChanges, ConversationPage, ConversationQuery, ConversationTitle,
+        LiveEvent, MessagePage, MessageQuery, SearchPage, SearchQuery, SendMessage, StopResult,
+        TurnResult,
     },
     server::{
         agent::{self, TurnEvent},
         auth::AuthUser,
         error::{AppError, AppResult},
         live,
-        services::{chat, messages},
+        services::{chat, messages, search},
         state::AppState,
     },
 };
@@ -30,9 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_conversations, create_conversation))
         .routes(routes!(
             get_conversation,
-            rename_conversation,
+            update_conversation,
             delete_conversation
         ))
+        .routes(routes!(search_conversations))
         .routes(routes!(list_messages, send_message))
         .routes(routes!(stop_turn))
         .routes(routes!(retry_turn))
@@ -80,22 +82,30 @@ async fn get_conversation(
     chat::get(&state.pool, user.id, id).await.map(ApiJson)
 }
 
-/// Rename a conversation (it then keeps that title).
+/// Rename (it then keeps that title), pin or unpin, archive or restore a conversation.
 #[utoipa::path(put, path = "/api/chat/conversations/{id}", tag = "chat", params(("id" = Uuid, Path)),
-    request_body = ConversationTitle,
+    request_body = ConversationChanges,
     responses((status = 200, body = Conversation), (status = 400), (status = 401), (status = 404)))]
-async fn rename_conversation(
+async fn update_conversation(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<ConversationTitle>,
+    ApiJson(changes): ApiJson<ConversationChanges>,
 ) -> AppResult<ApiJson<Conversation>> {
-    let title = body
-        .title
-        .ok_or_else(|| AppError::validation("title is required"))?;
-    chat::rename(&state.pool, &state.bus, user.id, id, &title)
+    chat::update(&state.pool, &state.bus, user.id, id, &changes)
         .await
         .map(ApiJson)
+}
+
+/// Search the user's conversations: titles and message text, best matches first.
+#[utoipa::path(get, path = "/api/chat/search", tag = "chat", params(SearchQuery),
+    responses((status = 200, body = SearchPage), (status = 400), (status = 401)))]
+async fn search_conversations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> AppResult<ApiJson<SearchPage>> {
+    search::search(&state.pool, user.id, &query).await.map(ApiJson)
 }
 
 /// Delete a conversation (soft: it disappears, its rows are kept).

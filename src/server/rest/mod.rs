@@ -4,6 +4,7 @@ pub mod auth;
 pub mod chat;
 pub mod events;
 pub mod tasks;
+pub mod transfer;
 
 use axum::{
     extract::{rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection},
@@ -164,6 +165,7 @@ pub fn router() -> (Router<AppState>, Router<AppState>) {
         .merge(auth::router())
         .merge(tasks::router())
         .merge(chat::router())
+        .merge(transfer::router())
         .split_for_parts();
     openapi.merge(events_doc);
     // After the routes are in: the errors are declared on every operation.

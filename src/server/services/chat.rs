@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::events;
 use crate::{
     model::{
-        Conversation, ConversationPage, ConversationQuery, LiveEvent, Role, MAX_MESSAGE_CHARS,
+        Conversation, ConversationChanges, ConversationPage, ConversationQuery, LiveEvent, Role, MAX_MESSAGE_CHARS,
         MAX_TITLE_CHARS,
     },
     server::{
@@ -24,7 +24,8 @@ const AUTO_TITLE_CHARS: usize = 50;
 const PREVIEW_CHARS: usize = 100;
 
 pub(super) const CONVERSATION_COLUMNS: &str =
-    "id, user_id, title, created_at, updated_at, message_count, last_message_preview";
+    "id, user_id, title, created_at, updated_at, message_count, last_message_preview, pinned, \
+     archived_at IS NOT NULL AS archived";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ConversationRow {
@@ -35,6 +36,8 @@ pub(super) struct ConversationRow {
     updated_at: DateTime<Utc>,
     message_count: i32,
     last_message_preview: Option<String>,
+    pinned: bool,
+    archived: bool,
 }
 
 impl From<ConversationRow> for Conversation {
@@ -47,6 +50,8 @@ impl From<ConversationRow> for Conversation {
             updated_at: r.updated_at,
             message_count: r.message_count,
             last_message_preview: r.last_message_preview,
+            pinned: r.pinned,
+            archived: r.archived,
         }
     }
 }
@@ -102,18 +107,31 @@ pub(super) fn preview(content: &str, role: Role) -> String {
     }
 }
 
-fn encode_cursor(updated_at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", updated_at.timestamp_micros()))
+/// Where a page of the list starts: after this (pinned, updated_at, id).
+type ListPosition = (bool, DateTime<Utc>, Uuid);
+
+fn encode_cursor((pinned, updated_at, id): ListPosition) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}|{id}",
+        u8::from(pinned),
+        updated_at.timestamp_micros()
+    ))
 }
 
-fn decode_cursor(cursor: &str) -> AppResult<(DateTime<Utc>, Uuid)> {
+/// A cursor from before pins existed (`micros|id`) points past every pinned conversation.
+fn decode_cursor(cursor: &str) -> AppResult<ListPosition> {
     let invalid = || AppError::validation("invalid cursor");
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(invalid)?;
+    let parts: Vec<&str> = raw.split('|').collect();
+    let (pinned, micros, id) = match parts[..] {
+        [pinned @ ("0" | "1"), micros, id] => (pinned == "1", micros, id),
+        [micros, id] => (false, micros, id),
+        _ => return Err(invalid()),
+    };
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
-    Ok((at, id.parse().map_err(|_| invalid())?))
+    Ok((pinned, at, id.parse().map_err(|_| invalid())?))
 }
 
 pub(super) fn page_limit(limit: Option<i64>, default: i64) -> AppResult<i64> {
@@ -154,30 +172,43 @@ pub async fn list_in_order(
         .filter(|c| !c.is_empty())
         .map(decode_cursor)
         .transpose()?;
-    let (after_at, after_id) = cursor.unzip();
+    let (after_pinned, after_at, after_id) = match cursor {
+        Some((pinned, at, id)) => (Some(pinned), Some(at), Some(id)),
+        None => (None, None, None),
+    };
     let (compare, direction) = match order {
         Order::NewestFirst => ("<", "DESC"),
         Order::OldestFirst => (">", "ASC"),
+    };
+    // Each list has its own partial index; the condition is spelled out so the planner uses it.
+    let archived = if query.archived == Some(true) {
+        "archived_at IS NOT NULL"
+    } else {
+        "archived_at IS NULL"
     };
     // Row comparison on the index's own columns: exact under ties, one index range scan
     // (read backwards for the oldest first).
     let mut rows = sqlx::query_as::<_, ConversationRow>(&format!(
         "SELECT {CONVERSATION_COLUMNS} FROM conversations
-         WHERE user_id = $1 AND deleted_at IS NULL
-           AND ($2::timestamptz IS NULL OR (updated_at, id) {compare} ($2, $3))
-         ORDER BY updated_at {direction}, id {direction}
+         WHERE user_id = $1 AND deleted_at IS NULL AND {archived}
+           AND ($2::timestamptz IS NULL OR (pinned, updated_at, id) {compare} ($5, $2, $3))
+         ORDER BY pinned {direction}, updated_at {direction}, id {direction}
          LIMIT $4"
     ))
     .bind(user)
     .bind(after_at)
     .bind(after_id)
     .bind(limit + 1)
+    .bind(after_pinned)
     .fetch_all(pool)
     .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = has_more
-        .then(|| rows.last().map(|r| encode_cursor(r.updated_at, r.id)))
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor((r.pinned, r.updated_at, r.id)))
+        })
         .flatten();
     Ok(ConversationPage {
         conversations: rows.into_iter().map(Conversation::from).collect(),
@@ -249,16 +280,45 @@ pub async fn rename(
     id: Uuid,
     title: &str,
 ) -> AppResult<Conversation> {
-    let title = clean_title(title)?;
+    let changes = ConversationChanges {
+        title: Some(title.to_string()),
+        ..Default::default()
+    };
+    update(pool, bus, user, id, &changes).await
+}
+
+/// Renames, pins or unpins, archives or restores (any of them at once; at least one).
+/// Pinning and archiving leave `updated_at` alone: the conversation keeps its place in time.
+pub async fn update(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    id: Uuid,
+    changes: &ConversationChanges,
+) -> AppResult<Conversation> {
+    if changes.title.is_none() && changes.pinned.is_none() && changes.archived.is_none() {
+        return Err(AppError::validation(
+            "nothing to change: give a title, pinned or archived",
+        ));
+    }
+    let title = changes.title.as_deref().map(clean_title).transpose()?;
     let mut tx = pool.begin().await?;
     let conversation = sqlx::query_as::<_, ConversationRow>(&format!(
-        "UPDATE conversations SET title = $3, title_is_custom = true
+        "UPDATE conversations SET
+             title = COALESCE($3, title),
+             title_is_custom = title_is_custom OR $3 IS NOT NULL,
+             pinned = COALESCE($4, pinned),
+             archived_at = CASE WHEN $5 IS NULL THEN archived_at
+                                WHEN $5 THEN COALESCE(archived_at, now())
+                                ELSE NULL END
          WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
          RETURNING {CONVERSATION_COLUMNS}"
     ))
     .bind(id)
     .bind(user)
     .bind(title)
+    .bind(changes.pinned)
+    .bind(changes.archived)
     .fetch_optional(&mut *tx)
     .await?
     .map(Conversation::from)
@@ -369,12 +429,18 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         let id = Uuid::new_v4();
-        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        for pinned in [false, true] {
+            let position = (pinned, at, id);
+            assert_eq!(decode_cursor(&encode_cursor(position)).unwrap(), position);
+        }
+        let legacy = URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()));
+        assert_eq!(decode_cursor(&legacy).unwrap(), (false, at, id));
         for bad in [
             "",
             "!!",
             "bm90LWEtY3Vyc29y",
             &URL_SAFE_NO_PAD.encode("12|not-a-uuid"),
+            &URL_SAFE_NO_PAD.encode(format!("2|12|{}", Uuid::nil())),
         ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }

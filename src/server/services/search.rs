@@ -1,0 +1,214 @@
+//! Search across the caller's conversations, in Postgres: full-text search (English stemming,
+//! the last word as a prefix while it is typed) over titles and message text, each through a
+//! GIN index that starts with the owner; titles also match with a typo (trigrams). Ranked:
+//! title matches first, then by relevance, then the newest.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    model::{Role, SearchHit, SearchPage, SearchQuery, MAX_SEARCH_CHARS},
+    server::error::{AppError, AppResult},
+};
+
+/// Deepest a search pages: past this nobody reads on, and offsets get slow.
+const MAX_OFFSET: i64 = 1_000;
+/// Marks around a matched word in the snippet: private-use characters, removed from the text
+/// first, so the escaped snippet can only ever hold the `<mark>`s put there.
+const MARK_START: char = '\u{E000}';
+const MARK_END: char = '\u{E001}';
+/// `<` and `>` stand in for themselves while Postgres cuts the snippet: its parser would
+/// take `<img …>` for a tag and drop it, and the snippet should show what was written.
+const LESS_THAN: char = '\u{E002}';
+const GREATER_THAN: char = '\u{E003}';
+
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    conversation_id: Uuid,
+    title: String,
+    message_id: Option<Uuid>,
+    seq: Option<i64>,
+    role: Option<String>,
+    created_at: DateTime<Utc>,
+    snippet: String,
+}
+
+pub async fn search(pool: &PgPool, user: Uuid, query: &SearchQuery) -> AppResult<SearchPage> {
+    let q = super::required_text(&query.q, "search", MAX_SEARCH_CHARS)?;
+    let limit = match query.limit.unwrap_or(20) {
+        n @ 1..=50 => n,
+        n => {
+            return Err(AppError::validation(format!(
+                "limit must be between 1 and 50, got {n}"
+            )))
+        }
+    };
+    let offset = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    let Some(ts_query) = ts_query(&q) else {
+        // Only punctuation: nothing can match.
+        return Ok(SearchPage {
+            results: Vec::new(),
+            next_cursor: None,
+            has_more: false,
+        });
+    };
+    let options = format!(
+        "StartSel=\"{MARK_START}\", StopSel=\"{MARK_END}\", MaxWords=28, MinWords=10, \
+         MaxFragments=2, FragmentDelimiter=\" … \""
+    );
+    // The ranking is computed over the user's matches only (the indexes start with the
+    // owner); snippets, the expensive part, only for the page shown.
+    let mut rows = sqlx::query_as::<_, HitRow>(
+        "WITH query AS (SELECT to_tsquery('english', $2) AS q),
+         hits AS (
+             SELECT c.id AS conversation_id, c.title, NULL::uuid AS message_id,
+                    NULL::bigint AS seq, NULL::text AS role, c.title AS body,
+                    c.updated_at AS created_at, 1 AS kind,
+                    ts_rank_cd(c.title_search, query.q) + word_similarity($3, c.title) AS rank
+             FROM conversations c, query
+             WHERE c.user_id = $1 AND c.deleted_at IS NULL
+               AND (c.title_search @@ query.q OR ($4 AND $3 <% c.title))
+             UNION ALL
+             SELECT m.conversation_id, c.title, m.id, m.seq, m.role, m.content,
+                    m.created_at, 0, ts_rank_cd(m.search, query.q)
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id, query
+             WHERE m.user_id = $1 AND m.search @@ query.q AND c.deleted_at IS NULL
+         ),
+         page AS (
+             SELECT * FROM hits
+             ORDER BY kind DESC, rank DESC, created_at DESC, message_id NULLS FIRST, conversation_id
+             LIMIT $5 OFFSET $6
+         )
+         SELECT page.conversation_id, page.title, page.message_id, page.seq, page.role,
+                page.created_at,
+                ts_headline('english', translate(page.body, $7, $8), query.q, $9) AS snippet
+         FROM page, query
+         ORDER BY kind DESC, rank DESC, created_at DESC, message_id NULLS FIRST, conversation_id",
+    )
+    .bind(user)
+    .bind(&ts_query)
+    .bind(&q)
+    .bind(q.chars().count() >= 3)
+    .bind(limit + 1)
+    .bind(offset)
+    .bind(format!("<>{MARK_START}{MARK_END}"))
+    .bind(format!("{LESS_THAN}{GREATER_THAN}"))
+    .bind(options)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit && offset + limit < MAX_OFFSET;
+    rows.truncate(limit as usize);
+    let results = rows
+        .into_iter()
+        .map(|r| SearchHit {
+            conversation_id: r.conversation_id,
+            conversation_title: r.title,
+            message_id: r.message_id,
+            seq: r.seq,
+            role: r.role.as_deref().map(|role| match role {
+                "user" => Role::User,
+                _ => Role::Assistant,
+            }),
+            snippet_html: snippet_html(&r.snippet),
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(SearchPage {
+        results,
+        next_cursor: has_more.then(|| encode_cursor(offset + limit)),
+        has_more,
+    })
+}
+
+/// The words of `q` as a `to_tsquery` expression: all of them, the last as a prefix (it may
+/// still be being typed). Words are letters and digits only, each quoted, so nothing in `q`
+/// is syntax.
+fn ts_query(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("'{}'", w.to_lowercase()))
+        .collect();
+    let (last, rest) = words.split_last()?;
+    let mut terms: Vec<String> = rest.to_vec();
+    terms.push(format!("{last}:*"));
+    Some(terms.join(" & "))
+}
+
+/// Escapes the snippet for HTML and turns the marks into `<mark>` elements.
+fn snippet_html(snippet: &str) -> String {
+    let mut html = String::with_capacity(snippet.len() + 32);
+    for c in snippet.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' | LESS_THAN => html.push_str("&lt;"),
+            '>' | GREATER_THAN => html.push_str("&gt;"),
+            '"' => html.push_str("&quot;"),
+            '\'' => html.push_str("&#39;"),
+            MARK_START => html.push_str("<mark>"),
+            MARK_END => html.push_str("</mark>"),
+            c => html.push(c),
+        }
+    }
+    html
+}
+
+fn encode_cursor(offset: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("o{offset}"))
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<i64> {
+    let invalid = || AppError::validation("invalid cursor");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    match raw.strip_prefix('o').and_then(|n| n.parse::<i64>().ok()) {
+        Some(n @ 0..=MAX_OFFSET) => Ok(n),
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_words_with_the_last_as_a_prefix() {
+        assert_eq!(
+            ts_query("buying groc").as_deref(),
+            Some("'buying' & 'groc':*")
+        );
+        assert_eq!(
+            ts_query("it's a 'quote' & | ! (x)").as_deref(),
+            Some("'it' & 's' & 'a' & 'quote' & 'x':*")
+        );
+        assert_eq!(ts_query("Café").as_deref(), Some("'café':*"));
+        assert_eq!(ts_query("!!! ..."), None);
+    }
+
+    #[test]
+    fn snippets_hold_no_markup_but_marks() {
+        let raw = format!(
+            "<img src=x onerror=alert(1)> {LESS_THAN}b{GREATER_THAN} {MARK_START}milk{MARK_END} & \"more\""
+        );
+        assert_eq!(
+            snippet_html(&raw),
+            "&lt;img src=x onerror=alert(1)&gt; &lt;b&gt; <mark>milk</mark> &amp; &quot;more&quot;"
+        );
+    }
+
+    #[test]
+    fn cursors_are_bounded_offsets() {
+        assert_eq!(decode_cursor(&encode_cursor(40)).unwrap(), 40);
+        for bad in ["", "!!", &URL_SAFE_NO_PAD.encode("o-1"), &URL_SAFE_NO_PAD.encode("o5000")] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}
