@@ -1572,7 +1572,7 @@ fn filler(seed: &mut u64, words: usize) -> String {
             out.push(' ');
         }
         out.push_str(VOCAB[(*seed >> 33) as usize % VOCAB.len()]);
-        if (*seed >> 20) % 7 == 0 {
+        if (*seed >> 20).is_multiple_of(7) {
             out.push_str(&((*seed >> 40) % 1000).to_string());
         }
     }

@@ -625,7 +625,10 @@ async fn a_failed_no_js_send_keeps_its_text_on_the_server_not_in_the_url(pool: P
         .text()
         .await
         .unwrap();
-    assert!(!foreign.contains(long.trim()), "another user's page has no draft");
+    assert!(
+        !foreign.contains(long.trim()),
+        "another user's page has no draft"
+    );
     let messages = client.messages(&server, &conversation).await;
     assert_eq!(messages.len(), 2, "the failed send stored nothing");
 }

@@ -82,7 +82,10 @@ pub(crate) mod ssr {
                 String::new()
             }
         };
-        leptos_axum::redirect(&format!("{path}?error={}{draft}", crate::server::query_value(detail)));
+        leptos_axum::redirect(&format!(
+            "{path}?error={}{draft}",
+            crate::server::query_value(detail)
+        ));
     }
 
     /// Redirects a plain HTML form post; script callers get data, not a redirect.

@@ -219,4 +219,3 @@ pub fn ConversationItem(
         </li>
     }
 }
-

@@ -130,7 +130,7 @@ pub fn SearchPalette() -> impl IntoView {
                         role="combobox"
                         aria-label="Search"
                         aria-autocomplete="list"
-                        aria-controls="palette-results"
+                        aria-controls=move || (!results.with(Vec::is_empty)).then_some("palette-results")
                         aria-expanded=move || (!results.with(Vec::is_empty)).to_string()
                         aria-activedescendant=move || {
                             (!results.with(Vec::is_empty)).then(|| format!("hit-{}", selected.get()))
@@ -146,6 +146,8 @@ pub fn SearchPalette() -> impl IntoView {
                         on:keydown=on_keydown
                         autofocus
                     />
+                    // Only with options in it (an empty listbox is not a valid one).
+                    <Show when=move || !results.with(Vec::is_empty)>
                     <ul id="palette-results" class="palette-results" role="listbox" aria-label="Results">
                         {move || {
                             results
@@ -170,6 +172,7 @@ pub fn SearchPalette() -> impl IntoView {
                                 .collect_view()
                         }}
                     </ul>
+                    </Show>
                     <p class="palette-status" role="status">{move || status.get()}</p>
                 </div>
             </div>

@@ -154,7 +154,7 @@ pub fn Sidebar() -> impl IntoView {
                     <FirstPage first_page items cursor seeded />
                     // One keyed list that survives refreshes: an item is rebuilt only when it
                     // changed, so an inline rename in progress is not interrupted.
-                    <Show when=move || !archived_view.get() && listed(true).iter().next().is_some()>
+                    <Show when=move || !archived_view.get() && !listed(true).is_empty()>
                         <h2 class="list-heading" id="pinned-heading">"Pinned"</h2>
                         <ul class="conversation-list pinned-list" data-testid="pinned-list" aria-labelledby="pinned-heading">
                             <For each=move || listed(true) key=item_key let(conversation)>

@@ -212,7 +212,15 @@ pub fn Thread(
         // Opened (or reloaded mid-answer): at the bottom, following; or at a search hit.
         follow.jump_to_bottom();
         if let Some(seq) = at {
-            super::thread_jump::open_at(id, seq, messages, has_older, scroller);
+            let view = super::thread_jump::ThreadView {
+                conversation: id,
+                messages,
+                has_older,
+                loading_older,
+                scroller,
+                follow,
+            };
+            super::thread_jump::open_at(view, seq);
         }
         if let Ok(handle) = set_interval_with_handle(tick, POLL_BUSY_EVERY) {
             on_cleanup(move || handle.clear());

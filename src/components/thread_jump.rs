@@ -4,23 +4,39 @@
 use leptos::{html, prelude::*, task::spawn_local};
 use uuid::Uuid;
 
+use super::follow::Follow;
 use crate::{
     api::chat::list_messages,
     model::{Message, MessageQuery},
 };
+
+/// The thread's state that going to a message reads and moves.
+#[derive(Clone, Copy)]
+pub struct ThreadView {
+    pub conversation: Uuid,
+    pub messages: RwSignal<Vec<Message>>,
+    pub has_older: RwSignal<bool>,
+    /// Held while pages load here, so scrolling does not load the same pages at once.
+    pub loading_older: RwSignal<bool>,
+    pub scroller: NodeRef<html::Div>,
+    pub follow: Follow,
+}
 
 /// Most messages read per request while going back to the target.
 const STEP: i64 = 100;
 
 /// Loads pages before the first loaded message until `seq` is loaded (or there is nothing
 /// older), then shows it.
-pub fn open_at(
-    conversation: Uuid,
-    seq: i64,
-    messages: RwSignal<Vec<Message>>,
-    has_older: RwSignal<bool>,
-    scroller: NodeRef<html::Div>,
-) {
+pub fn open_at(view: ThreadView, seq: i64) {
+    let ThreadView {
+        conversation,
+        messages,
+        has_older,
+        loading_older,
+        scroller,
+        follow,
+    } = view;
+    loading_older.set(true);
     spawn_local(async move {
         loop {
             let first = messages.with_untracked(|m| m.first().map(|m| m.seq));
@@ -47,6 +63,9 @@ pub fn open_at(
                 *list = older;
             });
         }
+        loading_older.set(false);
+        // The reader is at this message now, not at the bottom.
+        follow.following.set(false);
         // After the thread's own "open at the bottom" and the new rows' layout.
         request_animation_frame(move || {
             request_animation_frame(move || show(seq, scroller));

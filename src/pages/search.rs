@@ -5,9 +5,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::{
-    api::chat::search_conversations,
-    components::search_palette::hit_href,
-    model::SearchQuery,
+    api::chat::search_conversations, components::search_palette::hit_href, model::SearchQuery,
 };
 
 #[component]

@@ -105,7 +105,9 @@ async fn search_conversations(
     user: AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> AppResult<ApiJson<SearchPage>> {
-    search::search(&state.pool, user.id, &query).await.map(ApiJson)
+    search::search(&state.pool, user.id, &query)
+        .await
+        .map(ApiJson)
 }
 
 /// Delete a conversation (soft: it disappears, its rows are kept).

@@ -43,7 +43,10 @@ fn download(content_type: &str, file_name: &str, body: export::ExportBody) -> Re
     let disposition = format!("attachment; filename=\"{file_name}\"");
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("static"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).expect("static"),
+    );
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -56,7 +59,10 @@ fn download(content_type: &str, file_name: &str, body: export::ExportBody) -> Re
 #[utoipa::path(get, path = "/api/export", tag = "chat",
     responses((status = 200, description = "the export document", content_type = "application/json"), (status = 401)))]
 async fn export_account(State(state): State<AppState>, user: AuthUser) -> Response {
-    let name = format!("chatkit-export-{}.json", chrono::Utc::now().format("%Y-%m-%d"));
+    let name = format!(
+        "chatkit-export-{}.json",
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
     download(
         "application/json",
         &name,

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::events;
 use crate::{
     model::{
-        Conversation, ConversationChanges, ConversationPage, ConversationQuery, LiveEvent, Role, MAX_MESSAGE_CHARS,
-        MAX_TITLE_CHARS,
+        Conversation, ConversationChanges, ConversationPage, ConversationQuery, LiveEvent, Role,
+        MAX_MESSAGE_CHARS, MAX_TITLE_CHARS,
     },
     server::{
         bus::EventBus,

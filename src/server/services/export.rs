@@ -101,7 +101,11 @@ fn file_name(title: &str, format: Format) -> String {
         name = name.replace("--", "-");
     }
     let name = name.trim_matches('-');
-    let name = if name.is_empty() { "conversation" } else { name };
+    let name = if name.is_empty() {
+        "conversation"
+    } else {
+        name
+    };
     format!("{name}.{}", format.extension())
 }
 
@@ -128,9 +132,10 @@ where
                 .await;
         }
     });
-    Box::pin(futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    }))
+    Box::pin(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
+    ))
 }
 
 /// Where the writer puts bytes: a buffer sent on in chunks.

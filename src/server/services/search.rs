@@ -207,7 +207,12 @@ mod tests {
     #[test]
     fn cursors_are_bounded_offsets() {
         assert_eq!(decode_cursor(&encode_cursor(40)).unwrap(), 40);
-        for bad in ["", "!!", &URL_SAFE_NO_PAD.encode("o-1"), &URL_SAFE_NO_PAD.encode("o5000")] {
+        for bad in [
+            "",
+            "!!",
+            &URL_SAFE_NO_PAD.encode("o-1"),
+            &URL_SAFE_NO_PAD.encode("o5000"),
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

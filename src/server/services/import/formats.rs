@@ -45,7 +45,11 @@ pub type Parsed = Result<Incoming, (Option<String>, String)>;
 #[derive(Debug)]
 pub enum ReadError {
     /// Not JSON (or cut short): where.
-    Syntax { line: usize, column: usize, reason: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     /// JSON, but neither of the formats we read.
     Unknown,
     /// The receiver stopped taking conversations (the request went away, or it is too large).
@@ -59,7 +63,10 @@ impl fmt::Display for ReadError {
                 line,
                 column,
                 reason,
-            } => write!(f, "the file is not valid JSON at line {line} column {column}: {reason}"),
+            } => write!(
+                f,
+                "the file is not valid JSON at line {line} column {column}: {reason}"
+            ),
             Self::Unknown => write!(
                 f,
                 "the file is neither this app's export nor ChatGPT's conversations.json"
@@ -74,10 +81,8 @@ const STOPPED: &str = "\u{0}import stopped";
 /// Reads `reader` to its end, calling `emit` with each conversation in file order; `emit`
 /// returns false to stop.
 pub fn read_all(reader: impl Read, emit: &mut dyn FnMut(Parsed) -> bool) -> Result<(), ReadError> {
-    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
-        64 * 1024,
-        reader,
-    ));
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
     let mut found = false;
     let visitor = TopLevel {
         emit,
@@ -175,7 +180,10 @@ impl<'de> Visitor<'de> for OurConversations<'_> {
 }
 
 fn title_of(value: &Value) -> Option<String> {
-    value.get("title").and_then(Value::as_str).map(str::to_string)
+    value
+        .get("title")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 #[derive(Deserialize)]
@@ -459,13 +467,17 @@ mod tests {
 
     #[test]
     fn a_cut_file_says_where() {
-        let (parsed, result) = read(r#"[{"title": "a", "create_time": 1, "mapping": {}}, {"title": "#);
+        let (parsed, result) =
+            read(r#"[{"title": "a", "create_time": 1, "mapping": {}}, {"title": "#);
         assert_eq!(parsed.len(), 1);
         match result {
             Err(ReadError::Syntax { line, .. }) => assert_eq!(line, 1),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(read(r#"{"tasks": []}"#).1, Err(ReadError::Unknown)));
+        assert!(matches!(
+            read(r#"{"tasks": []}"#).1,
+            Err(ReadError::Unknown)
+        ));
         assert!(matches!(read("42").1, Err(ReadError::Unknown)));
     }
 }

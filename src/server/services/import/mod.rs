@@ -24,7 +24,10 @@ use super::{
     messages::{message_id, without_nul},
 };
 use crate::{
-    model::{Conversation, ImportFailure, ImportReport, LiveEvent, Role, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS},
+    model::{
+        Conversation, ImportFailure, ImportReport, LiveEvent, Role, MAX_MESSAGE_CHARS,
+        MAX_TITLE_CHARS,
+    },
     server::{
         bus::EventBus,
         error::{AppError, AppResult},
@@ -37,7 +40,12 @@ pub const MAX_IMPORT_BYTES: usize = 50 * 1024 * 1024;
 const READ_AHEAD: usize = 2;
 
 /// Imports the file `body` streams into `user`'s account.
-pub async fn import<S>(pool: &PgPool, bus: &EventBus, user: Uuid, body: S) -> AppResult<ImportReport>
+pub async fn import<S>(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    body: S,
+) -> AppResult<ImportReport>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
@@ -99,7 +107,12 @@ where
 
 /// Stores one conversation: true when stored, false when it was already here (imported
 /// before, or our own export's conversation still in this account). The reason when refused.
-async fn store(pool: &PgPool, bus: &EventBus, user: Uuid, incoming: Incoming) -> Result<bool, String> {
+async fn store(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    incoming: Incoming,
+) -> Result<bool, String> {
     let checked = check(incoming)?;
     store_checked(pool, bus, user, checked)
         .await
@@ -150,7 +163,12 @@ fn check(mut incoming: Incoming) -> Result<Checked, String> {
     Ok(Checked { incoming, title })
 }
 
-async fn store_checked(pool: &PgPool, bus: &EventBus, user: Uuid, checked: Checked) -> AppResult<bool> {
+async fn store_checked(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    checked: Checked,
+) -> AppResult<bool> {
     let Checked { incoming, title } = checked;
     let id = Uuid::new_v4();
     let count = incoming.messages.len() as i64;
@@ -195,8 +213,16 @@ async fn store_checked(pool: &PgPool, bus: &EventBus, user: Uuid, checked: Check
             Role::Assistant => "assistant",
         })
         .collect();
-    let contents: Vec<&str> = incoming.messages.iter().map(|m| m.content.as_str()).collect();
-    let statuses: Vec<&str> = incoming.messages.iter().map(|m| m.status.as_str()).collect();
+    let contents: Vec<&str> = incoming
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    let statuses: Vec<&str> = incoming
+        .messages
+        .iter()
+        .map(|m| m.status.as_str())
+        .collect();
     let tool_calls: Vec<Option<sqlx::types::Json<&serde_json::Value>>> = incoming
         .messages
         .iter()
