@@ -132,10 +132,14 @@ where
                 .await;
         }
     });
-    Box::pin(futures::stream::unfold(
-        receiver,
-        |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
-    ))
+    // Fused: the body is polled once more after its end (by the compressor), which an
+    // unfused `unfold` does not allow.
+    Box::pin(
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|chunk| (chunk, receiver))
+        })
+        .fuse(),
+    )
 }
 
 /// Where the writer puts bytes: a buffer sent on in chunks.
