@@ -1544,6 +1544,7 @@ async fn exporting_100000_messages_streams_with_flat_memory(pool: PgPool) {
         "the export is large enough to show buffering: {} bytes",
         body.len()
     );
+    eprintln!("RSS growth: {} kB ({before} → {peak} kB)", peak - before);
     assert!(
         peak <= before + RSS_GROWTH_KB,
         "RSS {before} kB rose to {peak} kB exporting {} MB",
@@ -1685,6 +1686,7 @@ async fn importing_a_50_mb_file_keeps_memory_flat(pool: PgPool) {
     assert_eq!(report["imported"], count as u64, "{report}");
     assert_eq!(report["skipped"], 0, "{report}");
     assert_eq!(report["errors"], json!([]), "{report}");
+    eprintln!("RSS growth: {} kB ({before} → {peak} kB)", peak - before);
     assert!(
         peak <= before + RSS_GROWTH_KB,
         "RSS {before} kB rose to {peak} kB importing a 50 MB file"

@@ -726,7 +726,9 @@ async fn queries_use_index_range_scans(pool: PgPool) {
     };
     let list = plan(
         "EXPLAIN SELECT id FROM conversations WHERE user_id = $1 AND deleted_at IS NULL
-         AND (updated_at, id) < ('2030-01-01'::timestamptz, '00000000-0000-0000-0000-000000000000'::uuid) ORDER BY updated_at DESC, id DESC LIMIT 21",
+         AND archived_at IS NULL
+         AND (pinned, updated_at, id) < (false, '2030-01-01'::timestamptz, '00000000-0000-0000-0000-000000000000'::uuid)
+         ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT 21",
     )
     .await;
     assert!(
@@ -734,7 +736,7 @@ async fn queries_use_index_range_scans(pool: PgPool) {
         "{list}"
     );
     assert!(
-        list.contains("Index Cond") && list.contains("ROW(updated_at, id) <"),
+        list.contains("Index Cond") && list.contains("ROW(pinned, updated_at, id) <"),
         "the cursor is an index condition: {list}"
     );
     assert!(!list.contains("Sort"), "{list}");

@@ -43,6 +43,10 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/chat/conversations/{id}/retry", "post"),
         ("/api/chat/events", "get"),
         ("/api/chat/events/ticket", "post"),
+        ("/api/chat/search", "get"),
+        ("/api/chat/conversations/{id}/export", "get"),
+        ("/api/export", "get"),
+        ("/api/import", "post"),
     ];
     for (path, method) in expected {
         assert!(
