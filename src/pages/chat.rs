@@ -151,7 +151,10 @@ fn TopBar(
                 "Tasks"
             </button>
             <span class="who" data-testid="current-user">{user.email}</span>
-            <A href="/settings" attr:class="ghost settings-link">"Settings"</A>
+            <A href="/settings" attr:class="settings-link">
+                <span class="settings-icon" aria-hidden="true">"⚙"</span>
+                <span class="settings-label">"Settings"</span>
+            </A>
             <ActionForm action=logout attr:class="logout-form">
                 <button type="submit" class="ghost">"Log out"</button>
             </ActionForm>
