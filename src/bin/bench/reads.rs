@@ -233,8 +233,10 @@ pub fn floors(db_url: &str, user: &BenchUser, opts: &Options) -> Result<Floors> 
     let secs = opts.duration.as_secs().max(5);
     let (id, small) = (user.id, user.small);
     let list_sql = format!(
-        "SELECT id, user_id, title, created_at, updated_at, message_count, last_message_preview FROM conversations
-         WHERE user_id = '{id}' AND deleted_at IS NULL ORDER BY updated_at DESC, id DESC LIMIT 21;\n"
+        "SELECT id, user_id, title, created_at, updated_at, message_count, last_message_preview, pinned,
+             archived_at IS NOT NULL AS archived FROM conversations
+         WHERE user_id = '{id}' AND deleted_at IS NULL AND archived_at IS NULL
+         ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT 21;\n"
     );
     let poll_sql = format!(
         "SELECT message_count FROM conversations WHERE id = '{small}' AND user_id = '{id}' AND deleted_at IS NULL;\n\

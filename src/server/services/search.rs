@@ -1,7 +1,7 @@
 //! Search across the caller's conversations, in Postgres: full-text search (English stemming,
 //! the last word as a prefix while it is typed) over titles and message text, each through a
 //! GIN index that starts with the owner; titles also match with a typo (trigrams). Ranked:
-//! title matches first, then by relevance, then the newest.
+//! title matches first, then by relevance (`ts_rank`), then the newest.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
@@ -65,33 +65,41 @@ pub async fn search(pool: &PgPool, user: Uuid, query: &SearchQuery) -> AppResult
          MaxFragments=2, FragmentDelimiter=\" … \""
     );
     // The ranking is computed over the user's matches only (the indexes start with the
-    // owner); snippets, the expensive part, only for the page shown.
+    // owner), from the index and each match's row alone: deleted conversations are left out
+    // by id, titles and text are read, and snippets (the expensive part) cut, only for the
+    // page shown.
     let mut rows = sqlx::query_as::<_, HitRow>(
         "WITH query AS (SELECT to_tsquery('english', $2) AS q),
          hits AS (
-             SELECT c.id AS conversation_id, c.title, NULL::uuid AS message_id,
-                    NULL::bigint AS seq, NULL::text AS role, c.title AS body,
-                    c.updated_at AS created_at, 1 AS kind,
+             SELECT c.id AS conversation_id, NULL::uuid AS message_id, NULL::bigint AS seq,
+                    NULL::text AS role, c.updated_at AS created_at, 1 AS kind,
                     ts_rank_cd(c.title_search, query.q) + word_similarity($3, c.title) AS rank
              FROM conversations c, query
              WHERE c.user_id = $1 AND c.deleted_at IS NULL
                AND (c.title_search @@ query.q OR ($4 AND $3 <% c.title))
              UNION ALL
-             SELECT m.conversation_id, c.title, m.id, m.seq, m.role, m.content,
-                    m.created_at, 0, ts_rank_cd(m.search, query.q)
-             FROM messages m JOIN conversations c ON c.id = m.conversation_id, query
-             WHERE m.user_id = $1 AND m.search @@ query.q AND c.deleted_at IS NULL
+             SELECT m.conversation_id, m.id, m.seq, m.role, m.created_at, 0,
+                    ts_rank(m.search, query.q)
+             FROM messages m, query
+             WHERE m.user_id = $1 AND m.search @@ query.q
+               AND m.conversation_id NOT IN (
+                   SELECT id FROM conversations WHERE user_id = $1 AND deleted_at IS NOT NULL)
          ),
          page AS (
              SELECT * FROM hits
              ORDER BY kind DESC, rank DESC, created_at DESC, message_id NULLS FIRST, conversation_id
              LIMIT $5 OFFSET $6
          )
-         SELECT page.conversation_id, page.title, page.message_id, page.seq, page.role,
+         SELECT page.conversation_id, c.title, page.message_id, page.seq, page.role,
                 page.created_at,
-                ts_headline('english', translate(page.body, $7, $8), query.q, $9) AS snippet
-         FROM page, query
-         ORDER BY kind DESC, rank DESC, created_at DESC, message_id NULLS FIRST, conversation_id",
+                ts_headline('english', translate(COALESCE(m.content, c.title), $7, $8),
+                            query.q, $9) AS snippet
+         FROM page
+         JOIN conversations c ON c.id = page.conversation_id
+         LEFT JOIN messages m ON m.id = page.message_id,
+         query
+         ORDER BY page.kind DESC, page.rank DESC, page.created_at DESC,
+                  page.message_id NULLS FIRST, page.conversation_id",
     )
     .bind(user)
     .bind(&ts_query)
