@@ -129,7 +129,17 @@ pub fn Sidebar() -> impl IntoView {
                 .map(|p| p.conversations)
                 .unwrap_or_default()
         };
-        all.into_iter().filter(|c| c.pinned == pinned).collect()
+        // The archived view is one list, pinned or not (an archived pin must stay restorable).
+        let archived = archived_view.get();
+        all.into_iter()
+            .filter(|c| {
+                if archived {
+                    !pinned
+                } else {
+                    c.pinned == pinned
+                }
+            })
+            .collect()
     };
 
     view! {

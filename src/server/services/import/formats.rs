@@ -206,8 +206,9 @@ struct OurMessage {
     content: String,
     #[serde(default = "complete")]
     status: String,
+    /// Typed here: a record the app could not read back is this conversation's error.
     #[serde(default)]
-    tool_calls: Option<Value>,
+    tool_calls: Option<crate::model::ToolCalls>,
     created_at: DateTime<Utc>,
 }
 
@@ -235,7 +236,7 @@ fn from_ours(value: Value) -> Parsed {
                 role: m.role,
                 content: m.content,
                 status: MessageStatus::parse(&m.status),
-                tool_calls: m.tool_calls.filter(|t| !t.is_null()),
+                tool_calls: m.tool_calls.and_then(|t| serde_json::to_value(t).ok()),
                 created_at: m.created_at,
             })
             .collect(),
