@@ -335,15 +335,6 @@ fn comparable(export: &Value) -> Vec<Value> {
     conversations
 }
 
-fn rss_kb(server: &ServerProcess) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// One node of a ChatGPT `mapping` (`role` None: a node without a message).
 fn chatgpt_node(
     id: &str,
@@ -1513,7 +1504,7 @@ async fn exporting_100000_messages_streams_with_flat_memory(pool: PgPool) {
     say(&server, &small, &conversation, "add a task to buy milk").await;
     export_all(&server, &small).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kb(&server);
+    let before = server.rss_kb();
 
     let res = get(&server, &big, "/api/export").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -1529,7 +1520,7 @@ async fn exporting_100000_messages_streams_with_flat_memory(pool: PgPool) {
     while let Some(chunk) = stream.next().await {
         body.extend_from_slice(&chunk.expect("the body streams to its end"));
         if body.len() >= next_sample {
-            peak = peak.max(rss_kb(&server));
+            peak = peak.max(server.rss_kb());
             next_sample = body.len() + (512 << 10);
         }
         if body.len() >= next_pause {
@@ -1538,7 +1529,7 @@ async fn exporting_100000_messages_streams_with_flat_memory(pool: PgPool) {
             next_pause = body.len() + (5 << 20);
         }
     }
-    peak = peak.max(rss_kb(&server));
+    peak = peak.max(server.rss_kb());
     assert!(
         body.len() > 30 << 20,
         "the export is large enough to show buffering: {} bytes",
@@ -1663,7 +1654,7 @@ async fn importing_a_50_mb_file_keeps_memory_flat(pool: PgPool) {
     let (small, small_count) = bulk_file("warm", 20, usize::MAX);
     import_ok(&server, &warm, small, small_count as u64, 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kb(&server);
+    let before = server.rss_kb();
 
     let fresh = Client::register(&server, "big-importer@example.com").await;
     let upload = {
@@ -1677,11 +1668,11 @@ async fn importing_a_50_mb_file_keeps_memory_flat(pool: PgPool) {
     };
     let mut peak = before;
     while !upload.is_finished() {
-        peak = peak.max(rss_kb(&server));
+        peak = peak.max(server.rss_kb());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let res = upload.await.unwrap().expect("the upload is answered");
-    peak = peak.max(rss_kb(&server));
+    peak = peak.max(server.rss_kb());
     let report = ok_json(res, "50 MB import").await;
     assert_eq!(report["imported"], count as u64, "{report}");
     assert_eq!(report["skipped"], 0, "{report}");

@@ -225,15 +225,6 @@ async fn seeded_users(pool: &PgPool, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn rss_kb(server: &ServerProcess) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Opens one stream per token, reads its first bytes (it is registered by then), and closes
 /// them all.
 async fn open_and_close(http: &reqwest::Client, server: &ServerProcess, tokens: &[String]) {
@@ -292,10 +283,10 @@ async fn a_users_streams_are_capped_and_their_state_goes_with_the_last(pool: PgP
     // users each open and close a stream (after a warm-up of 200 that sizes the allocator).
     open_and_close(&http, &server, &tokens[..200]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss_kb(&server);
+    let before = server.rss_kb();
     open_and_close(&http, &server, &tokens[200..]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kb(&server);
+    let after = server.rss_kb();
     assert!(
         after <= before + 5 * 1024,
         "RSS {before} kB → {after} kB after 2,000 users came and went"
@@ -322,7 +313,7 @@ async fn a_long_replay_arrives_whole_in_order_with_flat_memory(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let before = rss_kb(&server);
+    let before = server.rss_kb();
     let http = reqwest::Client::new();
     let res = open_events(&http, &server, &tokens[0], Some(first - 1)).await;
     let mut events = SseReader::new(res);
@@ -337,7 +328,7 @@ async fn a_long_replay_arrives_whole_in_order_with_flat_memory(pool: PgPool) {
         assert_eq!(event.id, Some((first - 1 + expected).to_string()));
         expected += 1;
         if expected % 5_000 == 0 {
-            peak = peak.max(rss_kb(&server));
+            peak = peak.max(server.rss_kb());
             // A slow reader: the server must not read ahead of it.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
