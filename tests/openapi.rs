@@ -41,6 +41,15 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/chat/conversations/{id}/messages", "post"),
         ("/api/chat/conversations/{id}/stop", "post"),
         ("/api/chat/conversations/{id}/retry", "post"),
+        (
+            "/api/chat/conversations/{id}/messages/{message_id}/edit",
+            "post",
+        ),
+        (
+            "/api/chat/conversations/{id}/messages/{message_id}/regenerate",
+            "post",
+        ),
+        ("/api/chat/conversations/{id}/current", "put"),
         ("/api/chat/events", "get"),
         ("/api/chat/events/ticket", "post"),
         ("/api/chat/search", "get"),

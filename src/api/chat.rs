@@ -175,6 +175,51 @@ server_fns! {
         Ok(turn)
     }
 
+    /// Edit a sent user message: a new message beside it, answered like a send (the old one
+    /// stays, as another branch).
+    #[endpoint = "edit", name = EditSentMessage]
+    pub async fn edit_message(
+        id: Uuid,
+        message_id: Uuid,
+        content: String,
+        client_id: Option<Uuid>,
+    ) -> Result<TurnResult, ApiError> {
+        use crate::server::agent;
+        let (state, user) = super::ssr::writer().await?;
+        let turn = agent::start_edit(&state.agent, user.id, id, message_id, &content, client_id)
+            .await
+            .map_err(super::ssr::fail)?;
+        let mut turn = turn.result().await.map_err(super::ssr::fail)?;
+        super::ssr::render_markdown(&mut turn.assistant_message);
+        Ok(turn)
+    }
+
+    /// Another answer beside an assistant message (the old one stays, as another branch).
+    #[endpoint = "regenerate", name = RegenerateAnswer]
+    pub async fn regenerate_message(
+        id: Uuid,
+        message_id: Uuid,
+        client_id: Option<Uuid>,
+    ) -> Result<TurnResult, ApiError> {
+        use crate::server::agent;
+        let (state, user) = super::ssr::writer().await?;
+        let (_, turn) = agent::start_regenerate(&state.agent, user.id, id, message_id, client_id)
+            .await
+            .map_err(super::ssr::fail)?;
+        let mut turn = turn.result().await.map_err(super::ssr::fail)?;
+        super::ssr::render_markdown(&mut turn.assistant_message);
+        Ok(turn)
+    }
+
+    /// Show the branch through `message_id` (its most recent message becomes the current leaf).
+    #[endpoint = "current", name = SwitchBranch]
+    pub async fn switch_branch(id: Uuid, message_id: Uuid) -> Result<Conversation, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        crate::server::services::branches::switch(&state.pool, &state.bus, user.id, id, message_id)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
     /// The text a failed no-JavaScript send had typed (the `draft` its redirect names).
     #[endpoint = "draft", name = GetDraft]
     pub async fn get_draft(id: Uuid) -> Result<Option<String>, ApiError> {

@@ -18,6 +18,9 @@ pub fn Composer(
     conversation: Option<Uuid>,
     /// Called with the text when sent in place (JavaScript).
     on_submit: Callback<String>,
+    /// Up in the empty box: edit the last message sent (in a conversation).
+    #[prop(optional)]
+    on_edit_last: Option<Callback<()>>,
     /// What a failed plain-form send (no JavaScript) had typed, kept by the server for the
     /// redirect back here (see `api::ssr::redirect_form_error`).
     #[prop(optional)]
@@ -65,6 +68,12 @@ pub fn Composer(
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
+        } else if ev.key() == "ArrowUp" && !ev.shift_key() && draft.with_untracked(|d| d.is_empty())
+        {
+            if let Some(edit_last) = on_edit_last {
+                ev.prevent_default();
+                edit_last.run(());
+            }
         }
     };
     let action = if conversation.is_some() {

@@ -3,25 +3,53 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use leptos::prelude::*;
+use uuid::Uuid;
 
-use crate::model::{Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus};
+use super::{branch_nav::BranchNav, message_editor::MessageEditor};
+use crate::model::{BranchChange, Message, MessageStatus, Role, ToolCallRecord, ToolCallStatus};
+
+/// What can be done to the messages of a thread (see `Thread`).
+#[derive(Clone, Copy)]
+pub struct MessageActions {
+    /// Sends a new version of a user message: (the message, its new text).
+    pub edit: Callback<(Uuid, String)>,
+    /// Asks for another answer beside this one.
+    pub regenerate: Callback<Uuid>,
+    /// Shows the branch through this message: (its id, the step taken to it, -1 or 1).
+    pub switch: Callback<(Uuid, i32)>,
+    /// An answer is being written: nothing that starts one, or changes the branch, is offered.
+    pub busy: Signal<bool>,
+    /// The message whose editor is open, if any.
+    pub editing: RwSignal<Option<Uuid>>,
+}
 
 #[component]
 pub fn MessageView(
     message: Message,
-    /// Answers the question again (an honest retry); offered on the newest reply while it is
-    /// the failed or stopped answer of the last question.
-    retry: Callback<()>,
+    actions: MessageActions,
+    /// The newest reply while it is the failed or stopped answer of the last question: offered
+    /// as Retry (another answer beside it; the model is shown what it already did).
     retryable: Signal<bool>,
 ) -> impl IntoView {
+    let id = message.id;
     let is_user = message.role == Role::User;
     let failed = message.status == MessageStatus::Error;
     let stopped = message.status == MessageStatus::Stopped;
-    let records = message.tool_calls.map(|t| t.tool_calls).unwrap_or_default();
-    let body = match message.html {
+    let records = message
+        .tool_calls
+        .as_ref()
+        .map(|t| t.tool_calls.clone())
+        .unwrap_or_default();
+    let changes = message.branch_changes.clone();
+    let versions = (message.sibling_count > 1).then(|| message.clone());
+    let original = message.content.clone();
+    let (html, content) = (message.html, message.content);
+    let body = move || match html.clone() {
         Some(html) if !is_user => view! { <div class="markdown" inner_html=html></div> }.into_any(),
-        _ => view! { <p class="plain">{message.content}</p> }.into_any(),
+        _ => view! { <p class="plain">{content.clone()}</p> }.into_any(),
     };
+    let editing = move || actions.editing.get() == Some(id);
+    let busy = actions.busy;
     view! {
         <li
             class="message"
@@ -31,21 +59,90 @@ pub fn MessageView(
             class:stopped=stopped
             data-status=message.status.as_str()
             data-seq=message.seq
+            data-id=id.to_string()
             data-testid=if is_user { "user-message" } else { "assistant-message" }
         >
             <div class="meta">
                 <span class="author">{if is_user { "You" } else { "Assistant" }}</span>
                 <Timestamp at=message.created_at />
             </div>
+            {(!changes.is_empty()).then(|| view! { <BranchChanges changes /> })}
             {(!records.is_empty()).then(|| view! { <ToolCalls records /> })}
-            <div class="bubble">{body}</div>
-            {stopped.then(|| view! { <p class="stopped-note">"Stopped"</p> })}
-            <Show when=move || retryable.get()>
-                <button class="ghost retry" on:click=move |_| retry.run(())>
-                    "Retry"
-                </button>
+            <Show
+                when=editing
+                fallback=move || view! { <div class="bubble">{body()}</div> }
+            >
+                <MessageEditor
+                    original=original.clone()
+                    on_save=Callback::new(move |text: String| {
+                        actions.editing.set(None);
+                        actions.edit.run((id, text));
+                    })
+                    on_cancel=Callback::new(move |()| actions.editing.set(None))
+                />
             </Show>
+            {stopped.then(|| view! { <p class="stopped-note">"Stopped"</p> })}
+            <div class="message-actions" class:hidden=editing>
+                {versions.map(|message| view! { <BranchNav message on_switch=actions.switch busy /> })}
+                {if is_user {
+                    view! {
+                        <button
+                            type="button"
+                            class="ghost edit"
+                            aria-label="Edit this message"
+                            disabled=move || busy.get()
+                            on:click=move |_| actions.editing.set(Some(id))
+                        >
+                            "Edit"
+                        </button>
+                    }
+                        .into_any()
+                } else {
+                    view! {
+                        <Show
+                            when=move || retryable.get()
+                            fallback=move || view! {
+                                <button
+                                    type="button"
+                                    class="ghost regenerate"
+                                    aria-label="Regenerate this answer"
+                                    disabled=move || busy.get()
+                                    on:click=move |_| actions.regenerate.run(id)
+                                >
+                                    "Regenerate"
+                                </button>
+                            }
+                        >
+                            <button
+                                type="button"
+                                class="ghost retry"
+                                disabled=move || busy.get()
+                                on:click=move |_| actions.regenerate.run(id)
+                            >
+                                "Retry"
+                            </button>
+                        </Show>
+                    }
+                        .into_any()
+                }}
+            </div>
         </li>
+    }
+}
+
+/// The task changes other branches made that this answer started from.
+#[component]
+fn BranchChanges(changes: Vec<BranchChange>) -> impl IntoView {
+    view! {
+        <div class="branch-changes" data-testid="branch-changes">
+            <p>"Already done in another version of this conversation:"</p>
+            <ul>
+                {changes
+                    .into_iter()
+                    .map(|c| view! { <li>{c.describe()}</li> })
+                    .collect_view()}
+            </ul>
+        </div>
     }
 }
 

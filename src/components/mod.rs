@@ -1,10 +1,12 @@
 //! Reusable UI pieces of the chat page.
 
+pub mod branch_nav;
 pub mod browser;
 pub mod composer;
 pub mod conversation_item;
 pub mod follow;
 pub mod message;
+pub mod message_editor;
 pub mod search_palette;
 pub mod shortcuts;
 pub mod sidebar;

@@ -41,6 +41,7 @@ const LIST: &[(&str, &str)] = &[
         "Stop the reply being written (in the message box); close a dialog or panel",
     ),
     ("Shift + Escape", "Go to the message box"),
+    ("↑ (in an empty message box)", "Edit your last message"),
     (
         "Ctrl + Shift + O (⌘ + Shift + O on a Mac)",
         "New conversation",

@@ -9,12 +9,20 @@ use leptos::{html, prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_navigate};
 use uuid::Uuid;
 
-use super::{browser, composer::Composer, follow::Follow, message::MessageView};
+use super::{
+    browser,
+    composer::Composer,
+    follow::Follow,
+    message::{MessageActions, MessageView},
+};
 use crate::{
-    api::chat::{list_messages, retry_turn, send_message, stop_turn},
+    api::chat::{
+        edit_message, list_messages, regenerate_message, send_message, stop_turn, switch_branch,
+    },
     contexts::{chat::ChatContext, live::LiveContext},
     model::{
-        ApiError, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus, Role, TurnActivity,
+        ApiError, BranchView, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus, Role,
+        TurnActivity,
     },
 };
 
@@ -62,24 +70,71 @@ pub fn Thread(
     follow.observe(content);
 
     let last_seq = move || messages.with(|m| m.last().map_or(0, |m| m.seq));
-    // Adds confirmed messages, in seq order, without duplicates; reports tool use.
+    // A problem with an edit, a regeneration or a branch switch, said where it happened.
+    let notice: RwSignal<Option<String>> = RwSignal::new(None);
+    // The branch shown, read again (another tab or device chose another one, or a message
+    // arrived that does not follow the last one shown).
+    let reloading = StoredValue::new(false);
+    let reload = move |focus: Option<String>| {
+        if reloading.get_value() {
+            return;
+        }
+        reloading.set_value(true);
+        spawn_local(async move {
+            let query = MessageQuery {
+                limit: Some(PAGE),
+                ..Default::default()
+            };
+            match list_messages(id, query).await {
+                Ok(page) => {
+                    has_older.set(page.has_more);
+                    messages.set(page.messages);
+                    activity.set(page.activity);
+                    // The control that was used is gone with its message: its twin on the
+                    // message shown now takes focus (never the page).
+                    if let Some(selector) = focus {
+                        browser::focus_soon_in(selector);
+                    }
+                }
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(_) => {}
+            }
+            reloading.set_value(false);
+        });
+    };
+    // Adds confirmed messages that continue the branch shown, in seq order, without
+    // duplicates; reports tool use. One that belongs to another branch reloads the branch.
     let merge = move |incoming: Vec<Message>| {
         if incoming.is_empty() {
             return;
         }
         let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
         let mut reply = None;
+        let mut elsewhere = false;
         messages.update(|list| {
+            let mut incoming = incoming;
+            incoming.sort_by_key(|m| m.seq);
             for message in incoming {
-                if !list.iter().any(|m| m.id == message.id) {
-                    if message.role == Role::Assistant {
-                        reply = Some(message.content.clone());
-                    }
-                    list.push(message);
+                if list.iter().any(|m| m.id == message.id) {
+                    continue;
                 }
+                let follows = match list.last() {
+                    Some(last) => message.parent_id == Some(last.id),
+                    None => true,
+                };
+                if !follows {
+                    elsewhere = true;
+                    continue;
+                }
+                if message.role == Role::Assistant {
+                    reply = Some(message.content.clone());
+                }
+                list.push(message);
             }
-            list.sort_by_key(|m| m.seq);
         });
+        if elsewhere {
+            reload(None);
+        }
         // A new reply is announced once, complete (the log itself is not live: it would read
         // the answer out token by token).
         if let Some(reply) = reply {
@@ -116,6 +171,7 @@ pub fn Thread(
             let query = MessageQuery {
                 after: Some(last_seq()),
                 limit: Some(100),
+                branch: Some(BranchView::Current),
                 ..Default::default()
             };
             match list_messages(id, query).await {
@@ -184,18 +240,18 @@ pub fn Thread(
             since: chrono::Utc::now(),
         })),
         LiveEvent::ConversationDeleted { id: deleted } if deleted == id => gone.set(true),
+        // Another branch is shown now (chosen in another tab, or an edit or regeneration
+        // started there).
+        LiveEvent::Conversation(conversation) if conversation.id == id => {
+            let shown = messages.with_untracked(|m| m.last().map(|m| m.id));
+            if conversation.current_message_id.is_some() && conversation.current_message_id != shown
+            {
+                reload(None);
+            }
+        }
         LiveEvent::Resync => {
             polling.set_value(false);
-            let query = MessageQuery {
-                after: Some(last_seq()),
-                limit: Some(100),
-                ..Default::default()
-            };
-            spawn_local(async move {
-                if let Ok(page) = list_messages(id, query).await {
-                    merge(page.messages);
-                }
-            });
+            reload(None);
         }
         _ => {}
     });
@@ -331,26 +387,117 @@ pub fn Thread(
             browser::focus_soon("#composer-input");
         }
     });
-    // A failed or stopped reply: answer the same question again; the server shows the model
-    // what the earlier attempt already did, so nothing is done twice.
-    let retry_answer = Callback::new(move |()| {
+    // Another answer beside `answer` (Retry of a failed or stopped one is the same): the
+    // branch shown ends at its question until the new answer comes; the server shows the
+    // model what the earlier answers already did, so nothing is done twice.
+    let regenerate = Callback::new(move |answer: Uuid| {
+        notice.set(None);
         retrying.set(true);
+        messages.update(|list| {
+            if let Some(at) = list.iter().position(|m| m.id == answer) {
+                list.truncate(at);
+            }
+        });
+        follow.jump_to_bottom();
+        browser::focus_soon("#composer-input");
         spawn_local(async move {
-            match retry_turn(id).await {
+            match regenerate_message(id, answer, Some(Uuid::new_v4())).await {
                 Ok(turn) => {
                     streaming.set(None);
                     merge(vec![turn.assistant_message]);
                 }
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
-                Err(err) if err.status == 0 => ctx.online.set(false),
-                // E.g. "nothing to retry" when another tab retried first: the poll shows it.
-                Err(_) => {}
+                Err(err) => {
+                    if err.status == 0 {
+                        ctx.online.set(false);
+                    }
+                    notice.set(Some(format!("Couldn't answer again: {}", err.detail)));
+                    reload(None);
+                }
             }
             activity.set(None);
             retrying.set(false);
         });
     });
+    // A new version of a sent message: the branch shown ends before it, the new text is sent
+    // as a message in its place (the old one stays, as another branch) and answered.
+    let editing: RwSignal<Option<Uuid>> = RwSignal::new(None);
+    let edit = Callback::new(move |(message, content): (Uuid, String)| {
+        notice.set(None);
+        let client_id = Uuid::new_v4();
+        messages.update(|list| {
+            if let Some(at) = list.iter().position(|m| m.id == message) {
+                list.truncate(at);
+            }
+        });
+        outgoing.update(|pending| {
+            pending.push(Outgoing {
+                client_id,
+                content: content.clone(),
+                error: None,
+            })
+        });
+        follow.jump_to_bottom();
+        browser::focus_soon("#composer-input");
+        spawn_local(async move {
+            match edit_message(id, message, content, Some(client_id)).await {
+                Ok(turn) => {
+                    activity.set(None);
+                    streaming.set(None);
+                    merge(vec![turn.user_message, turn.assistant_message]);
+                }
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
+                Err(err) => {
+                    if err.status == 0 {
+                        ctx.online.set(false);
+                    }
+                    outgoing.update(|p| p.retain(|o| o.client_id != client_id));
+                    notice.set(Some(format!("The edit was not sent: {}", err.detail)));
+                    reload(None);
+                }
+            }
+        });
+    });
+    // Another version of a message: its branch is shown (here, after a reload, and in every
+    // tab through the conversation's event).
+    let switch = Callback::new(move |(sibling, step): (Uuid, i32)| {
+        notice.set(None);
+        spawn_local(async move {
+            match switch_branch(id, sibling).await {
+                Ok(_) => reload(Some(format!(
+                    "li[data-id='{sibling}'] .branch-nav button[data-step='{step}']:not(:disabled), \
+                     li[data-id='{sibling}'] .branch-nav button:not(:disabled)"
+                ))),
+                Err(err) if err.is_not_found() => gone.set(true),
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
+                Err(err) => notice.set(Some(format!("Couldn't show that version: {}", err.detail))),
+            }
+        });
+    });
+    // Up in an empty message box: edit the last message sent.
+    let edit_last = Callback::new(move |()| {
+        if waiting() {
+            return;
+        }
+        let last = messages.with_untracked(|list| {
+            list.iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map(|m| m.id)
+        });
+        if let Some(last) = last {
+            editing.set(Some(last));
+        }
+    });
+    let actions = MessageActions {
+        edit,
+        regenerate,
+        switch,
+        busy: Signal::derive(waiting),
+        editing,
+    };
     // Stop: the server ends the running turn (on whichever replica runs it) and keeps the
     // partial reply, marked stopped.
     let stopping = RwSignal::new(false);
@@ -418,9 +565,15 @@ pub fn Thread(
                                         })
                                     })
                             });
-                            view! { <MessageView message retry=retry_answer retryable /> }
+                            view! { <MessageView message actions retryable /> }
                         }
                     </For>
+                    <Show when=move || notice.with(Option::is_some)>
+                        <li class="send-error" role="alert" data-testid="thread-notice">
+                            <span>{move || notice.get().unwrap_or_default()}</span>
+                            <button class="ghost" on:click=move |_| notice.set(None)>"Dismiss"</button>
+                        </li>
+                    </Show>
                     <For each=move || outgoing.get() key=|o| (o.client_id, o.error.clone()) let(o)>
                         <OutgoingView outgoing=o retry />
                     </For>
@@ -458,7 +611,7 @@ pub fn Thread(
                     "New messages ↓"
                 </button>
             </Show>
-            <Composer conversation=Some(id) on_submit=submit returned=returned.clone() />
+            <Composer conversation=Some(id) on_submit=submit on_edit_last=edit_last returned=returned.clone() />
         </Show>
     }
 }

@@ -297,6 +297,7 @@ mod tests {
                 last_message_preview: Some("hi".into()),
                 pinned: true,
                 archived: false,
+                current_message_id: None,
             }),
             LiveEvent::ConversationDeleted { id },
             LiveEvent::Task(crate::model::Task {

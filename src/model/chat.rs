@@ -22,6 +22,9 @@ pub struct Conversation {
     /// Out of the list (and ChatKit's), in the archived view; it still opens and searches.
     #[serde(default)]
     pub archived: bool,
+    /// The last message of the branch shown (null before the first message).
+    #[serde(default)]
+    pub current_message_id: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,6 +120,34 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(ignore))]
     pub html: Option<String>,
+    /// The message this one follows (null for a first message). An edit is a sibling of the
+    /// message it replaces; a regenerated answer, of the answer it replaces.
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    /// This message's place among its siblings, oldest first (1-based).
+    #[serde(default = "one")]
+    pub sibling_index: i32,
+    #[serde(default = "one")]
+    pub sibling_count: i32,
+    /// The siblings' ids in that order (this one included), when there are several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sibling_ids: Vec<Uuid>,
+    /// An answer on a new branch: the task changes other branches had made and that were in
+    /// effect when it was written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branch_changes: Vec<super::BranchChange>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Message {
+    /// The sibling `step` places away (-1: the previous one), if there is one.
+    pub fn sibling(&self, step: i32) -> Option<Uuid> {
+        let at = usize::try_from(self.sibling_index - 1 + step).ok()?;
+        self.sibling_ids.get(at).copied()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -194,6 +225,11 @@ pub struct MessageQuery {
     /// Messages created after this RFC 3339 instant (kept for compatibility).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
+    /// `current`: the branch shown (from the first message to the conversation's current
+    /// leaf), oldest first; `all`: every branch in `seq` order. Unset: the current branch,
+    /// except that polling (`after`, `since`) reads every branch.
+    #[serde(default)]
+    pub branch: Option<super::BranchView>,
 }
 
 /// One page of the conversation list.

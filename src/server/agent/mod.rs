@@ -23,8 +23,8 @@ pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
 pub use turns::{
-    retry, send, start_conversation, start_retry, start_send, stop, stop_turn, turn_task_failed,
-    Phase, TurnEvent, TurnHandle,
+    retry, send, start_conversation, start_edit, start_regenerate, start_retry, start_send, stop,
+    stop_turn, turn_task_failed, Phase, TurnEvent, TurnHandle,
 };
 
 use super::{bus::EventBus, config::Config, rate_limit::Limits};

@@ -4,7 +4,7 @@
 //! the model continues from there and never repeats one.
 
 use crate::{
-    model::{Message, MessageStatus, Role, ToolCallRecord},
+    model::{BranchChange, Message, MessageStatus, Role, ToolCallRecord},
     server::services::turn_records::DoneCall,
 };
 
@@ -15,9 +15,18 @@ Use the tools to add, list, complete, update and delete tasks; never invent task
 first when unsure. After using tools, say briefly what you did. Answer in Markdown. Tool calls that \
 already appear in this conversation have been made: do not repeat them.";
 
-/// The prompt for answering the last message of `history` (a user message).
-pub fn build(history: &[Message], done: &[DoneCall]) -> Vec<PromptMessage> {
+/// The prompt for answering the last message of `history` (a user message). `elsewhere`: the
+/// task changes other branches of the conversation made (an abandoned answer, an edited-away
+/// message): they happened, and are told so the model does not do them again.
+pub fn build(
+    history: &[Message],
+    done: &[DoneCall],
+    elsewhere: &[BranchChange],
+) -> Vec<PromptMessage> {
     let mut prompt = vec![PromptMessage::System(SYSTEM_PROMPT.into())];
+    if !elsewhere.is_empty() {
+        prompt.push(PromptMessage::System(branch_note(elsewhere)));
+    }
     for message in history {
         match message.role {
             Role::User => prompt.push(PromptMessage::User(message.content.clone())),
@@ -45,6 +54,20 @@ pub fn build(history: &[Message], done: &[DoneCall]) -> Vec<PromptMessage> {
         .map(|d| format!("call_{}_{}", &d.turn_id.simple().to_string()[..8], d.idx));
     replay(&mut prompt, ids.zip(done.iter().map(|d| &d.record)));
     prompt
+}
+
+/// What other branches did, in words the model can act on.
+fn branch_note(elsewhere: &[BranchChange]) -> String {
+    let lines: Vec<String> = elsewhere
+        .iter()
+        .map(|c| format!("- {}", c.describe()))
+        .collect();
+    format!(
+        "This conversation has other branches (the user edited a message or asked for another \
+         answer). While answering there, these changes were already made to the user's tasks \
+         and are in effect now; do not make them again unless the user asks:\n{}",
+        lines.join("\n")
+    )
 }
 
 /// Earlier tool calls as the model's own calls, each followed by its result.

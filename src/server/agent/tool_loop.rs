@@ -32,9 +32,18 @@ pub const MAX_TOOL_ROUNDS: usize = 5;
 #[derive(Default)]
 pub struct TurnLog {
     pub records: Mutex<Vec<ToolCallRecord>>,
+    /// Other branches' task changes the model was told about (shown on the answer).
+    pub branch_changes: Mutex<Vec<crate::model::BranchChange>>,
 }
 
 impl TurnLog {
+    pub fn branch_changes(&self) -> Vec<crate::model::BranchChange> {
+        self.branch_changes
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
     pub fn records(&self) -> Vec<ToolCallRecord> {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }

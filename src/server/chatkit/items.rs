@@ -258,6 +258,8 @@ pub async fn page(
             _ => None,
         },
         since: None,
+        // Items are the branch shown (other branches stay in our history).
+        branch: Some(crate::model::BranchView::Current),
     };
     let fetched = messages::page(pool, user, conversation, &query).await?;
     let mut positioned: Vec<(Position, Item)> = fetched

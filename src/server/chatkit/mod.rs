@@ -245,9 +245,9 @@ async fn add_user_message(
     Ok(stream_turn(receiver, turn, events, Vec::new()))
 }
 
-/// `threads.retry_after_item`: the honest retry of a failed or stopped answer. The user
-/// message is answered again (it is not stored twice), the model sees the tool calls already
-/// made, and the failed answer stays in the history.
+/// `threads.retry_after_item`: another answer to a user message. The items after it on the
+/// branch shown leave ChatKit's thread (`thread.item.removed`); our history keeps them as a
+/// sibling branch (REST `?branch=all`). The model is told what the earlier answers did.
 async fn retry_after_item(
     state: &AppState,
     user: AuthUser,
@@ -262,14 +262,48 @@ async fn retry_after_item(
             "item_id must name a user message: an answer is retried from the message it answers",
         ));
     }
+    let shown = messages::page(
+        &state.pool,
+        user.id,
+        id,
+        &crate::model::MessageQuery {
+            limit: Some(items::MAX_PAGE),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let after: Vec<_> = shown
+        .messages
+        .into_iter()
+        .filter(|m| m.seq > message.seq)
+        .collect();
     let receiver = state.live.open_for_turn(&user)?;
     let reply_seq = messages::last_message(&state.pool, id)
         .await?
         .map_or(message.seq, |m| m.seq)
         + 1;
-    let (_, turn) = agent::start_retry(&state.agent, user.id, id, Some(message.id)).await?;
+    let turn = match after.first().filter(|m| m.role == Role::Assistant) {
+        Some(answer) => {
+            agent::start_regenerate(&state.agent, user.id, id, answer.id, None)
+                .await?
+                .1
+        }
+        // No answer to replace (it never came): answer it.
+        None => {
+            agent::start_retry(&state.agent, user.id, id, Some(message.id))
+                .await?
+                .1
+        }
+    };
+    let removed = after
+        .iter()
+        .flat_map(items::items_of)
+        .map(|item| Event::ItemRemoved {
+            item_id: item.id().to_string(),
+        })
+        .collect();
     let events = TurnEvents::for_retry(&conversation, message.seq, reply_seq);
-    Ok(stream_turn(receiver, turn, events, Vec::new()))
+    Ok(stream_turn(receiver, turn, events, removed))
 }
 
 /// The ChatKit answer to a turn that was started after `receiver` subscribed (so none of its

@@ -154,15 +154,33 @@ async fn send_message(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
 ) -> AppResult<Response> {
+    answer_turn(&state, &user, &headers, || {
+        agent::start_send(&state.agent, user.id, id, &body.content, body.client_id)
+    })
+    .await
+}
+
+/// The answer to a request that starts a turn (a send, an edit, a regeneration): with
+/// `Accept: text/event-stream` the turn's events as they happen, else 201 with both messages
+/// once it ends. The stream is subscribed before the turn starts, so no event is missed.
+pub(super) async fn answer_turn<F, Fut>(
+    state: &AppState,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    start: F,
+) -> AppResult<Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = AppResult<agent::TurnHandle>>,
+{
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    // Subscribed before the turn starts, so its first events are not missed.
     let receiver = streaming
-        .then(|| state.live.open_for_turn(&user))
+        .then(|| state.live.open_for_turn(user))
         .transpose()?;
-    let turn = agent::start_send(&state.agent, user.id, id, &body.content, body.client_id).await?;
+    let turn = start().await?;
     match receiver {
         Some(receiver) => {
             // A client that leaves does not stop the turn: its reply appears in the conversation.

@@ -1,6 +1,7 @@
 //! REST adapters over the service layer, with the OpenAPI document generated from the routes.
 
 pub mod auth;
+pub mod branches;
 pub mod chat;
 pub mod events;
 pub mod tasks;
@@ -165,6 +166,7 @@ pub fn router() -> (Router<AppState>, Router<AppState>) {
         .merge(auth::router())
         .merge(tasks::router())
         .merge(chat::router())
+        .merge(branches::router())
         .merge(transfer::router())
         .split_for_parts();
     openapi.merge(events_doc);

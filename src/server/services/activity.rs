@@ -169,7 +169,8 @@ pub async fn running_turns(
                           WHERE p.conversation_id = a.conversation_id AND p.user_seq = a.user_seq),
                          '')
          FROM turn_activity a JOIN conversations c ON c.id = a.conversation_id
-         WHERE c.user_id = $1 AND c.deleted_at IS NULL AND a.user_seq = c.last_seq",
+         WHERE c.user_id = $1 AND c.deleted_at IS NULL
+           AND (a.user_seq = c.last_seq OR c.branched)",
     )
     .bind(user)
     .fetch_all(pool)

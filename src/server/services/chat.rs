@@ -25,7 +25,7 @@ const PREVIEW_CHARS: usize = 100;
 
 pub(super) const CONVERSATION_COLUMNS: &str =
     "id, user_id, title, created_at, updated_at, message_count, last_message_preview, pinned, \
-     archived_at IS NOT NULL AS archived";
+     archived_at IS NOT NULL AS archived, current_message_id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ConversationRow {
@@ -38,6 +38,7 @@ pub(super) struct ConversationRow {
     last_message_preview: Option<String>,
     pinned: bool,
     archived: bool,
+    pub(super) current_message_id: Option<Uuid>,
 }
 
 impl From<ConversationRow> for Conversation {
@@ -52,6 +53,7 @@ impl From<ConversationRow> for Conversation {
             last_message_preview: r.last_message_preview,
             pinned: r.pinned,
             archived: r.archived,
+            current_message_id: r.current_message_id,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! server functions and MCP tools are thin adapters over it.
 
 pub mod activity;
+pub mod branches;
 pub mod chat;
 pub mod drafts;
 pub mod events;

@@ -34,8 +34,8 @@ use crate::{
         error::{AppError, AppResult},
         services::{
             chat,
-            messages::{self, NewMessage},
-            turn_records::{self as records, Busy, Retried, StopTarget},
+            messages::{self, NewMessage, Parent},
+            turn_records::{self as records, Again, Busy, Retried, StopTarget},
         },
     },
 };
@@ -77,9 +77,51 @@ pub async fn start_send(
 ) -> AppResult<TurnHandle> {
     let content = chat::clean_content(content)?;
     chat::get(&agent.pool, user, conversation).await?;
+    start_message(
+        agent,
+        user,
+        conversation,
+        content,
+        client_id,
+        Parent::Current,
+    )
+    .await
+}
+
+/// Edits a sent user message: a new message beside it (the same parent), which becomes the
+/// current leaf and is answered by a turn whose prompt is the path to it. Like a send in
+/// everything else (limits, `client_id`, one turn at a time).
+pub async fn start_edit(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    message: Uuid,
+    content: &str,
+    client_id: Option<Uuid>,
+) -> AppResult<TurnHandle> {
+    let content = chat::clean_content(content)?;
+    let edited = messages::by_id(&agent.pool, user, conversation, message).await?;
+    if edited.role != Role::User {
+        return Err(AppError::validation(
+            "only a user message can be edited; to get another answer, regenerate it",
+        ));
+    }
+    let parent = Parent::Message(edited.parent_id);
+    start_message(agent, user, conversation, content, client_id, parent).await
+}
+
+/// A user message to store and answer, at `parent` in the tree.
+async fn start_message(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    content: String,
+    client_id: Option<Uuid>,
+    parent: Parent,
+) -> AppResult<TurnHandle> {
     let Some(client_id) = client_id else {
         let (joined, canceller) =
-            launch_send(agent, user, conversation, content, None, None).await?;
+            launch_send(agent, user, conversation, content, None, parent, None).await?;
         return Ok(TurnHandle::new(conversation, joined, Some(canceller)));
     };
     if let Some(found) = messages::find_by_client_id(&agent.pool, conversation, client_id).await? {
@@ -101,6 +143,7 @@ pub async fn start_send(
                 conversation,
                 content,
                 Some(client_id),
+                parent,
                 Some(entry),
             )
             .await?;
@@ -154,6 +197,7 @@ async fn launch_send(
     conversation: Uuid,
     content: String,
     client_id: Option<Uuid>,
+    parent: Parent,
     entry: Option<inflight::InflightEntry>,
 ) -> AppResult<(Joinable, Canceller)> {
     launch(agent, user, conversation, move |agent, phase| async move {
@@ -172,6 +216,8 @@ async fn launch_send(
                 tool_calls: None,
                 status: MessageStatus::Complete,
                 client_id,
+                parent,
+                branch_changes: &[],
             };
             let begun = records::begin(
                 &agent.pool,
@@ -355,10 +401,11 @@ pub async fn start_retry(
             }
             let begun = records::begin_again(
                 &agent.pool,
+                &agent.bus,
                 user,
                 conversation,
                 seq,
-                seen_turn,
+                Again::Retry { seen_turn },
                 agent.replica,
                 agent.settings.lease,
             )
@@ -386,6 +433,97 @@ pub async fn start_retry(
         retried,
         TurnHandle::new(conversation, joined, Some(canceller)),
     ))
+}
+
+/// Another answer to the user message `message` (an assistant message) answered: a new
+/// sibling of it, current from then on, written by a normal durable turn. The model is shown
+/// what the earlier answers did (their calls, and other branches' changes), so nothing is
+/// done twice. A `client_id` makes resends share the first request's turn.
+pub async fn start_regenerate(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    message: Uuid,
+    client_id: Option<Uuid>,
+) -> AppResult<(Message, TurnHandle)> {
+    let answer = messages::by_id(&agent.pool, user, conversation, message).await?;
+    if answer.role != Role::Assistant {
+        return Err(AppError::validation(
+            "only an answer can be regenerated; to change a message you sent, edit it",
+        ));
+    }
+    let Some(parent) = answer.parent_id else {
+        return Err(AppError::validation("this answer follows no message"));
+    };
+    let user_message = messages::by_id(&agent.pool, user, conversation, parent).await?;
+    if let Some(client_id) = client_id {
+        if records::by_client_id(&agent.pool, conversation, client_id)
+            .await?
+            .is_some()
+        {
+            let found = regenerated(agent, user_message.clone(), conversation, client_id);
+            return Ok((
+                user_message,
+                TurnHandle::new(conversation, found.await?, None),
+            ));
+        }
+    }
+    let answered = user_message.clone();
+    let (joined, canceller) = launch(agent, user, conversation, move |agent, phase| async move {
+        let seq = answered.seq;
+        let started = claim(&agent, || async {
+            if !phase.begin_storing() {
+                return Err(cancelled());
+            }
+            let begun = records::begin_again(
+                &agent.pool,
+                &agent.bus,
+                user,
+                conversation,
+                seq,
+                Again::Regenerate { client_id },
+                agent.replica,
+                agent.settings.lease,
+            )
+            .await;
+            match &begun {
+                Ok(Retried::Started(turn)) => phase.started(turn.id, answered.clone()),
+                _ => phase.not_stored(),
+            }
+            match begun? {
+                Retried::Started(turn) => Ok(Ok(Some(turn))),
+                Retried::Busy => Ok(Err(Busy)),
+                // The same client_id started a turn first (another request or replica).
+                Retried::AlreadyRetried | Retried::NothingToRetry => Ok(Ok(None)),
+            }
+        })
+        .await?;
+        match started {
+            Some(turn) => run(&agent, turn, answered).await,
+            None => wait_for_reply(&agent, answered).await,
+        }
+    })
+    .await?;
+    Ok((
+        user_message,
+        TurnHandle::new(conversation, joined, Some(canceller)),
+    ))
+}
+
+/// The result of the regeneration `client_id` started: its stored answer, or the answer once
+/// its turn ends.
+async fn regenerated(
+    agent: &AgentState,
+    user_message: Message,
+    conversation: Uuid,
+    client_id: Uuid,
+) -> AppResult<Joinable> {
+    let turn = records::by_client_id(&agent.pool, conversation, client_id).await?;
+    let reply = match turn.as_ref().and_then(|t| t.reply_seq) {
+        Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
+        None => None,
+    };
+    stored_send(agent, (user_message, reply)).await
 }
 
 fn nothing_to_retry() -> AppError {

@@ -21,6 +21,7 @@ use crate::{
         mcp::InProcessClient,
         services::{
             activity::Reporter,
+            branches,
             messages::{self},
             turn_records::{self as records, Finished, Turn},
         },
@@ -47,7 +48,7 @@ pub(super) async fn run(
 pub async fn resume(agent: &AgentState, turn: Turn) {
     let ended = if turn.stop_requested {
         let records = this_turns_records(agent, &turn).await;
-        finish(agent, &turn, stopped_reply(String::new(), records)).await
+        finish(agent, &turn, stopped_reply(String::new(), records), &[]).await
     } else if turn.attempts > agent.settings.max_attempts {
         let records = this_turns_records(agent, &turn).await;
         let done = if records.is_empty() {
@@ -63,7 +64,7 @@ pub async fn resume(agent: &AgentState, turn: Turn) {
             ),
             records,
         );
-        finish(agent, &turn, reply).await
+        finish(agent, &turn, reply, &[]).await
     } else {
         attempt(agent, &turn).await
     };
@@ -129,7 +130,7 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
             .then(|| stopped_reply(progress.spoken(), log.records())),
     };
     let ended = match reply {
-        Some(reply) => finish(agent, turn, reply).await,
+        Some(reply) => finish(agent, turn, reply, &log.branch_changes()).await,
         None => Ok(Finished::NotOwner),
     };
     // Unregistered (with the heartbeat) only now: until the outcome is stored, this
@@ -168,10 +169,18 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
         )
         .await?;
         let done = records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await?;
-        Ok::<_, AppError>((history, done))
+        let elsewhere = branches::changes_elsewhere(
+            &agent.pool,
+            turn.user_id,
+            turn.conversation_id,
+            turn.id,
+            turn.user_seq,
+        )
+        .await?;
+        Ok::<_, AppError>((history, done, elsewhere))
     }
     .await;
-    let (history, done) = match loaded {
+    let (history, done, elsewhere) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!(error = %err, "loading a turn's history");
@@ -202,7 +211,17 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
             );
         }
     };
-    let prompt = prompt::build(&history, &done);
+    // Earlier answers to this very message are replayed as calls (`done`); changes from
+    // other branches are told in words.
+    let told: Vec<_> = elsewhere
+        .iter()
+        .filter(|c| !c.same_message)
+        .map(|c| c.change.clone())
+        .collect();
+    if let Ok(mut shown) = log.branch_changes.lock() {
+        shown.extend(elsewhere.into_iter().map(|c| c.change));
+    }
+    let prompt = prompt::build(&history, &done, &told);
     let reply = tool_loop::run(agent, &mcp, progress, prompt, slots, log).await;
     mcp.close().await;
     reply
@@ -210,7 +229,12 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
 
 /// Stores the outcome. A database that is briefly away gets a few tries; if it stays away the
 /// turn keeps its (lapsing) lease and a sweeper resumes it later: it is never left behind.
-async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Finished> {
+async fn finish(
+    agent: &AgentState,
+    turn: &Turn,
+    reply: Reply,
+    branch_changes: &[crate::model::BranchChange],
+) -> AppResult<Finished> {
     let tool_calls = (!reply.records.is_empty()).then(|| ToolCalls {
         tool_calls: reply.records.clone(),
     });
@@ -223,6 +247,7 @@ async fn finish(agent: &AgentState, turn: &Turn, reply: Reply) -> AppResult<Fini
             &reply.content,
             reply.status,
             tool_calls.as_ref(),
+            branch_changes,
         )
         .await;
         match stored {

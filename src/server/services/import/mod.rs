@@ -180,8 +180,9 @@ async fn store_checked(
     let mut tx = pool.begin().await?;
     let created = sqlx::query_as::<_, super::chat::ConversationRow>(&format!(
         "INSERT INTO conversations (id, user_id, title, title_is_custom, created_at, updated_at,
-             pinned, archived_at, import_key, last_seq, message_count, last_message_preview)
-         SELECT $1, $2, $3, true, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $9, $10
+             pinned, archived_at, import_key, last_seq, message_count, last_message_preview,
+             current_message_id)
+         SELECT $1, $2, $3, true, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $9, $10, $12
          WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = $11 AND user_id = $2)
          ON CONFLICT (user_id, import_key) WHERE import_key IS NOT NULL DO NOTHING
          RETURNING {}",
@@ -198,6 +199,8 @@ async fn store_checked(
     .bind(count)
     .bind(last.map(|m| preview(&m.content, m.role)))
     .bind(incoming.own_id)
+    // The messages are one straight line (see the `messages_tree` trigger): the last is shown.
+    .bind((count > 0).then(|| message_id(id, count)))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::messages::{self, NewMessage};
+use super::messages::{self, NewMessage, Parent};
 use crate::{
     model::{Message, MessageStatus, Role},
     server::{
@@ -63,10 +63,12 @@ async fn insert_turn(
     user_seq: i64,
     owner: Uuid,
     lease: Duration,
+    client_id: Option<Uuid>,
 ) -> Result<Turn, sqlx::Error> {
     sqlx::query_as::<_, Turn>(&format!(
-        "INSERT INTO turns (id, conversation_id, user_id, user_seq, state, owner, lease_until, attempt_id)
-         VALUES ($1, $2, $3, $4, 'running', $5, clock_timestamp() + make_interval(secs => $6), $7)
+        "INSERT INTO turns (id, conversation_id, user_id, user_seq, state, owner, lease_until, attempt_id,
+                            client_id)
+         VALUES ($1, $2, $3, $4, 'running', $5, clock_timestamp() + make_interval(secs => $6), $7, $8)
          RETURNING {TURN_COLUMNS}"
     ))
     .bind(Uuid::new_v4())
@@ -76,6 +78,7 @@ async fn insert_turn(
     .bind(owner)
     .bind(lease_secs(lease))
     .bind(Uuid::new_v4())
+    .bind(client_id)
     .fetch_one(tx)
     .await
 }
@@ -107,7 +110,7 @@ pub async fn begin(
             }
             Err(err) => return Err(err),
         };
-    match insert_turn(&mut tx, user, conversation, stored.seq, owner, lease).await {
+    match insert_turn(&mut tx, user, conversation, stored.seq, owner, lease, None).await {
         Ok(turn) => {
             tx.commit().await?;
             outbox.publish(bus, pool).await;
@@ -126,70 +129,157 @@ pub enum Retried {
     /// Someone else (another request, another replica) retried the message first: its turn is
     /// the answer.
     AlreadyRetried,
-    /// The message is no longer the last one waiting for an answer (a newer message was sent
-    /// meanwhile).
+    /// The message is no longer the one waiting for an answer on the branch shown (a newer
+    /// message was sent, or another branch chosen, meanwhile).
     NothingToRetry,
 }
 
-/// Starts a new turn answering an existing user message (an honest retry), if it still needs
-/// one: under the conversation row's lock, the message must still be the last one waiting for
-/// an answer and its newest turn must still be `seen_turn` (what the caller decided on), so two
-/// retries racing on two replicas start one turn.
+/// Which new answer to an existing user message is being started.
+#[derive(Clone, Copy, Debug)]
+pub enum Again {
+    /// The answer failed or was stopped (or never came): the branch shown must still end at
+    /// the message or that answer, and its newest turn must still be `seen_turn` (what the
+    /// caller decided on), so two retries racing on two replicas start one turn.
+    Retry { seen_turn: Option<Uuid> },
+    /// Another answer beside the existing ones, whatever they were.
+    Regenerate { client_id: Option<Uuid> },
+}
+
+/// Starts a new turn answering an existing user message, under the conversation row's lock.
+/// The message becomes the current leaf (its new answer will be, once stored), and the
+/// conversation is marked branched when the new answer will have a sibling.
 pub async fn begin_again(
     pool: &PgPool,
+    bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
     user_seq: i64,
-    seen_turn: Option<Uuid>,
+    again: Again,
     owner: Uuid,
     lease: Duration,
 ) -> AppResult<Retried> {
     let mut tx = pool.begin().await?;
-    let locked: Option<i64> = sqlx::query_scalar(
-        "SELECT last_seq FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
+    let locked: Option<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT current_message_id FROM conversations
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
          FOR UPDATE",
     )
     .bind(conversation)
     .bind(user)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(last_seq) = locked else {
+    let Some(current) = locked else {
         return Err(AppError::NotFound("conversation".into()));
     };
-    // Still the last user message, and not answered since (by a complete reply).
-    let (newer_user, answered): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND seq > $2
-                        AND role = 'user'),
-                EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND seq = $3
-                        AND role = 'assistant' AND status = 'complete')",
+    let mut forks = true;
+    if let Again::Retry { seen_turn } = again {
+        match leaf(&mut tx, conversation, current).await? {
+            Some(leaf) if leaf.seq == user_seq && leaf.role == "user" => forks = false,
+            Some(leaf)
+                if leaf.parent_seq == Some(user_seq)
+                    && leaf.role == "assistant"
+                    && leaf.status != "complete" => {}
+            _ => return Ok(Retried::NothingToRetry),
+        }
+        let newest: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM turns WHERE conversation_id = $1 AND user_seq = $2
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(conversation)
+        .bind(user_seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if newest != seen_turn {
+            return Ok(Retried::AlreadyRetried);
+        }
+    }
+    let client_id = match again {
+        Again::Regenerate { client_id } => client_id,
+        Again::Retry { .. } => None,
+    };
+    let turn = match insert_turn(
+        &mut tx,
+        user,
+        conversation,
+        user_seq,
+        owner,
+        lease,
+        client_id,
     )
+    .await
+    {
+        Ok(turn) => turn,
+        Err(err) if is_unique_violation(&err, "turns_one_running") => return Ok(Retried::Busy),
+        Err(err) if is_unique_violation(&err, "turns_client_id") => {
+            return Ok(Retried::AlreadyRetried)
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let changed = sqlx::query_as::<_, super::chat::ConversationRow>(&format!(
+        "UPDATE conversations
+         SET current_message_id = (SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2),
+             branched = branched OR $3
+         WHERE id = $1
+         RETURNING {}",
+        super::chat::CONVERSATION_COLUMNS
+    ))
     .bind(conversation)
     .bind(user_seq)
-    .bind(last_seq)
+    .bind(forks)
     .fetch_one(&mut *tx)
     .await?;
-    if newer_user || answered {
-        return Ok(Retried::NothingToRetry);
-    }
-    let newest: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM turns WHERE conversation_id = $1 AND user_seq = $2
-         ORDER BY created_at DESC LIMIT 1",
+    let outbox = super::events::record(
+        &mut tx,
+        bus,
+        user,
+        &crate::model::LiveEvent::Conversation(changed.into()),
+    )
+    .await?;
+    tx.commit().await?;
+    outbox.publish(bus, pool).await;
+    Ok(Retried::Started(turn))
+}
+
+/// The last message of the branch shown (`current`, or the newest message when unset), with
+/// the seq of the message it follows.
+#[derive(sqlx::FromRow)]
+struct Leaf {
+    seq: i64,
+    role: String,
+    status: String,
+    parent_seq: Option<i64>,
+}
+
+async fn leaf(
+    db: &mut PgConnection,
+    conversation: Uuid,
+    current: Option<Uuid>,
+) -> AppResult<Option<Leaf>> {
+    Ok(sqlx::query_as::<_, Leaf>(
+        "SELECT m.seq, m.role, m.status, p.seq AS parent_seq
+         FROM messages m LEFT JOIN messages p ON p.id = m.parent_id
+         WHERE m.id = COALESCE($2, (SELECT id FROM messages WHERE conversation_id = $1
+                                    ORDER BY seq DESC LIMIT 1))",
     )
     .bind(conversation)
-    .bind(user_seq)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if newest != seen_turn {
-        return Ok(Retried::AlreadyRetried);
-    }
-    match insert_turn(&mut tx, user, conversation, user_seq, owner, lease).await {
-        Ok(turn) => {
-            tx.commit().await?;
-            Ok(Retried::Started(turn))
-        }
-        Err(err) if is_unique_violation(&err, "turns_one_running") => Ok(Retried::Busy),
-        Err(err) => Err(err.into()),
-    }
+    .bind(current)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The turn a regeneration with `client_id` started, if one did.
+pub async fn by_client_id(
+    pool: &PgPool,
+    conversation: Uuid,
+    client_id: Uuid,
+) -> AppResult<Option<Turn>> {
+    Ok(sqlx::query_as::<_, Turn>(&format!(
+        "SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = $1 AND client_id = $2"
+    ))
+    .bind(conversation)
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> AppResult<Option<Turn>> {
@@ -334,6 +424,7 @@ pub async fn finish(
     content: &str,
     status: MessageStatus,
     tool_calls: Option<&crate::model::ToolCalls>,
+    branch_changes: &[crate::model::BranchChange],
 ) -> AppResult<Finished> {
     let mut tx = pool.begin().await?;
     let reply = NewMessage {
@@ -342,6 +433,8 @@ pub async fn finish(
         tool_calls,
         status,
         client_id: None,
+        parent: Parent::AtSeq(turn.user_seq),
+        branch_changes,
     };
     let appended =
         messages::append_in(&mut tx, bus, turn.user_id, turn.conversation_id, reply).await;
@@ -406,31 +499,35 @@ async fn end_without_reply(pool: &PgPool, turn: &Turn, why: &str) -> AppResult<(
     Ok(())
 }
 
-/// The conversation's last user message if it still waits for an answer that no turn is
-/// giving (its last turn ended `error` or `stopped`, or it has no reply at all), with the
-/// newest turn that answered it (what a retry must still find there to start).
+/// The user message at the end of the branch shown if it still waits for an answer that no
+/// turn is giving (its last turn ended `error` or `stopped`, or it has no answer at all), with
+/// the newest turn that answered it (what a retry must still find there to start).
 pub async fn retryable_message(
     pool: &PgPool,
     user: Uuid,
     conversation: Uuid,
 ) -> AppResult<Option<(Message, Option<Uuid>)>> {
-    let last_user_seq: Option<i64> = sqlx::query_scalar(
-        "SELECT max(m.seq) FROM messages m JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.conversation_id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL AND m.role = 'user'",
+    let mut db = pool.acquire().await?;
+    let current: Option<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT current_message_id FROM conversations
+         WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
     )
     .bind(conversation)
     .bind(user)
-    .fetch_one(pool)
+    .fetch_optional(&mut *db)
     .await?;
-    let Some(seq) = last_user_seq else {
+    let Some(current) = current else {
         return Ok(None);
     };
-    // Retryable while the newest message is that user message (unanswered) or a reply that
-    // failed or was stopped; a complete reply answered it.
-    let newest = messages::last_message(pool, conversation).await?;
-    if newest.is_some_and(|m| m.role == Role::Assistant && m.status == MessageStatus::Complete) {
-        return Ok(None);
-    }
+    let seq = match leaf(&mut db, conversation, current).await? {
+        Some(leaf) if leaf.role == "user" => leaf.seq,
+        Some(leaf) if leaf.status != "complete" => match leaf.parent_seq {
+            Some(seq) => seq,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    drop(db);
     let Some(message) = messages::message_at(pool, conversation, seq).await? else {
         return Ok(None);
     };
