@@ -51,6 +51,22 @@ pub fn focus_soon(selector: &'static str) {
     focus_soon_in(selector.to_string());
 }
 
+/// Focuses, in the next frame, the first element found by the first selector that finds one.
+pub fn focus_first_soon(selectors: Vec<String>) {
+    request_animation_frame(move || {
+        let found = selectors.iter().find_map(|selector| {
+            document()
+                .query_selector(selector)
+                .ok()
+                .flatten()
+                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+        });
+        if let Some(el) = found {
+            let _ = el.focus();
+        }
+    });
+}
+
 /// `focus_soon` with a selector made at run time.
 pub fn focus_soon_in(selector: String) {
     request_animation_frame(move || {

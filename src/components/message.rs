@@ -78,7 +78,11 @@ pub fn MessageView(
                         actions.editing.set(None);
                         actions.edit.run((id, text));
                     })
-                    on_cancel=Callback::new(move |()| actions.editing.set(None))
+                    on_cancel=Callback::new(move |()| {
+                        actions.editing.set(None);
+                        // Back to the control that opened it, not to the page.
+                        super::browser::focus_soon_in(format!("li[data-id='{id}'] button.edit"));
+                    })
                 />
             </Show>
             {stopped.then(|| view! { <p class="stopped-note">"Stopped"</p> })}

@@ -1,10 +1,12 @@
 //! The search palette (Ctrl/⌘+K): results as you type, arrow keys to choose, Enter to open
-//! the conversation at the message (highlighted there), Escape to close.
+//! the conversation at the message (highlighted there), Escape to close (focus goes back where
+//! it was).
 
 use std::time::Duration;
 
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
+use web_sys::wasm_bindgen::JsCast;
 
 use crate::{
     api::chat::search_conversations,
@@ -15,6 +17,12 @@ use crate::{
 /// Typing pauses this long before a search goes out (one request per pause, not per key).
 const TYPING_PAUSE: Duration = Duration::from_millis(120);
 const RESULTS: i64 = 10;
+
+thread_local! {
+    /// Where focus was when the palette opened (it goes back there when it closes).
+    static RETURN_TO: std::cell::RefCell<Option<web_sys::HtmlElement>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// Where a hit opens: its conversation, at its message.
 pub fn hit_href(hit: &SearchHit) -> String {
@@ -73,12 +81,47 @@ pub fn SearchPalette() -> impl IntoView {
             TYPING_PAUSE,
         );
     };
+    // Opened: remember what had focus (not the palette itself, on a second Ctrl+K).
+    Effect::new(move |_| {
+        if !ctx.search_open.get() {
+            return;
+        }
+        let active = document().active_element();
+        if active
+            .as_ref()
+            .is_some_and(|el| matches!(el.closest(".palette"), Ok(Some(_))))
+        {
+            return;
+        }
+        let from = active
+            .filter(|el| el.tag_name() != "BODY")
+            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+        RETURN_TO.with(|r| *r.borrow_mut() = from);
+    });
     let navigate = use_navigate();
     let close = move || {
         ctx.search_open.set(false);
         text.set(String::new());
         results.set(Vec::new());
         status.set(String::new());
+    };
+    // Escape or a click beside it: focus goes back where it was (the composer if that is gone
+    // or hidden, e.g. in the drawer Ctrl+K closed).
+    let dismiss = move || {
+        close();
+        let back = RETURN_TO.with(|r| r.borrow_mut().take());
+        request_animation_frame(move || {
+            let returned = back.is_some_and(|el| {
+                let _ = el.focus();
+                document()
+                    .active_element()
+                    .as_ref()
+                    .is_some_and(|a| a == el.unchecked_ref::<web_sys::Element>())
+            });
+            if !returned {
+                crate::components::browser::focus_soon("#composer-input");
+            }
+        });
     };
     let open = move |index: usize| {
         let Some(hit) = results.with_untracked(|r| r.get(index).cloned()) else {
@@ -106,8 +149,7 @@ pub fn SearchPalette() -> impl IntoView {
             }
             "Escape" => {
                 ev.prevent_default();
-                close();
-                crate::components::browser::focus_soon("#composer-input");
+                dismiss();
             }
             _ => {}
         }
@@ -119,7 +161,7 @@ pub fn SearchPalette() -> impl IntoView {
                 on:click=move |ev| {
                     // Only a click on the backdrop itself, not inside the dialog.
                     if ev.target() == ev.current_target() {
-                        close();
+                        dismiss();
                     }
                 }
             >

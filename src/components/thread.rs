@@ -75,32 +75,63 @@ pub fn Thread(
     // The branch shown, read again (another tab or device chose another one, or a message
     // arrived that does not follow the last one shown).
     let reloading = StoredValue::new(false);
-    let reload = move |focus: Option<String>| {
+    // Asked for while one runs: run once more after it (with the latest focus wanted), so a
+    // reload that read too early is never the last.
+    let reload_again: StoredValue<Option<Option<Vec<String>>>> = StoredValue::new(None);
+    let reload = move |focus: Option<Vec<String>>| {
+        fn run(
+            id: Uuid,
+            focus: Option<Vec<String>>,
+            signals: (
+                RwSignal<Vec<Message>>,
+                RwSignal<bool>,
+                RwSignal<Option<TurnActivity>>,
+                RwSignal<bool>,
+            ),
+            reloading: StoredValue<bool>,
+            reload_again: StoredValue<Option<Option<Vec<String>>>>,
+        ) {
+            let (messages, has_older, activity, gone) = signals;
+            reloading.set_value(true);
+            spawn_local(async move {
+                let query = MessageQuery {
+                    limit: Some(PAGE),
+                    ..Default::default()
+                };
+                match list_messages(id, query).await {
+                    Ok(page) => {
+                        has_older.set(page.has_more);
+                        messages.set(page.messages);
+                        activity.set(page.activity);
+                        // The control that was used is gone with its message: its twin on
+                        // the message shown now takes focus (never the page).
+                        if let Some(selectors) = focus {
+                            browser::focus_first_soon(selectors);
+                        }
+                    }
+                    Err(err) if err.is_not_found() => gone.set(true),
+                    Err(_) => {}
+                }
+                reloading.set_value(false);
+                if let Some(next) = reload_again.try_update_value(Option::take).flatten() {
+                    run(id, next, signals, reloading, reload_again);
+                }
+            });
+        }
         if reloading.get_value() {
+            reload_again.update_value(|wanted| {
+                let keep = wanted.take().flatten();
+                *wanted = Some(focus.or(keep));
+            });
             return;
         }
-        reloading.set_value(true);
-        spawn_local(async move {
-            let query = MessageQuery {
-                limit: Some(PAGE),
-                ..Default::default()
-            };
-            match list_messages(id, query).await {
-                Ok(page) => {
-                    has_older.set(page.has_more);
-                    messages.set(page.messages);
-                    activity.set(page.activity);
-                    // The control that was used is gone with its message: its twin on the
-                    // message shown now takes focus (never the page).
-                    if let Some(selector) = focus {
-                        browser::focus_soon_in(selector);
-                    }
-                }
-                Err(err) if err.is_not_found() => gone.set(true),
-                Err(_) => {}
-            }
-            reloading.set_value(false);
-        });
+        run(
+            id,
+            focus,
+            (messages, has_older, activity, gone),
+            reloading,
+            reload_again,
+        );
     };
     // Adds confirmed messages that continue the branch shown, in seq order, without
     // duplicates; reports tool use. One that belongs to another branch reloads the branch.
@@ -177,6 +208,14 @@ pub fn Thread(
             match list_messages(id, query).await {
                 Ok(page) => {
                     ctx.online.set(true);
+                    let shown = messages.with_untracked(|m| m.last().map(|m| m.id));
+                    if page.current_message_id.is_some()
+                        && page.current_message_id != shown
+                        && page.messages.is_empty()
+                    {
+                        // Another branch was chosen elsewhere (this one's seqs may all be older).
+                        reload(None);
+                    }
                     merge(page.messages);
                     // A reply this tab already has makes the reported activity stale.
                     activity.set(page.activity.filter(|a| a.user_seq >= last_seq()));
@@ -466,10 +505,10 @@ pub fn Thread(
         notice.set(None);
         spawn_local(async move {
             match switch_branch(id, sibling).await {
-                Ok(_) => reload(Some(format!(
-                    "li[data-id='{sibling}'] .branch-nav button[data-step='{step}']:not(:disabled), \
-                     li[data-id='{sibling}'] .branch-nav button:not(:disabled)"
-                ))),
+                Ok(_) => reload(Some(vec![
+                    format!("li[data-id='{sibling}'] .branch-nav button[data-step='{step}']:not(:disabled)"),
+                    format!("li[data-id='{sibling}'] .branch-nav button:not(:disabled)"),
+                ])),
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => notice.set(Some(format!("Couldn't show that version: {}", err.detail))),

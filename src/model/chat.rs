@@ -160,6 +160,9 @@ pub struct MessagePage {
     /// Set while the assistant is answering the conversation's last message.
     #[serde(default)]
     pub activity: Option<TurnActivity>,
+    /// The last message of the branch shown (a poller sees another branch was chosen).
+    #[serde(default)]
+    pub current_message_id: Option<Uuid>,
 }
 
 /// A message to send: `client_id` makes retries safe (the same id never creates a second turn).

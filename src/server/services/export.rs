@@ -252,11 +252,17 @@ struct ExportedConversationHead {
     updated_at: DateTime<Utc>,
     pinned: bool,
     archived: bool,
+    current_message_id: Option<Uuid>,
 }
 
 #[derive(Serialize)]
 struct ExportedMessage {
     id: Uuid,
+    /// The message it follows: branches (edits, regenerated answers) are kept.
+    parent_id: Option<Uuid>,
+    /// On the branch shown (Markdown has that branch only).
+    #[serde(skip)]
+    on_branch: bool,
     seq: i64,
     role: String,
     content: String,
@@ -272,11 +278,20 @@ fn conversation_rows<'c>(
     only: Option<Uuid>,
 ) -> impl Stream<Item = AppResult<ExportRow>> + Send + 'c {
     sqlx::query(
-        "SELECT c.id, c.title, c.created_at, c.updated_at, c.pinned,
-                c.archived_at IS NOT NULL AS archived,
-                m.id AS message_id, m.seq, m.role, m.content, m.status,
+        "WITH RECURSIVE shown AS (
+             SELECT id, parent_id FROM messages
+             WHERE id IN (SELECT current_message_id FROM conversations
+                          WHERE user_id = $1 AND deleted_at IS NULL AND branched
+                            AND ($2::uuid IS NULL OR id = $2))
+             UNION ALL
+             SELECT m.id, m.parent_id FROM shown JOIN messages m ON m.id = shown.parent_id
+         )
+         SELECT c.id, c.title, c.created_at, c.updated_at, c.pinned,
+                c.archived_at IS NOT NULL AS archived, c.current_message_id,
+                m.id AS message_id, m.parent_id, m.seq, m.role, m.content, m.status,
                 m.tool_calls::text AS tool_calls, m.created_at AS message_created_at,
-                f.kind AS feedback
+                f.kind AS feedback,
+                (NOT c.branched OR m.id IN (SELECT id FROM shown)) AS on_branch
          FROM conversations c
          LEFT JOIN messages m ON m.conversation_id = c.id
          LEFT JOIN message_feedback f ON f.message_id = m.id AND f.user_id = c.user_id
@@ -295,11 +310,14 @@ fn conversation_rows<'c>(
             updated_at: row.try_get("updated_at")?,
             pinned: row.try_get("pinned")?,
             archived: row.try_get("archived")?,
+            current_message_id: row.try_get("current_message_id")?,
         };
         let message = match row.try_get::<Option<Uuid>, _>("message_id")? {
             None => None,
             Some(id) => Some(ExportedMessage {
                 id,
+                parent_id: row.try_get("parent_id")?,
+                on_branch: row.try_get::<Option<bool>, _>("on_branch")?.unwrap_or(true),
                 seq: row.try_get("seq")?,
                 role: row.try_get("role")?,
                 content: row.try_get("content")?,
@@ -349,7 +367,10 @@ impl ConversationWriter {
                     }
                     out.json(&message).await?;
                 }
-                Format::Markdown => out.write(markdown_message(&message).as_bytes()).await?,
+                Format::Markdown if message.on_branch => {
+                    out.write(markdown_message(&message).as_bytes()).await?
+                }
+                Format::Markdown => {}
             }
             self.written += 1;
         }

@@ -176,9 +176,11 @@ pub async fn page(
             total_count: i64::from(first.current_depth.unwrap_or(0)),
             has_more,
             activity,
+            current_message_id: leaf,
         });
     }
     let total = first.message_count;
+    let current_message_id = first.current_message_id;
     let newest_first = query.after.is_none() && query.since.is_none();
     let mut rows: Vec<(MessageRow, Option<Vec<Uuid>>)> =
         rows.into_iter().filter_map(PageRow::into_message).collect();
@@ -196,6 +198,7 @@ pub async fn page(
         total_count: i64::from(total),
         has_more,
         activity,
+        current_message_id,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct Incoming {
     pub pinned: bool,
     pub archived: bool,
     pub messages: Vec<IncomingMessage>,
+    /// The message shown last (our export's `current_message_id`); the last one when unset.
+    pub current: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +38,10 @@ pub struct IncomingMessage {
     pub status: MessageStatus,
     pub tool_calls: Option<Value>,
     pub created_at: DateTime<Utc>,
+    /// The file's id of this message and of the one it follows (our export keeps branches):
+    /// `parent` unset means the message before it.
+    pub source_id: Option<Uuid>,
+    pub parent: Option<Option<Uuid>>,
 }
 
 /// One conversation of the file, or why it cannot be imported (its title if it had one).
@@ -197,10 +203,17 @@ struct OurConversation {
     #[serde(default)]
     archived: bool,
     messages: Vec<OurMessage>,
+    #[serde(default)]
+    current_message_id: Option<Uuid>,
 }
 
 #[derive(Deserialize)]
 struct OurMessage {
+    #[serde(default)]
+    id: Option<Uuid>,
+    /// Absent in exports from before branches: the message before it.
+    #[serde(default, deserialize_with = "present")]
+    parent_id: Option<Option<Uuid>>,
     seq: i64,
     role: Role,
     content: String,
@@ -210,6 +223,11 @@ struct OurMessage {
     #[serde(default)]
     tool_calls: Option<crate::model::ToolCalls>,
     created_at: DateTime<Utc>,
+}
+
+/// A field that is there (even as null) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(d).map(Some)
 }
 
 fn complete() -> String {
@@ -238,8 +256,11 @@ fn from_ours(value: Value) -> Parsed {
                 status: MessageStatus::parse(&m.status),
                 tool_calls: m.tool_calls.and_then(|t| serde_json::to_value(t).ok()),
                 created_at: m.created_at,
+                source_id: m.id,
+                parent: m.parent_id,
             })
             .collect(),
+        current: c.current_message_id,
     })
 }
 
@@ -364,6 +385,8 @@ fn from_chatgpt(value: Value) -> Parsed {
             status: MessageStatus::Complete,
             tool_calls: None,
             created_at: at,
+            source_id: None,
+            parent: None,
         });
     }
     let updated_at = c.update_time.and_then(unix_time).unwrap_or(last).max(last);
@@ -383,6 +406,7 @@ fn from_chatgpt(value: Value) -> Parsed {
         pinned: false,
         archived: false,
         messages,
+        current: None,
     })
 }
 

@@ -122,6 +122,51 @@ async fn store(
         })
 }
 
+/// Where each message goes in the stored tree: the one it follows (by index), its depth, the
+/// one shown, and whether there are branches. Our export names parents by id; other files
+/// (and messages whose parent was left out) follow the message before them.
+struct Tree {
+    parents: Vec<Option<usize>>,
+    depths: Vec<i32>,
+    current: Option<usize>,
+    branched: bool,
+}
+
+impl Tree {
+    fn of(incoming: &Incoming) -> Self {
+        let messages = &incoming.messages;
+        let index: std::collections::HashMap<Uuid, usize> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((m.source_id?, i)))
+            .collect();
+        let at = |id: Option<Uuid>| id.and_then(|id| index.get(&id).copied());
+        let mut parents = Vec::with_capacity(messages.len());
+        let mut depths: Vec<i32> = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            let before = i.checked_sub(1);
+            let parent = match m.parent {
+                None => before,
+                Some(None) => None,
+                Some(Some(id)) => at(Some(id)).filter(|&p| p < i).or(before),
+            };
+            depths.push(parent.map_or(1, |p| depths[p] + 1));
+            parents.push(parent);
+        }
+        let branched = parents
+            .iter()
+            .enumerate()
+            .any(|(i, p)| *p != i.checked_sub(1));
+        let current = at(incoming.current).or(messages.len().checked_sub(1));
+        Self {
+            parents,
+            depths,
+            current,
+            branched,
+        }
+    }
+}
+
 /// A conversation that fits the rules of a stored one.
 struct Checked {
     incoming: Incoming,
@@ -172,6 +217,9 @@ async fn store_checked(
     let Checked { incoming, title } = checked;
     let id = Uuid::new_v4();
     let count = incoming.messages.len() as i64;
+    let shape = Tree::of(&incoming);
+    let seqs: Vec<i64> = (1..=count).collect();
+    let ids: Vec<Uuid> = seqs.iter().map(|&seq| message_id(id, seq)).collect();
     let last = incoming.messages.last();
     let updated_at = last
         .map(|m| m.created_at.max(incoming.updated_at))
@@ -181,8 +229,8 @@ async fn store_checked(
     let created = sqlx::query_as::<_, super::chat::ConversationRow>(&format!(
         "INSERT INTO conversations (id, user_id, title, title_is_custom, created_at, updated_at,
              pinned, archived_at, import_key, last_seq, message_count, last_message_preview,
-             current_message_id)
-         SELECT $1, $2, $3, true, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $9, $10, $12
+             current_message_id, branched)
+         SELECT $1, $2, $3, true, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $9, $10, $12, $13
          WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = $11 AND user_id = $2)
          ON CONFLICT (user_id, import_key) WHERE import_key IS NOT NULL DO NOTHING
          RETURNING {}",
@@ -199,15 +247,14 @@ async fn store_checked(
     .bind(count)
     .bind(last.map(|m| preview(&m.content, m.role)))
     .bind(incoming.own_id)
-    // The messages are one straight line (see the `messages_tree` trigger): the last is shown.
-    .bind((count > 0).then(|| message_id(id, count)))
+    .bind(shape.current.map(|at| ids[at]))
+    .bind(shape.branched)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {
         return Ok(false);
     };
-    let seqs: Vec<i64> = (1..=count).collect();
-    let ids: Vec<Uuid> = seqs.iter().map(|&seq| message_id(id, seq)).collect();
+    let parents: Vec<Option<Uuid>> = shape.parents.iter().map(|p| p.map(|at| ids[at])).collect();
     let roles: Vec<&str> = incoming
         .messages
         .iter()
@@ -238,10 +285,13 @@ async fn store_checked(
         .collect();
     let times: Vec<_> = incoming.messages.iter().map(|m| m.created_at).collect();
     sqlx::query(
-        "INSERT INTO messages (id, conversation_id, seq, role, content, status, tool_calls, created_at)
-         SELECT m.id, $1, m.seq, m.role, m.content, m.status, m.tool_calls, m.created_at
+        "INSERT INTO messages (id, conversation_id, seq, role, content, status, tool_calls, created_at,
+                               parent_id, depth)
+         SELECT m.id, $1, m.seq, m.role, m.content, m.status, m.tool_calls, m.created_at,
+                m.parent_id, m.depth
          FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
-                     $8::timestamptz[]) AS m(id, seq, role, content, status, tool_calls, created_at)",
+                     $8::timestamptz[], $9::uuid[], $10::int[])
+              AS m(id, seq, role, content, status, tool_calls, created_at, parent_id, depth)",
     )
     .bind(id)
     .bind(&ids)
@@ -251,6 +301,8 @@ async fn store_checked(
     .bind(&statuses)
     .bind(&tool_calls)
     .bind(&times)
+    .bind(&parents)
+    .bind(&shape.depths)
     .execute(&mut *tx)
     .await?;
     let conversation = Conversation::from(created);
@@ -258,4 +310,82 @@ async fn store_checked(
     tx.commit().await?;
     outbox.publish(bus, pool).await;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MessageStatus;
+
+    fn message(id: u128, parent: Option<Option<u128>>) -> IncomingMessage {
+        IncomingMessage {
+            role: Role::User,
+            content: "hi".into(),
+            status: MessageStatus::Complete,
+            tool_calls: None,
+            created_at: chrono::Utc::now(),
+            source_id: Some(Uuid::from_u128(id)),
+            parent: parent.map(|p| p.map(Uuid::from_u128)),
+        }
+    }
+
+    fn conversation(messages: Vec<IncomingMessage>, current: Option<u128>) -> Incoming {
+        Incoming {
+            key: "k".into(),
+            own_id: None,
+            title: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            pinned: false,
+            archived: false,
+            messages,
+            current: current.map(Uuid::from_u128),
+        }
+    }
+
+    #[test]
+    fn a_file_without_parents_is_a_straight_line() {
+        let tree = Tree::of(&conversation(
+            vec![message(1, None), message(2, None), message(3, None)],
+            None,
+        ));
+        assert_eq!(tree.parents, vec![None, Some(0), Some(1)]);
+        assert_eq!(tree.depths, vec![1, 2, 3]);
+        assert_eq!(tree.current, Some(2));
+        assert!(!tree.branched);
+    }
+
+    #[test]
+    fn branches_and_the_branch_shown_are_kept() {
+        // 1 → 2, and 3 an edit of 1 (a second first message), 4 its answer; 2 is shown.
+        let tree = Tree::of(&conversation(
+            vec![
+                message(1, Some(None)),
+                message(2, Some(Some(1))),
+                message(3, Some(None)),
+                message(4, Some(Some(3))),
+            ],
+            Some(2),
+        ));
+        assert_eq!(tree.parents, vec![None, Some(0), None, Some(2)]);
+        assert_eq!(tree.depths, vec![1, 2, 1, 2]);
+        assert_eq!(tree.current, Some(1));
+        assert!(tree.branched);
+    }
+
+    #[test]
+    fn a_parent_left_out_or_later_falls_back_to_the_message_before() {
+        let tree = Tree::of(&conversation(
+            vec![
+                message(1, Some(None)),
+                message(2, Some(Some(9))),
+                message(3, Some(Some(4))),
+                message(4, None),
+            ],
+            Some(77),
+        ));
+        assert_eq!(tree.parents, vec![None, Some(0), Some(1), Some(2)]);
+        assert_eq!(tree.current, Some(3));
+        assert!(!tree.branched);
+    }
 }
