@@ -1,8 +1,12 @@
-//! The live layer against the release binary over real HTTP: task changes from every
-//! interface reach open streams; a user's streams are capped and their state goes with the
-//! last one; a long replay is read page by page; a client that stops reading is dropped and
-//! loses nothing on reconnecting; an `EventSource` gets a single-use ticket, never the session
-//! token, and logging out ends the session's streams.
+//! The live layer against the release binary over real HTTP, on both event buses (Postgres
+//! LISTEN/NOTIFY and NATS): task changes from every interface reach open streams on every
+//! replica; a user's streams are capped and their state goes with the last one; a long replay
+//! is read page by page; a client that stops reading is dropped and loses nothing on
+//! reconnecting; idle streams cause no database work; an `EventSource` gets a single-use
+//! ticket, never the session token, and logging out ends the session's streams.
+//!
+//! The NATS variants run against the NATS server `TEST_NATS_URL` names (`scripts/test.sh` sets
+//! it); they fail, not skip, without it.
 
 mod common;
 
@@ -10,11 +14,13 @@ use std::time::{Duration, Instant};
 
 use chatkit::server::auth::JwtKeys;
 use common::{
+    cluster::wait_until_ready_says,
     mock_model::{MockModel, Step},
     process::{database_url, ServerProcess},
     process_client::{settings, Client},
     sse::{SseEvent, SseReader},
 };
+use futures::StreamExt;
 use rmcp::{
     model::{CallToolRequestParams, ClientCapabilities, ClientInfo, Implementation},
     transport::{
@@ -26,6 +32,57 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
+
+/// The event bus the servers of a test carry live events on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bus {
+    /// Postgres `LISTEN/NOTIFY` (no `EVENT_BUS_URL`, the default).
+    Postgres,
+    /// The NATS server `TEST_NATS_URL` names (as the server's `EVENT_BUS_URL`).
+    Nats,
+}
+
+impl Bus {
+    /// The server settings that select this bus.
+    fn env(self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Postgres => Vec::new(),
+            Self::Nats => vec![("EVENT_BUS_URL", nats_url())],
+        }
+    }
+
+    /// What `/readyz` says once this bus carries the events.
+    fn ready(self) -> &'static str {
+        match self {
+            Self::Postgres => "event bus: postgres",
+            Self::Nats => "event bus: nats (connected)",
+        }
+    }
+}
+
+/// The NATS server (with JetStream) of the NATS-bus tests: `TEST_NATS_URL`, required.
+fn nats_url() -> String {
+    match std::env::var("TEST_NATS_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "TEST_NATS_URL is not set: the NATS-bus tests need the URL of a NATS server, \
+             e.g. TEST_NATS_URL=nats://127.0.0.1:4222 (scripts/test.sh sets it)"
+        ),
+    }
+}
+
+/// A server on `bus` over `database`, with `env` on top of the test defaults, returned once
+/// `/readyz` says its bus is up (on NATS: connected, so changes travel on NATS and not through
+/// the Postgres fallback).
+async fn start(bus: Bus, database: &str, env: &[(&str, String)]) -> ServerProcess {
+    let mut all = env.to_vec();
+    for (key, value) in bus.env() {
+        all.push((key, value));
+    }
+    let server = ServerProcess::start(database, &all).await;
+    wait_until_ready_says(&[&server], bus.ready()).await;
+    server
+}
 
 /// The secret `ServerProcess` starts servers with (tokens for seeded users are minted with it).
 const JWT_SECRET: &str = "process-test-secret-process-test-secret!!";
@@ -59,6 +116,46 @@ async fn within_a_second(events: &mut SseReader, what: &str, wanted: impl Fn(&Va
             Some(_) => continue,
             None => panic!("{what}: no event within 1 s"),
         }
+    }
+}
+
+/// The next event satisfying `wanted` on each of `tabs` (named, for the message), all within
+/// `within` of the call, skipping others; returns them in the tabs' order.
+async fn on_every_tab(
+    tabs: &mut [(&str, SseReader)],
+    within: Duration,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Vec<SseEvent> {
+    let deadline = Instant::now() + within;
+    let mut found = Vec::new();
+    for (tab, events) in tabs.iter_mut() {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match events.next(left).await {
+                Some(event) if wanted(&event.data) => {
+                    found.push(event);
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("{what}: no event within {within:?} on {tab}"),
+            }
+        }
+    }
+    found
+}
+
+/// The next stored event satisfying `wanted` on every tab within a second (the issue's bound).
+async fn on_every_tab_within_a_second(
+    tabs: &mut [(&str, SseReader)],
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) {
+    for event in on_every_tab(tabs, Duration::from_secs(1), what, wanted).await {
+        assert!(
+            event.id.is_some(),
+            "{what}: a task event is stored (has an id)"
+        );
     }
 }
 
@@ -97,8 +194,11 @@ async fn sfn(client: &Client, server: &ServerProcess, name: &str, form: &[(&str,
     res.json().await.unwrap()
 }
 
-#[sqlx::test]
-async fn task_changes_from_every_interface_reach_the_open_streams(pool: PgPool) {
+/// Two replicas on one database and `bus`: a tab is open on each, every change is made through
+/// replica B, and both tabs (A's is another process than the one that made the change) get
+/// its event within a second. On NATS the events are also watched on the user's subject: they
+/// really travel there, not through the Postgres fallback.
+async fn task_changes_from_every_interface_reach_the_open_streams(pool: PgPool, bus: Bus) {
     let model = MockModel::start(vec![
         Step::Tools(vec![(
             "add_task".into(),
@@ -107,14 +207,45 @@ async fn task_changes_from_every_interface_reach_the_open_streams(pool: PgPool) 
         Step::Text("Added.".into()),
     ])
     .await;
-    let server = ServerProcess::start(&database_url(&pool), &settings(&model)).await;
-    let client = Client::register(&server, "panel@example.com").await;
-    let mut events = SseReader::new(open_events(&client.http, &server, &client.token, None).await);
+    let database = database_url(&pool);
+    let env = settings(&model);
+    let a = start(bus, &database, &env).await;
+    let b = start(bus, &database, &env).await;
+    let client = Client::register(&a, "panel@example.com").await;
+    let user = client.user_id(&a).await;
+    let observer = match bus {
+        Bus::Nats => {
+            let url = nats_url();
+            Some(async_nats::connect(&url).await.expect("connect to NATS"))
+        }
+        Bus::Postgres => None,
+    };
+    let on_nats = match &observer {
+        Some(nats) => {
+            let watched = nats
+                .subscribe(format!("chatkit.live.{user}"))
+                .await
+                .expect("subscribe on NATS");
+            nats.flush().await.expect("flush NATS");
+            Some(watched)
+        }
+        None => None,
+    };
+    let mut tabs = [
+        (
+            "the tab on replica A",
+            SseReader::new(open_events(&client.http, &a, &client.token, None).await),
+        ),
+        (
+            "the tab on replica B",
+            SseReader::new(open_events(&client.http, &b, &client.token, None).await),
+        ),
+    ];
 
     // REST.
     let res = client
         .http
-        .post(server.at("/api/tasks"))
+        .post(b.at("/api/tasks"))
         .bearer_auth(&client.token)
         .json(&json!({ "title": "Rest task" }))
         .send()
@@ -122,36 +253,30 @@ async fn task_changes_from_every_interface_reach_the_open_streams(pool: PgPool) 
         .unwrap();
     assert_eq!(res.status(), 201);
     let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    within_a_second(&mut events, "REST add", task_event("Rest task", false)).await;
-    rest(
-        &client,
-        &server,
-        "POST",
-        &format!("/api/tasks/{id}/complete"),
-    )
-    .await;
-    within_a_second(&mut events, "REST complete", task_event("Rest task", true)).await;
-    rest(&client, &server, "DELETE", &format!("/api/tasks/{id}")).await;
-    within_a_second(&mut events, "REST delete", deleted(id)).await;
+    on_every_tab_within_a_second(&mut tabs, "REST add", task_event("Rest task", false)).await;
+    rest(&client, &b, "POST", &format!("/api/tasks/{id}/complete")).await;
+    on_every_tab_within_a_second(&mut tabs, "REST complete", task_event("Rest task", true)).await;
+    rest(&client, &b, "DELETE", &format!("/api/tasks/{id}")).await;
+    on_every_tab_within_a_second(&mut tabs, "REST delete", deleted(id)).await;
 
     // Server functions.
-    let task = sfn(&client, &server, "add", &[("task[title]", "Sfn task")]).await;
+    let task = sfn(&client, &b, "add", &[("task[title]", "Sfn task")]).await;
     let id = task["id"].as_i64().unwrap();
-    within_a_second(&mut events, "sfn add", task_event("Sfn task", false)).await;
+    on_every_tab_within_a_second(&mut tabs, "sfn add", task_event("Sfn task", false)).await;
     let id_text = id.to_string();
     sfn(
         &client,
-        &server,
+        &b,
         "set_completed",
         &[("id", &id_text), ("completed", "true")],
     )
     .await;
-    within_a_second(&mut events, "sfn complete", task_event("Sfn task", true)).await;
-    sfn(&client, &server, "delete", &[("id", &id_text)]).await;
-    within_a_second(&mut events, "sfn delete", deleted(id)).await;
+    on_every_tab_within_a_second(&mut tabs, "sfn complete", task_event("Sfn task", true)).await;
+    sfn(&client, &b, "delete", &[("id", &id_text)]).await;
+    on_every_tab_within_a_second(&mut tabs, "sfn delete", deleted(id)).await;
 
     // An MCP client over HTTP.
-    let config = StreamableHttpClientTransportConfig::with_uri(server.at("/mcp"))
+    let config = StreamableHttpClientTransportConfig::with_uri(b.at("/mcp"))
         .auth_header(client.token.clone());
     let mcp = ClientInfo::new(
         ClientCapabilities::default(),
@@ -170,29 +295,53 @@ async fn task_changes_from_every_interface_reach_the_open_streams(pool: PgPool) 
     let id = added.structured_content.unwrap()["task_id"]
         .as_i64()
         .unwrap();
-    within_a_second(&mut events, "MCP add", task_event("Mcp task", false)).await;
+    on_every_tab_within_a_second(&mut tabs, "MCP add", task_event("Mcp task", false)).await;
     mcp.call_tool(call("complete_task", json!({ "task_id": id })))
         .await
         .unwrap();
-    within_a_second(&mut events, "MCP complete", task_event("Mcp task", true)).await;
+    on_every_tab_within_a_second(&mut tabs, "MCP complete", task_event("Mcp task", true)).await;
     mcp.call_tool(call("delete_task", json!({ "task_id": id })))
         .await
         .unwrap();
-    within_a_second(&mut events, "MCP delete", deleted(id)).await;
+    on_every_tab_within_a_second(&mut tabs, "MCP delete", deleted(id)).await;
 
-    // The assistant's tool call (in its turn's transaction).
-    let conversation = client.conversation(&server).await;
-    let _ = client.send(&server, &conversation, "add agent task").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let event = events
-            .next(deadline.saturating_duration_since(Instant::now()))
-            .await
-            .expect("the agent's task event");
-        if task_event("Agent task", false)(&event.data) {
-            break;
+    // The assistant's tool call (in its turn's transaction), its turn run by replica B.
+    let conversation = client.conversation(&b).await;
+    let _ = client.send(&b, &conversation, "add agent task").await;
+    on_every_tab(
+        &mut tabs,
+        Duration::from_secs(10),
+        "the agent's task",
+        task_event("Agent task", false),
+    )
+    .await;
+
+    // On NATS: every one of those task events went out on the user's subject.
+    if let Some(mut on_nats) = on_nats {
+        let mut carried: Vec<String> = Vec::new();
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(500), on_nats.next()).await
+        {
+            let notice: Value =
+                serde_json::from_slice(&message.payload).expect("a live notice is JSON");
+            carried.push(notice["e"]["type"].as_str().unwrap_or_default().to_string());
         }
+        let count = |kind: &str| carried.iter().filter(|k| k.as_str() == kind).count();
+        assert!(
+            count("task") >= 7 && count("task_deleted") >= 3,
+            "7 task and 3 task_deleted events on chatkit.live.{user}, got {carried:?}"
+        );
     }
+}
+
+#[sqlx::test]
+async fn task_changes_from_every_interface_reach_the_open_streams_on_postgres(pool: PgPool) {
+    task_changes_from_every_interface_reach_the_open_streams(pool, Bus::Postgres).await;
+}
+
+#[sqlx::test]
+async fn task_changes_from_every_interface_reach_the_open_streams_on_nats(pool: PgPool) {
+    task_changes_from_every_interface_reach_the_open_streams(pool, Bus::Nats).await;
 }
 
 /// Users with sessions, made in the database (registering thousands would hash thousands of
@@ -239,9 +388,9 @@ async fn open_and_close(http: &reqwest::Client, server: &ServerProcess, tokens: 
     }
 }
 
-#[sqlx::test]
-async fn a_users_streams_are_capped_and_their_state_goes_with_the_last(pool: PgPool) {
-    let server = ServerProcess::start(
+async fn a_users_streams_are_capped_and_their_state_goes_with_the_last(pool: PgPool, bus: Bus) {
+    let server = start(
+        bus,
         &database_url(&pool),
         &[("MAX_STREAMS_PER_USER", "3".to_string())],
     )
@@ -291,6 +440,16 @@ async fn a_users_streams_are_capped_and_their_state_goes_with_the_last(pool: PgP
         after <= before + 5 * 1024,
         "RSS {before} kB → {after} kB after 2,000 users came and went"
     );
+}
+
+#[sqlx::test]
+async fn a_users_streams_are_capped_and_their_state_goes_with_the_last_on_postgres(pool: PgPool) {
+    a_users_streams_are_capped_and_their_state_goes_with_the_last(pool, Bus::Postgres).await;
+}
+
+#[sqlx::test]
+async fn a_users_streams_are_capped_and_their_state_goes_with_the_last_on_nats(pool: PgPool) {
+    a_users_streams_are_capped_and_their_state_goes_with_the_last(pool, Bus::Nats).await;
 }
 
 #[sqlx::test]
@@ -364,9 +523,53 @@ fn ids_in(body: &str) -> Vec<i64> {
         .collect()
 }
 
-#[sqlx::test]
-async fn a_client_that_stops_reading_is_dropped_and_loses_nothing(pool: PgPool) {
-    let server = ServerProcess::start(
+/// Stores 100 events of 100 KB each for `user` and announces them on `bus` as the server
+/// announces any change's (Postgres: a NOTIFY naming each by id, sent as the storing
+/// transaction commits; NATS: the whole event on the user's subject, after the commit).
+/// Returns every stored id, in order.
+async fn store_and_announce_big_events(pool: &PgPool, bus: Bus, user: Uuid) -> Vec<i64> {
+    const STORE: &str = "INSERT INTO live_events (user_id, payload)
+             SELECT $1, jsonb_build_object('type', 'task', 'id', i, 'title', 'Big ' || i,
+                 'description', repeat('x', 100000), 'completed', false,
+                 'created_at', now(), 'updated_at', now())
+             FROM generate_series(1, 100) i
+             RETURNING id, payload";
+    match bus {
+        Bus::Postgres => {
+            let sql = format!(
+                "WITH e AS ({STORE})
+                 SELECT pg_notify('chatkit_live', json_build_object('u', $1::uuid, 'id', e.id)::text)
+                 FROM e"
+            );
+            sqlx::query(&sql).bind(user).execute(pool).await.unwrap();
+        }
+        Bus::Nats => {
+            let sql = format!("WITH e AS ({STORE}) SELECT id, payload::text FROM e ORDER BY id");
+            let stored: Vec<(i64, String)> = sqlx::query_as(&sql)
+                .bind(user)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            let url = nats_url();
+            let nats = async_nats::connect(&url).await.expect("connect to NATS");
+            for (id, event) in stored {
+                let notice = format!(r#"{{"u":"{user}","id":{id},"e":{event}}}"#);
+                nats.publish(format!("chatkit.live.{user}"), notice.into())
+                    .await
+                    .expect("publish on NATS");
+            }
+            nats.flush().await.expect("flush NATS");
+        }
+    }
+    sqlx::query_scalar("SELECT id FROM live_events ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn a_client_that_stops_reading_is_dropped_and_loses_nothing(pool: PgPool, bus: Bus) {
+    let server = start(
+        bus,
         &database_url(&pool),
         &[
             ("LIVE_STREAM_QUEUE", "8".to_string()),
@@ -392,25 +595,7 @@ async fn a_client_that_stops_reading_is_dropped_and_loses_nothing(pool: PgPool) 
     // While it does not read: 100 events of 100 KB each, stored and announced as any change's
     // are (more than the socket buffers on both sides hold: up to 4 MB on Linux).
     let user: Uuid = client.user_id(&server).await;
-    sqlx::query(
-        "WITH e AS (
-             INSERT INTO live_events (user_id, payload)
-             SELECT $1, jsonb_build_object('type', 'task', 'id', i, 'title', 'Big ' || i,
-                 'description', repeat('x', 100000), 'completed', false,
-                 'created_at', now(), 'updated_at', now())
-             FROM generate_series(1, 100) i
-             RETURNING id
-         )
-         SELECT pg_notify('chatkit_live', json_build_object('u', $1::uuid, 'id', e.id)::text) FROM e",
-    )
-    .bind(user)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let all: Vec<i64> = sqlx::query_scalar("SELECT id FROM live_events ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let all = store_and_announce_big_events(&pool, bus, user).await;
 
     // The server gave up on it: what it had sent ends (the connection closes), well before
     // everything.
@@ -452,6 +637,105 @@ async fn a_client_that_stops_reading_is_dropped_and_loses_nothing(pool: PgPool) 
         }
     }
     assert_eq!(seen, all, "every event once, in order");
+}
+
+#[sqlx::test]
+async fn a_client_that_stops_reading_is_dropped_and_loses_nothing_on_postgres(pool: PgPool) {
+    a_client_that_stops_reading_is_dropped_and_loses_nothing(pool, Bus::Postgres).await;
+}
+
+#[sqlx::test]
+async fn a_client_that_stops_reading_is_dropped_and_loses_nothing_on_nats(pool: PgPool) {
+    a_client_that_stops_reading_is_dropped_and_loses_nothing(pool, Bus::Nats).await;
+}
+
+/// Idle streams in the idle-stream test: each of another user, as in the benchmark's row.
+const IDLE_STREAMS: usize = 50;
+/// How long they idle while the database is watched: longer than every timer an open stream
+/// or an idle server has during it (the streams' keep-alive comment, 20 s; a checked session's
+/// trust, 5 s). Sweeps for interrupted turns are turned off for it; the rate-limit table's
+/// clean-up (every 10 min) and the hourly prunes ran at start or not at all.
+const IDLE_WINDOW: Duration = Duration::from_secs(25);
+
+/// `IDLE_STREAMS` streams open on a server on `bus` and idle for `IDLE_WINDOW`: no statement
+/// runs on the database meanwhile (as `tests/live.rs` measures it, from `pg_stat_activity`),
+/// so 0 queries per stream; then a change still reaches one of them at once.
+async fn idle_streams_cause_no_database_work(pool: PgPool, bus: Bus) {
+    // No sweeps during the measurement (the one timer that reads the database by design, once
+    // per replica, not per stream): only what the streams themselves would do counts.
+    let server = start(
+        bus,
+        &database_url(&pool),
+        &[("TURN_SWEEP_SECS", "3600".to_string())],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let tokens = seeded_users(&pool, IDLE_STREAMS).await;
+    let mut tabs = Vec::new();
+    for token in &tokens {
+        let res = open_events(&http, &server, token, None).await;
+        assert_eq!(res.status(), 200);
+        tabs.push(SseReader::new(res));
+    }
+    // The streams' opening reads (where to start, turns running) are done by then.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let admin = PgPool::connect(&std::env::var("DATABASE_URL").expect("DATABASE_URL"))
+        .await
+        .unwrap();
+    let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    // Any statement the server ran on this database since then moved its connection's
+    // `state_change`; a connection it opened since then has a later `backend_start`.
+    let busy: Vec<String> = sqlx::query_scalar(
+        "SELECT coalesce(query, '') FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()
+           AND (state_change > $2 OR backend_start > $2)",
+    )
+    .bind(&database)
+    .bind(since)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    assert!(
+        busy.is_empty(),
+        "{} database statements while {IDLE_STREAMS} streams idled for {IDLE_WINDOW:?} on the \
+         {bus:?} bus (want 0 per stream): {busy:?}",
+        busy.len()
+    );
+
+    // They were open all along: a change reaches its user's stream within a second.
+    let res = http
+        .post(server.at("/api/tasks"))
+        .bearer_auth(&tokens[0])
+        .json(&json!({ "title": "After the idle window" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    within_a_second(
+        &mut tabs[0],
+        "a change after the idle window",
+        task_event("After the idle window", false),
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn idle_streams_cause_no_database_work_on_postgres(pool: PgPool) {
+    idle_streams_cause_no_database_work(pool, Bus::Postgres).await;
+}
+
+#[sqlx::test]
+async fn idle_streams_cause_no_database_work_on_nats(pool: PgPool) {
+    idle_streams_cause_no_database_work(pool, Bus::Nats).await;
 }
 
 async fn ticket(http: &reqwest::Client, server: &ServerProcess, token: &str) -> String {
