@@ -5,16 +5,18 @@
 // Against a release server whose model is the scripted one of `mock-model.ts` (tokens 50 ms
 // apart: "long …" streams 200, "story …" 40, "markdown …" a list, inline code, a code block and
 // a table, "wide …" a long code line and a long word, "tool add X" calls add_task, "fail …"
-// gets HTTP 500), and one whose offline assistant answers.
+// gets HTTP 500), and one whose offline assistant answers (and, for the "Using add_task…" line,
+// one test's own whose offline assistant takes its time).
 import { test, expect, Locator, Page } from "@playwright/test";
-import AxeBuilder from "@axe-core/playwright";
-import { hydrated, register, uniqueEmail } from "./helpers";
+import { expectNoAxeViolations, hydrated, register, streamOpened, uniqueEmail, uniqueWord } from "./helpers";
 import { startServer, stopServer, ServerHandle } from "../server";
 import { startMockModel, MockModel, LONG_WORD } from "../mock-model";
 
 const base = Number(process.env.E2E_PORT ?? 3100);
 const modelPort = base + 60;
 const offlinePort = base + 61;
+/** A server of one test's own, whose offline assistant takes its time (see `OFFLINE_THINK_MS`). */
+const thinkingPort = base + 64;
 const modelUrl = `http://127.0.0.1:${modelPort}`;
 const offlineUrl = `http://127.0.0.1:${offlinePort}`;
 
@@ -39,25 +41,6 @@ test.afterAll(async () => {
   await stopServer(offline);
   await model.close();
 });
-
-const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
-
-/** Runs axe on the page as it is now; fails listing every violation and where it is. */
-async function expectNoAxeViolations(page: Page, state: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).withTags(AXE_TAGS).analyze();
-  const report = results.violations
-    .map((v) => {
-      const nodes = v.nodes
-        .map((n) => `      ${n.target.map((t) => (Array.isArray(t) ? t.join(" >>> ") : t)).join(" ")}`)
-        .join("\n");
-      return `  - ${v.id} [${v.impact ?? "no impact"}]: ${v.help}\n${nodes}`;
-    })
-    .join("\n");
-  expect(
-    results.violations.map((v) => v.id),
-    `${state}: ${results.violations.length} axe violation(s)\n${report}`,
-  ).toEqual([]);
-}
 
 const composer = (page: Page) => page.getByPlaceholder("Type a message...");
 
@@ -245,6 +228,23 @@ for (const colorScheme of ["light", "dark"] as const) {
         await expect.poll(() => sidebar.evaluate((el) => getComputedStyle(el).transform)).toBe("none");
         await expectNoAxeViolations(page, `drawer open at 375 px (${colorScheme})`);
       });
+
+      test("the task panel drawer open", async ({ page }) => {
+        await signedIn(page, "a11y-tasks-drawer");
+        await startConversation(page, "tool add buy milk");
+        await expect(page.getByTestId("assistant-message").last()).toContainText("Added buy milk to your list.");
+        const panel = page.locator("#task-panel");
+        await expect(panel.getByTestId("task")).toHaveCount(1);
+        await expect(panel).not.toBeInViewport();
+        const toggle = page.getByRole("button", { name: "Tasks", exact: true });
+        await toggle.click();
+        await expect(toggle).toHaveAttribute("aria-expanded", "true");
+        await expect(panel).toBeInViewport();
+        await expect(panel.getByTestId("tasks-pending")).toContainText(/buy milk/i);
+        // Its slide-in over (colours are measured on what is painted).
+        await expect.poll(() => panel.evaluate((el) => getComputedStyle(el).transform)).toBe("none");
+        await expectNoAxeViolations(page, `task panel drawer open at 375 px (${colorScheme})`);
+      });
     });
 
     test.describe("with the offline assistant", () => {
@@ -273,158 +273,310 @@ for (const colorScheme of ["light", "dark"] as const) {
 // The whole app by keyboard: no click, no mouse; only keys, and checks of where the focus is.
 // ---------------------------------------------------------------------------------------------
 
-test("the whole app by keyboard", async ({ page, browserName }) => {
-  test.skip(browserName !== "chromium", "the keyboard journey runs in Chromium");
-  test.setTimeout(120_000);
+for (const colorScheme of ["light", "dark"] as const) {
+  test.describe(`keyboard, ${colorScheme} mode`, () => {
+    test.use({ colorScheme });
+
+    test("the whole app by keyboard", async ({ page, browserName }) => {
+      test.skip(browserName !== "chromium", "the keyboard journey runs in Chromium");
+      test.setTimeout(120_000);
+      const keyboard = page.keyboard;
+      const box = composer(page);
+      const replies = page.getByTestId("assistant-message");
+
+      // Register: Tab to the fields, type, Enter.
+      await page.goto("/register");
+      await hydrated(page);
+      await tabTo(page, page.getByLabel("Email"), "the Email field");
+      await keyboard.type(uniqueEmail("a11y-keys"));
+      await keyboard.press("Tab");
+      await expect(page.getByLabel("Password")).toBeFocused();
+      await keyboard.type("correct horse 1");
+      await keyboard.press("Enter");
+      await expect(page).toHaveURL(/\/chat$/);
+      await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
+
+      // Start a conversation from the empty state: the reply arrives, the focus stays in the
+      // composer (now the conversation's).
+      await tabTo(page, box, "the composer");
+      await keyboard.type("hello there");
+      await keyboard.press("Enter");
+      await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
+      await expect(replies).toHaveCount(1);
+      await expect(replies.last()).toContainText("word0 word1 word2");
+      await expectFocusKept(page, "the first reply arrived");
+      await expect(box).toBeFocused();
+
+      // Send with Enter.
+      await keyboard.type("lines 2");
+      await keyboard.press("Enter");
+      await expect(replies).toHaveCount(2);
+      await expect(replies.last()).toContainText("line 2 of 2");
+      await expectFocusKept(page, "the second reply arrived");
+      await expect(box).toBeFocused();
+      await expect(box).toHaveValue("");
+
+      // A slow reply, stopped with Escape in the composer: kept, marked stopped.
+      await keyboard.type("long story");
+      await keyboard.press("Enter");
+      await expect(page.getByTestId("streaming")).toContainText("word5 ");
+      await expect(box).toBeFocused();
+      await keyboard.press("Escape");
+      const stopped = replies.nth(2);
+      await expect(stopped).toHaveAttribute("data-status", "stopped");
+      await expect(stopped).toContainText("word5");
+      await expect(stopped).not.toContainText("word199");
+      await expect(stopped).toContainText("Stopped");
+      await expect(stopped.getByRole("button", { name: "Retry" })).toBeVisible();
+      await expect(page.getByTestId("typing")).toBeHidden();
+      await expectFocusKept(page, "the stopped reply arrived");
+      await expect(box).toBeFocused();
+
+      // `?` typed in the composer is just a question mark.
+      const shortcuts = page.getByRole("dialog", { name: "Keyboard shortcuts" });
+      await keyboard.press("?");
+      await expect(box).toHaveValue("?");
+      await expect(shortcuts).toHaveCount(0);
+      await keyboard.press("Backspace");
+      await expect(box).toHaveValue("");
+
+      // `?` outside a text field opens the shortcuts; Escape closes them, the focus returns.
+      const newConversation = page.getByRole("button", { name: "New conversation" });
+      await tabTo(page, newConversation, "the New conversation button", "Shift+Tab");
+      await keyboard.press("?");
+      await expect(shortcuts).toBeVisible();
+      await expect.poll(() => shortcuts.evaluate((el) => el.contains(document.activeElement))).toBe(true);
+      await expect(shortcuts.getByRole("button", { name: "Close" })).toBeVisible();
+      await expect(shortcuts).toContainText(/Shift.{0,3}Esc/i);
+      await expect(shortcuts).toContainText(/(Ctrl|Control).{0,3}Shift.{0,3}O/i);
+      await expect(shortcuts).toContainText("?");
+      await keyboard.press("Escape");
+      await expect(shortcuts).toHaveCount(0);
+      await expect(newConversation).toBeFocused();
+
+      // Shift+Escape from anywhere: to the composer.
+      await keyboard.press("Shift+Escape");
+      await expect(box).toBeFocused();
+
+      // Ctrl+Shift+O: a new conversation, the composer focused.
+      await keyboard.press("Control+Shift+O");
+      await expect(page).toHaveURL(/\/chat$/);
+      await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
+      await expect(box).toBeFocused();
+      await keyboard.type("lines 1");
+      await keyboard.press("Enter");
+      await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
+      await expect(replies).toHaveCount(1);
+      await expect(replies.last()).toContainText("line 1 of 1");
+      await expectFocusKept(page, "the new conversation's reply arrived");
+      await expect(box).toBeFocused();
+      const items = page.getByTestId("conversation");
+      await expect(items).toHaveCount(2);
+
+      // At 375 px: the drawer opens from the keyboard, holds the focus while open, and Escape
+      // closes it, back to its toggle.
+      await page.setViewportSize({ width: 375, height: 740 });
+      const sidebar = page.locator("#sidebar");
+      const toggle = page.getByRole("button", { name: "Open the conversation list" });
+      await expect(sidebar).not.toBeInViewport();
+      await tabTo(page, toggle, "the drawer's toggle");
+      await keyboard.press("Enter");
+      await expect(sidebar).toBeInViewport();
+      await expect.poll(() => focusInside(page, "#sidebar"), "the focus moved into the drawer").toBe(true);
+      const stops = await sidebar.locator("a[href], button:not([disabled]), input, [tabindex]:not([tabindex='-1'])").count();
+      for (let i = 0; i < stops + 3; i++) {
+        await keyboard.press("Tab");
+        expect(await focusInside(page, "#sidebar"), `Tab ${i + 1} left the open drawer for ${await focused(page)}`).toBe(true);
+      }
+      for (let i = 0; i < 3; i++) {
+        await keyboard.press("Shift+Tab");
+        expect(await focusInside(page, "#sidebar"), `Shift+Tab ${i + 1} left the open drawer for ${await focused(page)}`).toBe(true);
+      }
+      await keyboard.press("Escape");
+      await expect(sidebar).not.toBeInViewport();
+      await expect(toggle).toBeFocused();
+      await expect(toggle).toHaveAttribute("aria-expanded", "false");
+      await page.setViewportSize({ width: 1280, height: 800 });
+
+      // Rename: its button, type, Enter.
+      const renamed = "Renamed by keyboard";
+      await tabTo(page, items.first().getByRole("button", { name: /^Rename/ }), "the first conversation's Rename button");
+      await keyboard.press("Enter");
+      const title = page.getByLabel("Conversation title");
+      await expect(title).toBeFocused();
+      await keyboard.press("Control+A");
+      await keyboard.type(renamed);
+      await keyboard.press("Enter");
+      await expect(items.filter({ hasText: renamed })).toHaveCount(1);
+      await expect(title).toHaveCount(0);
+      await expectFocusKept(page, "the rename was saved");
+
+      // Delete: its button, the confirmation takes the focus (on Cancel), Tab to Delete, Enter.
+      const other = items.filter({ hasNotText: renamed });
+      await expect(other).toHaveCount(1);
+      await tabTo(page, other.getByRole("button", { name: /^Delete/ }), "the other conversation's Delete button");
+      await keyboard.press("Enter");
+      const confirm = page.getByRole("alertdialog", { name: "Confirm deletion" });
+      await expect(confirm).toBeVisible();
+      await expect(confirm.getByRole("button", { name: "Cancel" })).toBeFocused();
+      const confirmDelete = confirm.getByRole("button", { name: "Delete", exact: true });
+      for (let i = 0; i < 3 && !(await isFocused(confirmDelete)); i++) {
+        await keyboard.press("Tab");
+        expect(await focusInside(page, "[role=alertdialog]"), `Tab ${i + 1} left the confirmation`).toBe(true);
+      }
+      await expect(confirmDelete).toBeFocused();
+      await keyboard.press("Enter");
+      await expect(items).toHaveCount(1);
+      await expect(items.first()).toContainText(renamed);
+      await expectFocusKept(page, "the conversation was deleted");
+    });
+
+    test.describe("on a phone", () => {
+      test.use({ viewport: { width: 375, height: 740 } });
+
+      test("the task panel drawer holds the focus while open; Escape closes it, back to its toggle", async ({
+        page,
+      }) => {
+        const keyboard = page.keyboard;
+        await signedIn(page, "a11y-tasks-keys");
+        // Two tasks: something to Tab between inside the panel.
+        await startConversation(page, "tool add buy milk");
+        await expect(page.getByTestId("assistant-message").last()).toContainText("Added buy milk to your list.");
+        await send(page, "tool add call mum");
+        await expect(page.getByTestId("assistant-message").nth(1)).toContainText("Added call mum to your list.");
+        const panel = page.locator("#task-panel");
+        await expect(panel.getByTestId("task")).toHaveCount(2);
+
+        const toggle = page.getByRole("button", { name: "Tasks", exact: true });
+        await expect(panel).not.toBeInViewport();
+        await tabTo(page, toggle, "the task panel's toggle");
+        await keyboard.press("Enter");
+        await expect(toggle).toHaveAttribute("aria-expanded", "true");
+        await expect(panel).toBeInViewport();
+        await expect.poll(() => focusInside(page, "#task-panel"), "the focus moved into the task panel").toBe(true);
+        const stops = await panel.locator("a[href], button:not([disabled]), input, [tabindex]:not([tabindex='-1'])").count();
+        expect(stops, "the open panel has controls to Tab between").toBeGreaterThanOrEqual(2);
+        for (let i = 0; i < stops + 3; i++) {
+          await keyboard.press("Tab");
+          expect(await focusInside(page, "#task-panel"), `Tab ${i + 1} left the open task panel for ${await focused(page)}`).toBe(true);
+        }
+        for (let i = 0; i < stops + 3; i++) {
+          await keyboard.press("Shift+Tab");
+          expect(await focusInside(page, "#task-panel"), `Shift+Tab ${i + 1} left the open task panel for ${await focused(page)}`).toBe(true);
+        }
+        await keyboard.press("Escape");
+        await expect(panel).not.toBeInViewport();
+        await expect(toggle).toBeFocused();
+        await expect(toggle).toHaveAttribute("aria-expanded", "false");
+        // Nothing was ticked on the way.
+        await expect(panel.getByTestId("tasks-pending").getByTestId("task")).toHaveCount(2);
+      });
+    });
+  });
+}
+
+test("the delete confirmation: Tab wraps inside it, Escape closes it, back to the Delete button", async ({ page }) => {
   const keyboard = page.keyboard;
-  const box = composer(page);
-  const replies = page.getByTestId("assistant-message");
-
-  // Register: Tab to the fields, type, Enter.
-  await page.goto("/register");
-  await hydrated(page);
-  await tabTo(page, page.getByLabel("Email"), "the Email field");
-  await keyboard.type(uniqueEmail("a11y-keys"));
-  await keyboard.press("Tab");
-  await expect(page.getByLabel("Password")).toBeFocused();
-  await keyboard.type("correct horse 1");
-  await keyboard.press("Enter");
-  await expect(page).toHaveURL(/\/chat$/);
-  await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
-
-  // Start a conversation from the empty state: the reply arrives, the focus stays in the
-  // composer (now the conversation's).
-  await tabTo(page, box, "the composer");
-  await keyboard.type("hello there");
-  await keyboard.press("Enter");
-  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
-  await expect(replies).toHaveCount(1);
-  await expect(replies.last()).toContainText("word0 word1 word2");
-  await expectFocusKept(page, "the first reply arrived");
-  await expect(box).toBeFocused();
-
-  // Send with Enter.
-  await keyboard.type("lines 2");
-  await keyboard.press("Enter");
-  await expect(replies).toHaveCount(2);
-  await expect(replies.last()).toContainText("line 2 of 2");
-  await expectFocusKept(page, "the second reply arrived");
-  await expect(box).toBeFocused();
-  await expect(box).toHaveValue("");
-
-  // A slow reply, stopped with Escape in the composer: kept, marked stopped.
-  await keyboard.type("long story");
-  await keyboard.press("Enter");
-  await expect(page.getByTestId("streaming")).toContainText("word5 ");
-  await expect(box).toBeFocused();
-  await keyboard.press("Escape");
-  const stopped = replies.nth(2);
-  await expect(stopped).toHaveAttribute("data-status", "stopped");
-  await expect(stopped).toContainText("word5");
-  await expect(stopped).not.toContainText("word199");
-  await expect(stopped).toContainText("Stopped");
-  await expect(stopped.getByRole("button", { name: "Retry" })).toBeVisible();
-  await expect(page.getByTestId("typing")).toBeHidden();
-  await expectFocusKept(page, "the stopped reply arrived");
-  await expect(box).toBeFocused();
-
-  // `?` typed in the composer is just a question mark.
-  const shortcuts = page.getByRole("dialog", { name: "Keyboard shortcuts" });
-  await keyboard.press("?");
-  await expect(box).toHaveValue("?");
-  await expect(shortcuts).toHaveCount(0);
-  await keyboard.press("Backspace");
-  await expect(box).toHaveValue("");
-
-  // `?` outside a text field opens the shortcuts; Escape closes them, the focus returns.
-  const newConversation = page.getByRole("button", { name: "New conversation" });
-  await tabTo(page, newConversation, "the New conversation button", "Shift+Tab");
-  await keyboard.press("?");
-  await expect(shortcuts).toBeVisible();
-  await expect.poll(() => shortcuts.evaluate((el) => el.contains(document.activeElement))).toBe(true);
-  await expect(shortcuts.getByRole("button", { name: "Close" })).toBeVisible();
-  await expect(shortcuts).toContainText(/Shift.{0,3}Esc/i);
-  await expect(shortcuts).toContainText(/(Ctrl|Control).{0,3}Shift.{0,3}O/i);
-  await expect(shortcuts).toContainText("?");
-  await keyboard.press("Escape");
-  await expect(shortcuts).toHaveCount(0);
-  await expect(newConversation).toBeFocused();
-
-  // Shift+Escape from anywhere: to the composer.
-  await keyboard.press("Shift+Escape");
-  await expect(box).toBeFocused();
-
-  // Ctrl+Shift+O: a new conversation, the composer focused.
-  await keyboard.press("Control+Shift+O");
-  await expect(page).toHaveURL(/\/chat$/);
-  await expect(page.getByRole("heading", { name: "What needs doing?" })).toBeVisible();
-  await expect(box).toBeFocused();
-  await keyboard.type("lines 1");
-  await keyboard.press("Enter");
-  await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
-  await expect(replies).toHaveCount(1);
-  await expect(replies.last()).toContainText("line 1 of 1");
-  await expectFocusKept(page, "the new conversation's reply arrived");
-  await expect(box).toBeFocused();
+  await signedIn(page, "a11y-confirm-keys");
+  await startConversation(page, "lines 1");
   const items = page.getByTestId("conversation");
-  await expect(items).toHaveCount(2);
-
-  // At 375 px: the drawer opens from the keyboard, holds the focus while open, and Escape
-  // closes it, back to its toggle.
-  await page.setViewportSize({ width: 375, height: 740 });
-  const sidebar = page.locator("#sidebar");
-  const toggle = page.getByRole("button", { name: "Open the conversation list" });
-  await expect(sidebar).not.toBeInViewport();
-  await tabTo(page, toggle, "the drawer's toggle");
-  await keyboard.press("Enter");
-  await expect(sidebar).toBeInViewport();
-  await expect.poll(() => focusInside(page, "#sidebar"), "the focus moved into the drawer").toBe(true);
-  const stops = await sidebar.locator("a[href], button:not([disabled]), input, [tabindex]:not([tabindex='-1'])").count();
-  for (let i = 0; i < stops + 3; i++) {
-    await keyboard.press("Tab");
-    expect(await focusInside(page, "#sidebar"), `Tab ${i + 1} left the open drawer for ${await focused(page)}`).toBe(true);
-  }
-  for (let i = 0; i < 3; i++) {
-    await keyboard.press("Shift+Tab");
-    expect(await focusInside(page, "#sidebar"), `Shift+Tab ${i + 1} left the open drawer for ${await focused(page)}`).toBe(true);
-  }
-  await keyboard.press("Escape");
-  await expect(sidebar).not.toBeInViewport();
-  await expect(toggle).toBeFocused();
-  await expect(toggle).toHaveAttribute("aria-expanded", "false");
-  await page.setViewportSize({ width: 1280, height: 800 });
-
-  // Rename: its button, type, Enter.
-  const renamed = "Renamed by keyboard";
-  await tabTo(page, items.first().getByRole("button", { name: /^Rename/ }), "the first conversation's Rename button");
-  await keyboard.press("Enter");
-  const title = page.getByLabel("Conversation title");
-  await expect(title).toBeFocused();
-  await keyboard.press("Control+A");
-  await keyboard.type(renamed);
-  await keyboard.press("Enter");
-  await expect(items.filter({ hasText: renamed })).toHaveCount(1);
-  await expect(title).toHaveCount(0);
-  await expectFocusKept(page, "the rename was saved");
-
-  // Delete: its button, the confirmation takes the focus (on Cancel), Tab to Delete, Enter.
-  const other = items.filter({ hasNotText: renamed });
-  await expect(other).toHaveCount(1);
-  await tabTo(page, other.getByRole("button", { name: /^Delete/ }), "the other conversation's Delete button");
+  await expect(items).toHaveCount(1);
+  const del = items.first().getByRole("button", { name: /^Delete/ });
+  await tabTo(page, del, "the conversation's Delete button", "Shift+Tab");
   await keyboard.press("Enter");
   const confirm = page.getByRole("alertdialog", { name: "Confirm deletion" });
   await expect(confirm).toBeVisible();
-  await expect(confirm.getByRole("button", { name: "Cancel" })).toBeFocused();
+  const cancel = confirm.getByRole("button", { name: "Cancel" });
   const confirmDelete = confirm.getByRole("button", { name: "Delete", exact: true });
-  for (let i = 0; i < 3 && !(await isFocused(confirmDelete)); i++) {
-    await keyboard.press("Tab");
-    expect(await focusInside(page, "[role=alertdialog]"), `Tab ${i + 1} left the confirmation`).toBe(true);
+  await expect(cancel).toBeFocused();
+  // Tab: Cancel, Delete, and round to Cancel again; Shift+Tab the other way round.
+  for (const [key, next] of [
+    ["Tab", confirmDelete],
+    ["Tab", cancel],
+    ["Tab", confirmDelete],
+    ["Shift+Tab", cancel],
+    ["Shift+Tab", confirmDelete],
+    ["Shift+Tab", cancel],
+  ] as const) {
+    await keyboard.press(key);
+    expect(await focusInside(page, "[role=alertdialog]"), `${key} left the confirmation for ${await focused(page)}`).toBe(true);
+    await expect(next).toBeFocused();
   }
-  await expect(confirmDelete).toBeFocused();
-  await keyboard.press("Enter");
+  // Escape: closed, nothing deleted, the focus on the Delete button that opened it.
+  await keyboard.press("Escape");
+  await expect(confirm).toHaveCount(0);
   await expect(items).toHaveCount(1);
-  await expect(items.first()).toContainText(renamed);
-  await expectFocusKept(page, "the conversation was deleted");
+  await expect(del).toBeFocused();
+  // The same from its Delete button.
+  await keyboard.press("Enter");
+  await expect(cancel).toBeFocused();
+  await keyboard.press("Tab");
+  await expect(confirmDelete).toBeFocused();
+  await keyboard.press("Escape");
+  await expect(confirm).toHaveCount(0);
+  await expect(items).toHaveCount(1);
+  await expect(del).toBeFocused();
+});
+
+test("the shortcuts dialog holds the focus and lists Ctrl/⌘+K", async ({ page }) => {
+  const keyboard = page.keyboard;
+  await signedIn(page, "a11y-help-keys");
+  await startConversation(page, "lines 1");
+  const newConversation = page.getByRole("button", { name: "New conversation" });
+  await tabTo(page, newConversation, "the New conversation button", "Shift+Tab");
+  await keyboard.press("?");
+  const dialog = page.getByRole("dialog", { name: "Keyboard shortcuts" });
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toContainText(/Ctrl\s*\+\s*K/);
+  await expect(dialog).toContainText(/⌘\s*\+\s*K/);
+  await expect(dialog).toContainText("Search conversations");
+  await expect.poll(() => focusInside(page, "[role=dialog]"), "the focus moved into the dialog").toBe(true);
+  for (const key of ["Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab"]) {
+    await keyboard.press(key);
+    expect(await focusInside(page, "[role=dialog]"), `${key} left the shortcuts dialog for ${await focused(page)}`).toBe(true);
+  }
+  await keyboard.press("Escape");
+  await expect(dialog).toHaveCount(0);
+  await expect(newConversation).toBeFocused();
+});
+
+test("a new message in another tab takes neither the focus nor the text from its composer", async ({ page }) => {
+  await signedIn(page, "a11y-tabs");
+  await startConversation(page, "lines 1");
+  await expect(page.getByTestId("assistant-message").last()).toContainText("line 1 of 1");
+
+  // Tab B: the same user and conversation, its event stream open, half a message typed.
+  const other = await page.context().newPage();
+  try {
+    const opened = streamOpened(other);
+    await other.goto(page.url());
+    await hydrated(other);
+    await opened;
+    await expect(other.getByTestId("assistant-message")).toHaveCount(1);
+    const otherBox = composer(other);
+    await otherBox.focus();
+    await other.keyboard.type("half a thought");
+    await expect(otherBox).toHaveValue("half a thought");
+    const activeId = () => other.evaluate(() => document.activeElement?.id ?? "");
+    expect(await activeId()).toBe("composer-input");
+
+    // Tab A sends and gets its reply; tab B shows both, live.
+    await send(page, "lines 2");
+    await expect(page.getByTestId("assistant-message")).toHaveCount(2);
+    await expect(page.getByTestId("assistant-message").last()).toContainText("line 2 of 2");
+    await expect(other.getByTestId("assistant-message")).toHaveCount(2);
+    await expect(other.getByTestId("assistant-message").last()).toContainText("line 2 of 2");
+    await expect(other.getByTestId("typing")).toBeHidden();
+    await other.waitForTimeout(500);
+
+    // In tab B: still the composer, the text intact, and typing goes on where it was.
+    expect(await activeId(), "tab B's focus after the other tab's messages").toBe("composer-input");
+    await expect(otherBox).toHaveValue("half a thought");
+    await other.keyboard.type(", continued");
+    await expect(otherBox).toHaveValue("half a thought, continued");
+  } finally {
+    await other.close();
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -448,29 +600,131 @@ test("a reply is announced once, when complete, in a visually hidden status regi
   expect(size, "#announcer is rendered (not display: none)").not.toBeNull();
   expect(size!.width).toBeLessThanOrEqual(1);
   expect(size!.height).toBeLessThanOrEqual(1);
+  // The first reply's announcement is made before the count starts.
+  await expect(announcer).toContainText("line 1 of 1");
 
+  // Every change of the live region's text, recorded by a MutationObserver from before the
+  // reply streams: each time its textContent differs from what it was, the new text.
   await page.evaluate(() => {
     const w = window as any;
     const el = document.getElementById("announcer")!;
+    let last = el.textContent ?? "";
     w.__announced = [] as string[];
-    w.__announcer = new MutationObserver(() => w.__announced.push(el.textContent ?? ""));
+    w.__mutations = 0;
+    w.__announcer = new MutationObserver((records) => {
+      w.__mutations += records.length;
+      const now = el.textContent ?? "";
+      if (now !== last) {
+        last = now;
+        w.__announced.push(now);
+      }
+    });
     w.__announcer.observe(el, { childList: true, characterData: true, subtree: true });
   });
+  /** What the region said since the last call (and how many mutations that took). */
+  const said = async (): Promise<{ texts: string[]; mutations: number }> =>
+    page.evaluate(() => {
+      const w = window as any;
+      const out = { texts: w.__announced.splice(0) as string[], mutations: w.__mutations as number };
+      w.__mutations = 0;
+      return out;
+    });
+
+  // 40 tokens stream: one announcement, of the whole reply, once it is complete.
   await send(page, "story please");
   await expect(page.getByTestId("streaming")).toContainText("word5 ");
   const reply = page.getByTestId("assistant-message").nth(1);
   await expect(reply).toContainText(story(40));
   await expect(page.getByTestId("streaming")).toBeHidden();
   await page.waitForTimeout(1000);
-  const texts: string[] = await page.evaluate(() => (window as any).__announced);
-  const distinct = [...new Set(texts.map((t) => t.trim()).filter((t) => t.length > 0))];
-  expect(distinct, `what #announcer said during the reply: ${JSON.stringify(texts)}`).toHaveLength(1);
-  expect(distinct[0]).toContain("word0 word1 word2");
+  const first = await said();
+  const firstSaid = first.texts.filter((t) => t.trim().length > 0);
+  expect(
+    firstSaid,
+    `#announcer during the 40-token reply (${first.mutations} mutations): ${JSON.stringify(first.texts)}`,
+  ).toHaveLength(1);
+  expect(firstSaid[0]).toContain("word0 word1 word2");
+  expect(firstSaid[0]).toContain("word39");
+
+  // The next reply: one announcement of its own.
+  await send(page, "lines 3");
+  await expect(page.getByTestId("assistant-message").nth(2)).toContainText("line 3 of 3");
+  await expect(page.getByTestId("typing")).toBeHidden();
+  await page.waitForTimeout(1000);
+  const second = await said();
+  const secondSaid = second.texts.filter((t) => t.trim().length > 0);
+  expect(
+    secondSaid,
+    `#announcer during the second reply (${second.mutations} mutations): ${JSON.stringify(second.texts)}`,
+  ).toHaveLength(1);
+  expect(secondSaid[0]).toContain("line 1 of 3");
+  expect(secondSaid[0]).toContain("line 3 of 3");
+});
+
+test("“Using add_task…” is said by a status region while the tool runs", async ({ browser }) => {
+  test.setTimeout(90_000);
+  // A server of its own whose offline assistant pauses 1.5 s before each answer (as in
+  // chat.spec.ts), so the tool step lasts long enough to be read.
+  const thinking = await startServer(thinkingPort, { OFFLINE_THINK_MS: "1500" });
+  const context = await browser.newContext({ baseURL: thinking.url });
+  try {
+    const page = await context.newPage();
+    await signedIn(page, "a11y-tool-status");
+    await expect(page.getByText("Offline assistant")).toBeVisible();
+    await send(page, "add a task to buy milk");
+    await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
+    // The typing indicator's label is a status region (polite), in the accessibility tree.
+    const status = page.getByTestId("typing").getByRole("status");
+    await expect(status).toHaveText("Using add_task…");
+    const reply = page.getByTestId("assistant-message").last();
+    await expect(reply).toContainText("Added task 1: Buy milk");
+    await expect(page.getByTestId("typing")).toBeHidden();
+  } finally {
+    await context.close();
+    await stopServer(thinking);
+  }
+});
+
+test("an error reply is announced through #announcer", async ({ page }) => {
+  await signedIn(page, "a11y-error-said");
+  await startConversation(page, "lines 1");
+  const announcer = page.locator("#announcer");
+  await expect(announcer).toContainText("line 1 of 1");
+  await send(page, "fail please");
+  const reply = page.getByTestId("assistant-message").nth(1);
+  await expect(reply).toHaveAttribute("data-status", "error");
+  await expect(reply.getByRole("button", { name: "Retry" })).toBeVisible();
+  // The region says the error reply (its first words, less the markdown marks it leaves out),
+  // politely, as a status.
+  const text = (await reply.locator(".bubble").innerText()).replace(/[*`#|_]/g, "");
+  const words = text.trim().split(/\s+/).slice(0, 4).join(" ");
+  expect(words.length, "the error reply has text").toBeGreaterThan(0);
+  await expect(announcer).toHaveAttribute("role", "status");
+  await expect(announcer).toContainText(words);
+  await expect(announcer).not.toContainText("line 1 of 1");
 });
 
 // ---------------------------------------------------------------------------------------------
 // Reflow (1.4.10): nothing scrolls sideways at 320 px, nor at 1280 px zoomed to 200 %.
 // ---------------------------------------------------------------------------------------------
+
+/** Nothing scrolls sideways: neither the page (its scrollWidth is its clientWidth) nor the thread. */
+async function expectNoSidewaysScroll(page: Page, what: string): Promise<void> {
+  await expect
+    .poll(
+      () =>
+        page.evaluate(() => {
+          const doc = document.documentElement;
+          const thread = document.querySelector(".thread");
+          return {
+            document: doc.scrollWidth - doc.clientWidth,
+            thread: thread ? thread.scrollWidth - thread.clientWidth : 0,
+          };
+        }),
+      { message: `${what}: overflow past the width, in px` },
+    )
+    .toEqual({ document: 0, thread: 0 });
+}
 
 for (const [label, width, height] of [
   ["320×640", 320, 640],
@@ -480,21 +734,7 @@ for (const [label, width, height] of [
     test.use({ viewport: { width, height } });
 
     test("no horizontal scrolling, with a long code line and a long word", async ({ page }) => {
-      const noSidewaysScroll = (what: string) =>
-        expect
-          .poll(
-            () =>
-              page.evaluate(() => {
-                const doc = document.documentElement;
-                const thread = document.querySelector(".thread");
-                return {
-                  document: doc.scrollWidth - doc.clientWidth,
-                  thread: thread ? thread.scrollWidth - thread.clientWidth : 0,
-                };
-              }),
-            { message: `${what} at ${label}: overflow past the width, in px` },
-          )
-          .toEqual({ document: 0, thread: 0 });
+      const noSidewaysScroll = (what: string) => expectNoSidewaysScroll(page, `${what} at ${label}`);
 
       await page.goto("/login");
       await hydrated(page);
@@ -509,6 +749,50 @@ for (const [label, width, height] of [
       await expect(page.getByTestId("user-message").last()).toContainText(LONG_WORD);
       await noSidewaysScroll("a conversation with a long code line and a long word");
     });
+
+    test("no horizontal scrolling with the drawer or the palette open, on the search and settings pages", async ({
+      page,
+    }) => {
+      const noSidewaysScroll = (what: string) => expectNoSidewaysScroll(page, `${what} at ${label}`);
+      await signedIn(page, "a11y-reflow-more");
+      const word = uniqueWord();
+      await startConversation(page, `lines 1 ${word}`);
+      await expect(page.getByTestId("assistant-message").last()).toContainText("line 1 of 1");
+
+      // The conversation drawer open.
+      const sidebar = page.locator("#sidebar");
+      await page.getByRole("button", { name: "Open the conversation list" }).click();
+      await expect(sidebar).toBeInViewport();
+      await expect.poll(() => sidebar.evaluate((el) => getComputedStyle(el).transform)).toBe("none");
+      await noSidewaysScroll("the conversation drawer open");
+      await page.keyboard.press("Escape");
+      await expect(sidebar).not.toBeInViewport();
+
+      // The search palette open, with a result.
+      await page.keyboard.press("Control+k");
+      const palette = page.getByRole("dialog", { name: "Search conversations" });
+      await expect(palette).toBeVisible();
+      const input = palette.getByRole("combobox", { name: "Search" });
+      await expect(input).toBeFocused();
+      await input.fill(word);
+      await expect(palette.getByRole("option").first()).toBeVisible();
+      await noSidewaysScroll("the search palette open with a result");
+      await page.keyboard.press("Escape");
+      await expect(palette).toBeHidden();
+
+      // The search page with a result.
+      await page.goto(`/chat/search?q=${encodeURIComponent(word)}`);
+      await hydrated(page);
+      await expect(page.getByTestId("search-result").first()).toBeVisible();
+      await noSidewaysScroll("the search page with a result");
+
+      // The settings page.
+      await page.goto("/settings");
+      await hydrated(page);
+      await expect(page.getByRole("heading", { name: "Settings", exact: true })).toBeVisible();
+      await expect(page.getByRole("button", { name: "Import", exact: true })).toBeVisible();
+      await noSidewaysScroll("the settings page");
+    });
   });
 }
 
@@ -516,37 +800,39 @@ for (const [label, width, height] of [
 // prefers-reduced-motion: no animated dots, no smooth scrolling.
 // ---------------------------------------------------------------------------------------------
 
-test.describe("with reduced motion", () => {
-  test.use({ reducedMotion: "reduce" });
+for (const colorScheme of ["light", "dark"] as const) {
+  test.describe(`with reduced motion, ${colorScheme} mode`, () => {
+    test.use({ reducedMotion: "reduce", colorScheme });
 
-  test("the typing indicator does not animate and the thread does not scroll smoothly", async ({ page }) => {
-    await signedIn(page, "a11y-motion");
-    await startConversation(page, "lines 1");
-    await send(page, "long story");
-    const typing = page.getByTestId("typing");
-    await expect(typing).toBeVisible();
-    const dots = typing.locator(".dot");
-    expect(await dots.count()).toBeGreaterThan(0);
-    const animations = await dots.evaluateAll((els) =>
-      els.map((el) => {
-        const style = getComputedStyle(el);
-        return { name: style.animationName, duration: style.animationDuration };
-      }),
-    );
-    for (const a of animations) {
-      const seconds = Math.max(...a.duration.split(",").map((d) => parseFloat(d) * (d.trim().endsWith("ms") ? 0.001 : 1)));
-      expect(a.name === "none" || seconds <= 0.01, `a typing dot animates: ${JSON.stringify(a)}`).toBe(true);
-    }
-    // The thread's scroller (see follow.rs) and the page itself.
-    const behaviours = await page.evaluate(() => ({
-      thread: getComputedStyle(document.querySelector(".thread")!).scrollBehavior,
-      messages: getComputedStyle(document.querySelector(".messages")!).scrollBehavior,
-      root: getComputedStyle(document.documentElement).scrollBehavior,
-    }));
-    expect(behaviours.thread).not.toBe("smooth");
-    expect(behaviours.messages).not.toBe("smooth");
-    expect(behaviours.root).not.toBe("smooth");
-    await page.getByTestId("stop").click();
-    await expect(page.getByTestId("assistant-message").last()).toHaveAttribute("data-status", "stopped");
+    test("the typing indicator does not animate and the thread does not scroll smoothly", async ({ page }) => {
+      await signedIn(page, "a11y-motion");
+      await startConversation(page, "lines 1");
+      await send(page, "long story");
+      const typing = page.getByTestId("typing");
+      await expect(typing).toBeVisible();
+      const dots = typing.locator(".dot");
+      expect(await dots.count()).toBeGreaterThan(0);
+      const animations = await dots.evaluateAll((els) =>
+        els.map((el) => {
+          const style = getComputedStyle(el);
+          return { name: style.animationName, duration: style.animationDuration };
+        }),
+      );
+      for (const a of animations) {
+        const seconds = Math.max(...a.duration.split(",").map((d) => parseFloat(d) * (d.trim().endsWith("ms") ? 0.001 : 1)));
+        expect(a.name === "none" || seconds <= 0.01, `a typing dot animates: ${JSON.stringify(a)}`).toBe(true);
+      }
+      // The thread's scroller (see follow.rs) and the page itself.
+      const behaviours = await page.evaluate(() => ({
+        thread: getComputedStyle(document.querySelector(".thread")!).scrollBehavior,
+        messages: getComputedStyle(document.querySelector(".messages")!).scrollBehavior,
+        root: getComputedStyle(document.documentElement).scrollBehavior,
+      }));
+      expect(behaviours.thread).not.toBe("smooth");
+      expect(behaviours.messages).not.toBe("smooth");
+      expect(behaviours.root).not.toBe("smooth");
+      await page.getByTestId("stop").click();
+      await expect(page.getByTestId("assistant-message").last()).toHaveAttribute("data-status", "stopped");
+    });
   });
-});
+}

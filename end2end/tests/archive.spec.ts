@@ -6,10 +6,9 @@
 // Against the suite's server (offline assistant). Data a test only needs to exist is made
 // through the REST API with the page's session cookie (writes carry the Origin header, as a
 // browser's would: the server refuses cookie writes from elsewhere).
-import { test, expect, Locator, Page, Response as PageResponse } from "@playwright/test";
-import AxeBuilder from "@axe-core/playwright";
+import { test, expect, Browser, Locator, Page, Response as PageResponse } from "@playwright/test";
 import { readFileSync } from "node:fs";
-import { hydrated, register, uniqueEmail } from "./helpers";
+import { expectNoAxeViolations, hydrated, register, streamOpened, uniqueEmail, uniqueWord } from "./helpers";
 
 const password = "correct horse 1";
 
@@ -29,15 +28,6 @@ async function startConversation(page: Page, text: string) {
   await send(page, text);
   await expect(page).toHaveURL(/\/chat\/[0-9a-f-]{36}/);
   await expect(page.getByTestId("assistant-message").last()).toBeVisible();
-}
-
-/** A word no other data has: lowercase letters only (one token for Postgres's parser), ending
- * in a consonant no English suffix rule strips, so its stem keeps every typed prefix. */
-function uniqueWord(): string {
-  const letters = "bcdfghjkmnpqrtvwxz";
-  let tail = "";
-  for (let i = 0; i < 6; i++) tail += letters[Math.floor(Math.random() * letters.length)];
-  return `quoll${tail}k`;
 }
 
 function tag(): string {
@@ -70,14 +60,6 @@ interface Turn {
 /** One send through REST: the offline assistant answers before the call returns. */
 async function sendRest(page: Page, id: string, content: string): Promise<Turn> {
   return (await rest(page, "POST", `/api/chat/conversations/${id}/messages`, { content }, 201)) as Turn;
-}
-
-/** Resolves when the page's event stream has answered 200. Start it before whatever opens it. */
-function streamOpened(page: Page): Promise<PageResponse> {
-  return page.waitForResponse(
-    (res) => new URL(res.url()).pathname === "/api/chat/events" && res.status() === 200,
-    { timeout: 20_000 },
-  );
 }
 
 async function markPage(page: Page): Promise<void> {
@@ -188,25 +170,6 @@ async function settled(target: Locator): Promise<void> {
         .map((a) => a.finished.catch(() => undefined)),
     ),
   );
-}
-
-const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
-
-/** Runs axe on the page as it is now; fails listing every violation and where it is. */
-async function expectNoAxeViolations(page: Page, state: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).withTags(AXE_TAGS).analyze();
-  const report = results.violations
-    .map((v) => {
-      const nodes = v.nodes
-        .map((n) => `      ${n.target.map((t) => (Array.isArray(t) ? t.join(" >>> ") : t)).join(" ")}`)
-        .join("\n");
-      return `  - ${v.id} [${v.impact ?? "no impact"}]: ${v.help}\n${nodes}`;
-    })
-    .join("\n");
-  expect(
-    results.violations.map((v) => v.id),
-    `${state}: ${results.violations.length} axe violation(s)\n${report}`,
-  ).toEqual([]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,6 +354,55 @@ test("Ctrl+K: results as you type, arrow keys, Enter opens the conversation at t
   await expect(message).toBeInViewport();
 });
 
+test("the search palette gives the focus back where it was (Escape, a click beside it) and keeps Tab inside", async ({
+  page,
+}) => {
+  await register(page, uniqueEmail("palette-focus"), password);
+  const word = uniqueWord();
+  const title = `Focus check ${tag()}`;
+  const id = await createConversation(page, title);
+  await sendRest(page, id, `Thinking about the ${word} expedition`);
+  await page.goto("/chat");
+  await hydrated(page);
+  const entry = item(mainList(page), title);
+  await expect(entry).toHaveCount(1);
+
+  // From the sidebar's search field, Escape: back to that field (not to the composer).
+  const field = page.locator("#sidebar-search");
+  await field.focus();
+  await expect(field).toBeFocused();
+  await openPalette(page);
+  await page.keyboard.press("Escape");
+  await expect(palette(page)).toBeHidden();
+  await expect(field).toBeFocused();
+
+  // From a conversation's link, a click on the backdrop: back to that link.
+  const link = entry.getByRole("link").first();
+  await link.focus();
+  await expect(link).toBeFocused();
+  await openPalette(page);
+  await page.locator(".dialog-backdrop").click({ position: { x: 5, y: 5 } });
+  await expect(palette(page)).toBeHidden();
+  await expect(link).toBeFocused();
+
+  // Open, with a result shown: Tab and Shift+Tab never leave the dialog.
+  const input = await openPalette(page);
+  const answered = searched(page, word);
+  await input.pressSequentially(word, { delay: 20 });
+  await answered;
+  await expect(palette(page).getByRole("option").first()).toBeVisible();
+  for (const key of ["Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab"]) {
+    await page.keyboard.press(key);
+    const inside = await palette(page).evaluate((el) => el.contains(document.activeElement));
+    expect(inside, `${key} left the open palette`).toBe(true);
+  }
+  await expect(input).toBeFocused();
+  // And Escape still gives the focus back to the link it came from.
+  await page.keyboard.press("Escape");
+  await expect(palette(page)).toBeHidden();
+  await expect(link).toBeFocused();
+});
+
 // ---------------------------------------------------------------------------------------------
 // 3. The sidebar's search form on a phone, and the search page without JavaScript.
 // ---------------------------------------------------------------------------------------------
@@ -521,6 +533,25 @@ test("settings: download all my data, and import it into another account", async
 // 5. Axe on the new states, in light and dark mode.
 // ---------------------------------------------------------------------------------------------
 
+/** The "download all my data" file of another new account, with one conversation: a small
+ * file to import. */
+async function anotherAccountsExport(browser: Browser): Promise<string> {
+  const context = await browser.newContext();
+  try {
+    const other = await context.newPage();
+    await register(other, uniqueEmail("a11y-export"), password);
+    const id = await createConversation(other, `Import check ${tag()}`);
+    await sendRest(other, id, "add imported item");
+    const origin = new URL(other.url()).origin;
+    const res = await other.request.get(`${origin}/api/export`);
+    const text = await res.text();
+    expect(res.status(), `GET /api/export: ${text.slice(0, 200)}`).toBe(200);
+    return text;
+  } finally {
+    await context.close();
+  }
+}
+
 for (const colorScheme of ["light", "dark"] as const) {
   test.describe(`axe, ${colorScheme} mode`, () => {
     test.use({ colorScheme });
@@ -577,6 +608,59 @@ for (const colorScheme of ["light", "dark"] as const) {
       await expect(page.getByLabel("Conversations file")).toBeAttached();
       await expect(page.getByRole("button", { name: "Import", exact: true })).toBeVisible();
       await expectNoAxeViolations(page, `settings page (${colorScheme})`);
+    });
+
+    test("the settings page showing an import's result", async ({ page, browser }) => {
+      const exported = await anotherAccountsExport(browser);
+      await register(page, uniqueEmail("a11y-import"), password);
+      await page.getByRole("link", { name: "Settings", exact: true }).click();
+      await expect(page).toHaveURL(/\/settings$/);
+      await hydrated(page);
+      await page.getByLabel("Conversations file").setInputFiles({
+        name: "chatkit-export.json",
+        mimeType: "application/json",
+        buffer: Buffer.from(exported),
+      });
+      await page.getByRole("button", { name: "Import", exact: true }).click();
+      // The server sends the browser back to the settings page, with what it did.
+      await expect(page.getByRole("status").filter({ hasText: /Imported 1\b/ })).toBeVisible();
+      await hydrated(page);
+      await expect(page.getByRole("button", { name: "Import", exact: true })).toBeVisible();
+      await expectNoAxeViolations(page, `settings page with an import's result (${colorScheme})`);
+    });
+
+    test("the search page with results", async ({ page }) => {
+      await register(page, uniqueEmail("a11y-search-page"), password);
+      const word = uniqueWord();
+      const id = await createConversation(page, `Search page check ${tag()}`);
+      await sendRest(page, id, `Thinking about the ${word} expedition`);
+      const second = await createConversation(page, `Search page check two ${tag()}`);
+      await sendRest(page, second, `The ${word} again, briefly`);
+      await page.goto(`/chat/search?q=${encodeURIComponent(word)}`);
+      await hydrated(page);
+      await expect(page.getByRole("heading", { name: "Search", exact: true })).toBeVisible();
+      const results = page.getByTestId("search-result");
+      await expect(results).toHaveCount(2);
+      await expect(results.first().locator("mark").first()).toContainText(word, { ignoreCase: true });
+      await settled(page.locator("#main"));
+      await expectNoAxeViolations(page, `search page with results (${colorScheme})`);
+    });
+
+    test("a conversation's More actions menu open", async ({ page }) => {
+      await register(page, uniqueEmail("a11y-menu"), password);
+      const title = `Menu check ${tag()}`;
+      const id = await createConversation(page, title);
+      await sendRest(page, id, "add menu item");
+      await page.goto(`/chat/${id}`);
+      await hydrated(page);
+      const entry = item(mainList(page), title);
+      await expect(entry).toHaveCount(1);
+      const more = entry.getByRole("button", { name: `More actions for ${title}`, exact: true });
+      await openMenu(more);
+      await expect(await inMenu(page, entry, more, "Pin")).toBeVisible();
+      await expect(await inMenu(page, entry, more, "Archive")).toBeVisible();
+      await settled(sidebar(page));
+      await expectNoAxeViolations(page, `conversation menu open (${colorScheme})`);
     });
   });
 }
