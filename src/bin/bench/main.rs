@@ -5,6 +5,7 @@
 //! the same SQL through `pgbench` for the raw floor, and prints one table (also written as JSON).
 //! Each phase is a module of its own; this one runs them in order and prints what they found.
 
+mod branches;
 mod cluster;
 mod live;
 mod model;
@@ -46,6 +47,7 @@ struct Results {
     on_postgres: cluster::BusResult,
     on_nats: cluster::BusResult,
     search: Result<search::Measured>,
+    branches: Result<branches::Measured>,
 }
 
 #[tokio::main]
@@ -106,6 +108,11 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
     }
     eprintln!("[bench] pgbench floors");
     let floors = reads::floors(&db_url, &user, opts)?;
+    eprintln!("[bench] current branch of a 10,000-message conversation with 1,000 branch points vs a straight one");
+    let branches = branches::measure(&server, &user, &db_url, opts).await;
+    if let Err(err) = &branches {
+        eprintln!("[bench] could not measure the current branch page: {err:#}");
+    }
     drop(server);
 
     // Several replicas, each bus backend in turn (the single server above is stopped).
@@ -137,6 +144,7 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
         on_postgres,
         on_nats,
         search,
+        branches,
     })
 }
 
@@ -148,6 +156,7 @@ fn table(opts: &setup::Options, r: &Results) -> Vec<Row> {
     rows.extend(streams::rows(&r.streams));
     rows.extend(replies::rows(&r.replies));
     rows.extend(reads::other_rows(&r.reads, &r.floors, r.rss_pollers_mb));
+    rows.extend(branches::rows(&r.branches));
     rows.push(page::weight_row(&r.page));
     rows.extend(cluster::rows(&r.on_postgres, &r.on_nats));
     rows.extend(search::rows(&r.search));
@@ -194,6 +203,7 @@ fn write_report(opts: &setup::Options, r: &Results, rows: &[Row]) -> Result<()> 
     add(streams::report(&r.streams));
     add(replies::report(&r.replies));
     add(search::report(&r.search));
+    add(branches::report(&r.branches));
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
