@@ -269,6 +269,11 @@ mod tests {
                 created_at: at,
                 client_id: None,
                 html: Some("<strong>hi</strong>".into()),
+                parent_id: Some(id),
+                sibling_index: 2,
+                sibling_count: 2,
+                sibling_ids: vec![id, id],
+                branch_changes: vec![],
             }),
             LiveEvent::Delta {
                 conversation_id: id,

@@ -268,21 +268,22 @@ async fn retry_after_item(
         id,
         &crate::model::MessageQuery {
             limit: Some(items::MAX_PAGE),
+            after: Some(message.seq),
+            branch: Some(crate::model::BranchView::Current),
             ..Default::default()
         },
     )
     .await?;
-    let after: Vec<_> = shown
-        .messages
-        .into_iter()
-        .filter(|m| m.seq > message.seq)
-        .collect();
+    let after = shown.messages;
     let receiver = state.live.open_for_turn(&user)?;
     let reply_seq = messages::last_message(&state.pool, id)
         .await?
         .map_or(message.seq, |m| m.seq)
         + 1;
-    let turn = match after.first().filter(|m| m.role == Role::Assistant) {
+    let turn = match after
+        .first()
+        .filter(|m| m.role == Role::Assistant && m.parent_id == Some(message.id))
+    {
         Some(answer) => {
             agent::start_regenerate(&state.agent, user.id, id, answer.id, None)
                 .await?

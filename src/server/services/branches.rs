@@ -151,11 +151,13 @@ pub async fn switch(
     Ok(changed)
 }
 
-/// A task change made on another branch, and whether it was made answering the very user
-/// message being answered now (an earlier answer to it, which the prompt replays as calls).
+/// A task change made on another branch, whether it was made answering the very user message
+/// being answered now (an earlier answer to it, which the prompt replays as calls), and
+/// whether an earlier answer on this branch already showed it.
 pub struct ChangeElsewhere {
     pub change: BranchChange,
     pub same_message: bool,
+    pub shown: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -163,6 +165,7 @@ struct CallRow {
     user_seq: i64,
     tool_name: String,
     result: sqlx::types::Json<serde_json::Value>,
+    shown: bool,
 }
 
 /// The task changes made by every other turn of the conversation whose answer is not on the
@@ -177,11 +180,18 @@ pub async fn changes_elsewhere(
 ) -> AppResult<Vec<ChangeElsewhere>> {
     let calls = sqlx::query_as::<_, CallRow>(
         "WITH RECURSIVE path AS (
-             SELECT id, parent_id, seq FROM messages WHERE conversation_id = $1 AND seq = $2
+             SELECT id, parent_id, seq, branch_changes FROM messages
+             WHERE conversation_id = $1 AND seq = $2
              UNION ALL
-             SELECT m.id, m.parent_id, m.seq FROM path JOIN messages m ON m.id = path.parent_id
+             SELECT m.id, m.parent_id, m.seq, m.branch_changes
+             FROM path JOIN messages m ON m.id = path.parent_id
          )
-         SELECT t.user_seq, c.tool_name, c.result
+         SELECT t.user_seq, c.tool_name, c.result,
+                EXISTS (SELECT 1 FROM path p, jsonb_array_elements(p.branch_changes) e
+                        WHERE p.branch_changes IS NOT NULL
+                          AND e->>'tool_name' = c.tool_name
+                          AND e->>'action' IS NOT DISTINCT FROM c.result->>'status'
+                          AND e->>'task_id' IS NOT DISTINCT FROM c.result->>'task_id') AS shown
          FROM turns t JOIN turn_tool_calls c ON c.turn_id = t.id
          WHERE (SELECT branched FROM conversations WHERE id = $1)
            AND t.conversation_id = $1 AND t.id <> $3 AND c.status = 'success'
@@ -229,6 +239,7 @@ pub async fn changes_elsewhere(
                     now,
                 },
                 same_message: c.user_seq == user_seq,
+                shown: c.shown,
             }
         })
         .collect())

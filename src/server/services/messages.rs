@@ -76,6 +76,24 @@ impl MessageRow {
     }
 }
 
+/// A message read with its siblings' ids (`SIBLINGS` of `messages m`).
+#[derive(sqlx::FromRow)]
+pub(super) struct RowWithSiblings {
+    #[sqlx(flatten)]
+    pub(super) message: MessageRow,
+    pub(super) sibling_ids: Option<Vec<Uuid>>,
+}
+
+impl From<RowWithSiblings> for Message {
+    fn from(r: RowWithSiblings) -> Self {
+        with_siblings(r.message, r.sibling_ids)
+    }
+}
+
+/// The ids of `m`'s siblings (itself among them), in seq order.
+const SIBLINGS: &str =
+    "ARRAY(SELECT s.id FROM messages s WHERE s.sibling_of = m.sibling_of ORDER BY s.seq) AS sibling_ids";
+
 /// A message with its siblings' ids (this one among them), in `seq` order.
 pub(super) fn with_siblings(row: MessageRow, siblings: Option<Vec<Uuid>>) -> Message {
     let mut message = Message::from(row);
@@ -441,13 +459,14 @@ pub async fn find_by_client_id(
     conversation: Uuid,
     client_id: Uuid,
 ) -> AppResult<Option<(Message, Option<Message>)>> {
-    let rows = sqlx::query_as::<_, MessageRow>(&format!(
+    let rows = sqlx::query_as::<_, RowWithSiblings>(&format!(
         "WITH sent AS (
-             SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND client_id = $2
+             SELECT {PATH_COLUMNS}, {SIBLINGS} FROM messages m
+             WHERE conversation_id = $1 AND client_id = $2
          )
          SELECT * FROM sent
          UNION ALL
-         (SELECT {MESSAGE_COLUMNS} FROM messages
+         (SELECT {PATH_COLUMNS}, {SIBLINGS} FROM messages m
           WHERE sibling_of = (SELECT id FROM sent) AND parent_id IS NOT NULL
           ORDER BY seq LIMIT 1)"
     ))
@@ -507,8 +526,8 @@ pub async fn message_at(
     conversation: Uuid,
     seq: i64,
 ) -> AppResult<Option<Message>> {
-    Ok(sqlx::query_as::<_, MessageRow>(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq = $2"
+    Ok(sqlx::query_as::<_, RowWithSiblings>(&format!(
+        "SELECT {PATH_COLUMNS}, {SIBLINGS} FROM messages m WHERE conversation_id = $1 AND seq = $2"
     ))
     .bind(conversation)
     .bind(seq)
@@ -520,12 +539,11 @@ pub async fn message_at(
 /// The message `id` of the user's conversation: "not found" when either is someone else's,
 /// deleted or missing.
 pub async fn by_id(pool: &PgPool, user: Uuid, conversation: Uuid, id: Uuid) -> AppResult<Message> {
-    sqlx::query_as::<_, MessageRow>(
-        "SELECT m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status,
-                m.created_at, m.client_id, m.parent_id, m.branch_changes
+    sqlx::query_as::<_, RowWithSiblings>(&format!(
+        "SELECT {PATH_COLUMNS}, {SIBLINGS}
          FROM messages m JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.id = $1 AND m.conversation_id = $2 AND c.user_id = $3 AND c.deleted_at IS NULL",
-    )
+         WHERE m.id = $1 AND m.conversation_id = $2 AND c.user_id = $3 AND c.deleted_at IS NULL"
+    ))
     .bind(id)
     .bind(conversation)
     .bind(user)

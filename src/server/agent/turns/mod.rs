@@ -456,20 +456,65 @@ pub async fn start_regenerate(
         return Err(AppError::validation("this answer follows no message"));
     };
     let user_message = messages::by_id(&agent.pool, user, conversation, parent).await?;
-    if let Some(client_id) = client_id {
-        if records::by_client_id(&agent.pool, conversation, client_id)
-            .await?
-            .is_some()
-        {
-            let found = regenerated(agent, user_message.clone(), conversation, client_id);
-            return Ok((
-                user_message,
-                TurnHandle::new(conversation, found.await?, None),
-            ));
+    let Some(client_id) = client_id else {
+        let (joined, canceller) =
+            launch_regenerate(agent, user, conversation, user_message.clone(), None, None).await?;
+        return Ok((
+            user_message,
+            TurnHandle::new(conversation, joined, Some(canceller)),
+        ));
+    };
+    if records::by_client_id(&agent.pool, conversation, client_id)
+        .await?
+        .is_some()
+    {
+        let found = regenerated(agent, user_message.clone(), conversation, client_id).await?;
+        return Ok((user_message, TurnHandle::new(conversation, found, None)));
+    }
+    // Duplicates in this process share the first request's turn (one slot, one answer).
+    let key = (user, conversation, client_id);
+    let cell = agent.inflight.cell(key);
+    let mut canceller = None;
+    let joined = cell
+        .get_or_try_init(|| async {
+            let entry = agent.inflight.remove_when_dropped(key, cell.clone());
+            let (joined, started) = launch_regenerate(
+                agent,
+                user,
+                conversation,
+                user_message.clone(),
+                Some(client_id),
+                Some(entry),
+            )
+            .await?;
+            canceller = Some(started);
+            Ok::<_, AppError>(joined)
+        })
+        .await
+        .cloned();
+    match joined {
+        Ok(joined) => Ok((
+            user_message,
+            TurnHandle::new(conversation, joined, canceller),
+        )),
+        Err(err) => {
+            agent.inflight.forget_unstarted(key, &cell);
+            Err(err)
         }
     }
-    let answered = user_message.clone();
-    let (joined, canceller) = launch(agent, user, conversation, move |agent, phase| async move {
+}
+
+/// Admits a regeneration and starts its task (see `launch_send` for `entry`).
+async fn launch_regenerate(
+    agent: &AgentState,
+    user: Uuid,
+    conversation: Uuid,
+    answered: Message,
+    client_id: Option<Uuid>,
+    entry: Option<inflight::InflightEntry>,
+) -> AppResult<(Joinable, Canceller)> {
+    launch(agent, user, conversation, move |agent, phase| async move {
+        let _entry = entry;
         let seq = answered.seq;
         let started = claim(&agent, || async {
             if !phase.begin_storing() {
@@ -493,7 +538,7 @@ pub async fn start_regenerate(
             match begun? {
                 Retried::Started(turn) => Ok(Ok(Some(turn))),
                 Retried::Busy => Ok(Err(Busy)),
-                // The same client_id started a turn first (another request or replica).
+                // The same client_id started a turn first (another replica).
                 Retried::AlreadyRetried | Retried::NothingToRetry => Ok(Ok(None)),
             }
         })
@@ -503,11 +548,7 @@ pub async fn start_regenerate(
             None => wait_for_reply(&agent, answered).await,
         }
     })
-    .await?;
-    Ok((
-        user_message,
-        TurnHandle::new(conversation, joined, Some(canceller)),
-    ))
+    .await
 }
 
 /// The result of the regeneration `client_id` started: its stored answer, or the answer once
@@ -519,6 +560,14 @@ async fn regenerated(
     client_id: Uuid,
 ) -> AppResult<Joinable> {
     let turn = records::by_client_id(&agent.pool, conversation, client_id).await?;
+    if turn
+        .as_ref()
+        .is_some_and(|t| t.user_seq != user_message.seq)
+    {
+        return Err(AppError::Conflict(
+            "this client_id was already used to answer another message".into(),
+        ));
+    }
     let reply = match turn.as_ref().and_then(|t| t.reply_seq) {
         Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
         None => None,

@@ -218,8 +218,9 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
         .filter(|c| !c.same_message)
         .map(|c| c.change.clone())
         .collect();
+    // The answer shows what no earlier answer on its branch showed.
     if let Ok(mut shown) = log.branch_changes.lock() {
-        shown.extend(elsewhere.into_iter().map(|c| c.change));
+        shown.extend(elsewhere.into_iter().filter(|c| !c.shown).map(|c| c.change));
     }
     let prompt = prompt::build(&history, &done, &told);
     let reply = tool_loop::run(agent, &mcp, progress, prompt, slots, log).await;

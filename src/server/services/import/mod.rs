@@ -316,6 +316,7 @@ async fn store_checked(
 mod tests {
     use super::*;
     use crate::model::MessageStatus;
+    use formats::IncomingMessage;
 
     fn message(id: u128, parent: Option<Option<u128>>) -> IncomingMessage {
         IncomingMessage {
