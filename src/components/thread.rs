@@ -31,6 +31,15 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 const POLL_BUSY_EVERY: Duration = Duration::from_secs(1);
 const PAGE: i64 = 50;
 
+/// What a reload of the branch shown sets: its messages, whether older ones remain, the
+/// activity, and whether the conversation is gone.
+type Shown = (
+    RwSignal<Vec<Message>>,
+    RwSignal<bool>,
+    RwSignal<Option<TurnActivity>>,
+    RwSignal<bool>,
+);
+
 /// A message the user sent that the server has not confirmed yet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outgoing {
@@ -82,12 +91,7 @@ pub fn Thread(
         fn run(
             id: Uuid,
             focus: Option<Vec<String>>,
-            signals: (
-                RwSignal<Vec<Message>>,
-                RwSignal<bool>,
-                RwSignal<Option<TurnActivity>>,
-                RwSignal<bool>,
-            ),
+            signals: Shown,
             reloading: StoredValue<bool>,
             reload_again: StoredValue<Option<Option<Vec<String>>>>,
         ) {

@@ -397,7 +397,7 @@ pub async fn append_in(
     .bind(parent_id)
     .bind(parent_seq)
     .bind(message.role == Role::User)
-    .bind((!message.branch_changes.is_empty()).then(|| sqlx::types::Json(message.branch_changes)))
+    .bind((!message.branch_changes.is_empty()).then_some(sqlx::types::Json(message.branch_changes)))
     .bind(appended.branched)
     .fetch_one(&mut *tx)
     .await?;

@@ -20,6 +20,8 @@ use crate::{
 };
 
 /// Where a send stands.
+// One per turn, in its watch channel: its size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Phase {
     /// Admitted, waiting for the conversation's earlier turn (nothing stored yet).
@@ -42,6 +44,8 @@ pub(super) struct Joinable {
 }
 
 /// One event of a turn's own stream.
+// A few per turn, moved once each: their size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TurnEvent {
     /// The user message this turn answers, once stored (first, and once).

@@ -406,8 +406,7 @@ pub async fn start_retry(
                 conversation,
                 seq,
                 Again::Retry { seen_turn },
-                agent.replica,
-                agent.settings.lease,
+                (agent.replica, agent.settings.lease),
             )
             .await;
             match &begun {
@@ -527,8 +526,7 @@ async fn launch_regenerate(
                 conversation,
                 seq,
                 Again::Regenerate { client_id },
-                agent.replica,
-                agent.settings.lease,
+                (agent.replica, agent.settings.lease),
             )
             .await;
             match &begun {

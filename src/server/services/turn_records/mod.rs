@@ -147,7 +147,8 @@ pub enum Again {
 
 /// Starts a new turn answering an existing user message, under the conversation row's lock.
 /// The message becomes the current leaf (its new answer will be, once stored), and the
-/// conversation is marked branched when the new answer will have a sibling.
+/// conversation is marked branched when the new answer will have a sibling. The last
+/// argument is the replica taking the turn and its lease.
 pub async fn begin_again(
     pool: &PgPool,
     bus: &EventBus,
@@ -155,8 +156,7 @@ pub async fn begin_again(
     conversation: Uuid,
     user_seq: i64,
     again: Again,
-    owner: Uuid,
-    lease: Duration,
+    (owner, lease): (Uuid, Duration),
 ) -> AppResult<Retried> {
     let mut tx = pool.begin().await?;
     let locked: Option<Option<Uuid>> = sqlx::query_scalar(
@@ -406,6 +406,8 @@ pub async fn request_stop(
 }
 
 /// How ending a turn went.
+// One per turn's end: its size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Finished {
     /// The reply is stored and the turn ended with its status.
     Stored(Message),
