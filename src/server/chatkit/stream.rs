@@ -295,11 +295,13 @@ pub fn turn_events(
     mut events: TurnEvents,
     opening: Vec<Event>,
 ) -> impl Stream<Item = Event> + Send {
-    let mut queue: VecDeque<Event> = opening.into();
-    // A retry has no user message to wait for: its stream options come first.
+    // A retry has no user message to wait for: its stream options come first (then what it
+    // removes); a send's opening (`thread.created`) comes before everything.
+    let mut queue = VecDeque::new();
     if events.own_seq.is_some() {
         queue.extend(events.stream_options());
     }
+    queue.extend(opening);
     let turn_events = Box::pin(turn.events(live, true));
     futures::stream::unfold(
         (turn_events, events, queue, false),
