@@ -1700,3 +1700,301 @@ async fn importing_a_50_mb_file_keeps_memory_flat(pool: PgPool) {
         "the root without a message is skipped"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A backup restores, branches survive, download names keep their letters
+// ---------------------------------------------------------------------------------------------
+
+/// Each message's role and text, in the order given.
+fn roles_and_texts(messages: &[Value]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a role: {m}"))
+                    .to_string(),
+                m["content"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a content: {m}"))
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The tree of `messages` by position: each message's parent as the index of that parent in
+/// the list (`None`: no parent). Panics when a parent is not in the list.
+fn parent_shape(messages: &[Value]) -> Vec<Option<usize>> {
+    messages
+        .iter()
+        .map(|m| {
+            let parent = &m["parent_id"];
+            if parent.is_null() {
+                None
+            } else {
+                Some(
+                    messages
+                        .iter()
+                        .position(|other| &other["id"] == parent)
+                        .unwrap_or_else(|| panic!("the parent of {m} is in the list")),
+                )
+            }
+        })
+        .collect()
+}
+
+/// Every message of every branch (`?branch=all`), in seq order.
+async fn every_branch(server: &ServerProcess, client: &Client, conversation: &str) -> Vec<Value> {
+    let path = format!("/api/chat/conversations/{conversation}/messages?branch=all&limit=100");
+    let page = ok_json(get(server, client, &path).await, &path).await;
+    page["messages"].as_array().unwrap().clone()
+}
+
+#[sqlx::test]
+async fn a_deleted_conversation_comes_back_from_its_own_export(pool: PgPool) {
+    let server = start(&pool).await;
+    let a = Client::register(&server, "restorer@example.com").await;
+    let conversation = titled(&server, &a, "Weekend backup").await;
+    say(
+        &server,
+        &a,
+        &conversation,
+        "hello there, the first question",
+    )
+    .await;
+    say(
+        &server,
+        &a,
+        &conversation,
+        "hello there, the second question",
+    )
+    .await;
+    let before = a.messages(&server, &conversation).await;
+    assert_eq!(before.len(), 4, "two exchanges: {before:?}");
+    let expected = roles_and_texts(&before);
+    assert_eq!(
+        expected.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        vec!["user", "assistant", "user", "assistant"]
+    );
+
+    // Its own download: the conversation's object, no envelope.
+    let res = get(
+        &server,
+        &a,
+        &format!("/api/chat/conversations/{conversation}/export"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "GET …/export");
+    let file = res.bytes().await.unwrap().to_vec();
+    let exported: Value = serde_json::from_slice(&file).expect("the download is JSON");
+    assert_eq!(exported["id"], conversation.as_str(), "{exported}");
+    assert!(
+        exported.get("conversations").is_none(),
+        "one conversation, no envelope: {exported}"
+    );
+    assert_eq!(exported["messages"].as_array().unwrap().len(), 4);
+
+    // Deleted, then restored from that file.
+    delete_conversation(&server, &a, &conversation).await;
+    assert!(list(&server, &a, "").await.is_empty(), "deleted");
+    import_ok(&server, &a, file.clone(), 1, 0).await;
+    let listed = list(&server, &a, "").await;
+    assert_eq!(listed.len(), 1, "it is back: {listed:?}");
+    assert_eq!(listed[0]["title"], "Weekend backup");
+    let restored = listed[0]["id"].as_str().unwrap().to_string();
+    let messages = a.messages(&server, &restored).await;
+    assert_eq!(
+        roles_and_texts(&messages),
+        expected,
+        "the same messages in the same order"
+    );
+    let seqs: Vec<i64> = messages
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert!(messages[0]["parent_id"].is_null());
+    for pair in messages.windows(2) {
+        assert_eq!(
+            pair[1]["parent_id"], pair[0]["id"],
+            "a straight line: {pair:?}"
+        );
+    }
+
+    // The same file again: the restored conversation is live, so this is a duplicate.
+    import_ok(&server, &a, file, 0, 1).await;
+    let listed = list(&server, &a, "").await;
+    assert_eq!(ids(&listed), vec![restored.clone()], "no second copy");
+    assert_eq!(
+        roles_and_texts(&a.messages(&server, &restored).await),
+        expected
+    );
+}
+
+#[sqlx::test]
+async fn an_imported_export_keeps_its_branches(pool: PgPool) {
+    let server = start(&pool).await;
+    let a = Client::register(&server, "branch-exporter@example.com").await;
+    let conversation = titled(&server, &a, "Branching plans").await;
+    let first = say(&server, &a, &conversation, "hello there, the first version").await;
+    say(&server, &a, &conversation, "hello there, a follow-up").await;
+    let first_question = first["user_message"]["id"].as_str().unwrap().to_string();
+
+    // An edit of message 1: a second first message, and its answer, shown.
+    let res = a
+        .http
+        .post(server.at(&format!(
+            "/api/chat/conversations/{conversation}/messages/{first_question}/edit"
+        )))
+        .bearer_auth(&a.token)
+        .json(&json!({ "content": "hello there, the edited version" }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "edit of message 1: {text}");
+    let edited: Value = serde_json::from_str(&text).unwrap();
+    let edit_answer = edited["assistant_message"].clone();
+    assert!(edited["user_message"]["parent_id"].is_null(), "{edited}");
+
+    let original_all = every_branch(&server, &a, &conversation).await;
+    assert_eq!(original_all.len(), 6, "{original_all:?}");
+    let shape = parent_shape(&original_all);
+    assert_eq!(
+        shape,
+        vec![None, Some(0), Some(1), Some(2), None, Some(4)],
+        "two exchanges, then an edit of the first message with its answer"
+    );
+    let original_current = a.messages(&server, &conversation).await;
+    assert_eq!(
+        original_current.len(),
+        2,
+        "the edit's branch: {original_current:?}"
+    );
+    assert_eq!(original_current[1]["id"], edit_answer["id"]);
+
+    // The account's export carries the tree and the branch shown.
+    let (_, body) = export_all(&server, &a).await;
+    let export: Value = serde_json::from_slice(&body).expect("the export is JSON");
+    let exported = &export["conversations"][0];
+    assert_eq!(
+        exported["current_message_id"], edit_answer["id"],
+        "{exported}"
+    );
+    assert_eq!(exported["messages"].as_array().unwrap().len(), 6);
+
+    // Into another account.
+    let b = Client::register(&server, "branch-importer@example.com").await;
+    import_ok(&server, &b, body, 1, 0).await;
+    let listed = list(&server, &b, "").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["title"], "Branching plans");
+    let imported = listed[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(imported, conversation, "its own id");
+
+    // The default view: the edit's branch, its first message one of two siblings.
+    let current = b.messages(&server, &imported).await;
+    assert_eq!(
+        roles_and_texts(&current),
+        roles_and_texts(&original_current),
+        "the branch shown is the edit's"
+    );
+    assert_eq!(current.len(), 2);
+    assert_eq!(current[0]["content"], "hello there, the edited version");
+    assert_eq!(current[0]["sibling_count"], 2, "{:?}", current[0]);
+    assert!(current[0]["parent_id"].is_null(), "{:?}", current[0]);
+    assert_eq!(
+        current[1]["parent_id"], current[0]["id"],
+        "{:?}",
+        current[1]
+    );
+    let opened = ok_json(
+        get(&server, &b, &format!("/api/chat/conversations/{imported}")).await,
+        "GET the imported conversation",
+    )
+    .await;
+    assert_eq!(opened["current_message_id"], current[1]["id"], "{opened}");
+
+    // Every branch: the same messages, the same tree.
+    let all = every_branch(&server, &b, &imported).await;
+    assert_eq!(all.len(), 6, "every branch was imported: {all:?}");
+    assert_eq!(roles_and_texts(&all), roles_and_texts(&original_all));
+    assert_eq!(parent_shape(&all), shape, "the same tree: {all:?}");
+    let firsts: Vec<&Value> = all.iter().filter(|m| m["parent_id"].is_null()).collect();
+    assert_eq!(firsts.len(), 2, "two first messages: {all:?}");
+    assert!(firsts.iter().all(|m| m["role"] == "user"));
+    for (i, m) in all.iter().enumerate() {
+        if m["role"] == "assistant" {
+            let parent = shape[i].expect("an answer has a parent");
+            assert_eq!(
+                all[parent]["role"], "user",
+                "an answer follows its question"
+            );
+            assert_eq!(parent + 1, i, "each answer's parent is its question");
+        }
+    }
+}
+
+#[sqlx::test]
+async fn a_download_keeps_a_non_ascii_title(pool: PgPool) {
+    let server = start(&pool).await;
+    let a = Client::register(&server, "cafe-owner@example.com").await;
+    let conversation = a.conversation(&server).await;
+    say(&server, &a, &conversation, "hello there, about the weekend").await;
+    let res = put(
+        &server,
+        &a,
+        &format!("/api/chat/conversations/{conversation}"),
+        json!({ "title": "Café plans" }),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "rename");
+
+    for (kind, extension) in [("markdown", "md"), ("json", "json")] {
+        let res = get(
+            &server,
+            &a,
+            &format!("/api/chat/conversations/{conversation}/export?format={kind}"),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "export as {kind}");
+        let disposition = String::from_utf8_lossy(
+            res.headers()
+                .get("content-disposition")
+                .expect("a Content-Disposition")
+                .as_bytes(),
+        )
+        .to_string();
+        assert!(disposition.is_ascii(), "an ASCII header: {disposition}");
+        assert!(disposition.starts_with("attachment"), "{disposition}");
+        let encoded = format!("filename*=UTF-8''Caf%C3%A9-plans.{extension}");
+        assert!(
+            disposition.contains(&encoded),
+            "the UTF-8 name ({encoded}) in: {disposition}"
+        );
+        let plain = disposition
+            .split_once("filename=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_else(|| panic!("a quoted ASCII filename in: {disposition}"));
+        assert!(
+            !plain.is_empty() && plain.chars().all(|c| c.is_ascii_graphic()),
+            "an ASCII fallback name: {plain:?}"
+        );
+        assert!(plain.starts_with("Caf"), "{plain:?}");
+        assert!(plain.ends_with(&format!(".{extension}")), "{plain:?}");
+        let body = res.text().await.unwrap();
+        if kind == "markdown" {
+            assert!(
+                body.lines().any(|l| l.trim() == "# Café plans"),
+                "the title as a heading: {body}"
+            );
+        } else {
+            let exported: Value = serde_json::from_str(&body).expect("JSON");
+            assert_eq!(exported["title"], "Café plans");
+        }
+    }
+}

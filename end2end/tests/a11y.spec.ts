@@ -277,6 +277,48 @@ for (const colorScheme of ["light", "dark"] as const) {
   test.describe(`keyboard, ${colorScheme} mode`, () => {
     test.use({ colorScheme });
 
+    test("every control Tab reaches shows a focus ring, in the page's order", async ({ page }) => {
+      await signedIn(page, "a11y-ring");
+      await startConversation(page, "Add a task to buy milk");
+      await expect(page.getByTestId("assistant-message")).toHaveCount(1);
+      // No positive tabindex: the order is the page's own.
+      expect(
+        await page.evaluate(
+          () => document.querySelectorAll('[tabindex]:not([tabindex="0"]):not([tabindex="-1"])').length,
+        ),
+      ).toBe(0);
+      await page.locator("body").click({ position: { x: 1, y: 1 } });
+      let previous: string | null = null;
+      let seen = 0;
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press("Tab");
+        const state = await page.evaluate(() => {
+          const el = document.activeElement as HTMLElement | null;
+          if (!el || el === document.body) return null;
+          el.setAttribute("data-ring-probe", String(Date.now()));
+          const style = getComputedStyle(el);
+          const ring =
+            (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2) ||
+            style.boxShadow !== "none";
+          return { ring, name: `<${el.tagName.toLowerCase()}> ${(el.getAttribute("aria-label") ?? el.textContent ?? "").trim().slice(0, 40)}` };
+        });
+        if (!state) continue;
+        seen++;
+        expect(state.ring, `${state.name} has no visible focus ring`).toBe(true);
+        // Each step goes forward in the document, except when it wraps to the top.
+        const forward = await page.evaluate((before) => {
+          const now = document.activeElement!;
+          const then = before ? document.querySelector(`[data-ring-id="${before}"]`) : null;
+          now.setAttribute("data-ring-id", now.getAttribute("data-ring-probe")!);
+          if (!then) return true;
+          return (then.compareDocumentPosition(now) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0 || now.closest("header, nav, .topbar") !== null;
+        }, previous);
+        expect(forward, `${state.name} came before the control focused just before it`).toBe(true);
+        previous = await page.evaluate(() => document.activeElement!.getAttribute("data-ring-id"));
+      }
+      expect(seen).toBeGreaterThan(10);
+    });
+
     test("the whole app by keyboard", async ({ page, browserName }) => {
       test.skip(browserName !== "chromium", "the keyboard journey runs in Chromium");
       test.setTimeout(120_000);

@@ -189,10 +189,12 @@ pub async fn run(
                 return refuse("arguments are not a JSON object", message);
             };
             // The tool's name stays up while the model reads its result: that is the wait a
-            // user notices, the tool itself takes milliseconds.
-            progress.report(Some(&call.name)).await;
+            // user notices, the tool itself takes milliseconds. Reported while the call runs.
             let slot = slots.take(&call.id);
-            let outcome = mcp.call(&call.name, arguments.clone(), Some(&slot)).await;
+            let (_, outcome) = tokio::join!(
+                progress.report(Some(&call.name)),
+                mcp.call(&call.name, arguments.clone(), Some(&slot)),
+            );
             prompt.push(PromptMessage::Tool {
                 call_id: call.id.clone(),
                 content: outcome.result.to_string(),

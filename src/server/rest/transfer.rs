@@ -31,6 +31,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(import_file))
 }
 
+/// `attachment` with the name twice (RFC 6266): plain ASCII for old clients, and UTF-8
+/// (RFC 5987) so "Café" stays "Café".
+fn content_disposition(file_name: &str) -> String {
+    let ascii: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in file_name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
@@ -40,7 +64,7 @@ pub struct ExportQuery {
 }
 
 fn download(content_type: &str, file_name: &str, body: export::ExportBody) -> Response {
-    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let disposition = content_disposition(file_name);
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -170,4 +194,21 @@ fn back_to_settings(outcome: AppResult<ImportReport>) -> Response {
 /// A reason short enough for a URL.
 fn short(text: &str) -> String {
     text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn a_file_name_keeps_its_letters_in_both_forms() {
+        assert_eq!(
+            content_disposition("Café-menu.md"),
+            "attachment; filename=\"Caf--menu.md\"; filename*=UTF-8''Caf%C3%A9-menu.md"
+        );
+        assert_eq!(
+            content_disposition("plain.json"),
+            "attachment; filename=\"plain.json\"; filename*=UTF-8''plain.json"
+        );
+    }
 }

@@ -91,6 +91,9 @@ pub async fn conversation(
 }
 
 /// A download name from the title: letters, digits and dashes.
+/// How long a download may go unread before the export gives up.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn file_name(title: &str, format: Format) -> String {
     let mut name: String = title
         .chars()
@@ -167,11 +170,12 @@ impl Out {
             &mut self.buffer,
             Vec::with_capacity(CHUNK),
         ));
-        // The client went away: stop reading the database.
-        self.sender
-            .send(Ok(chunk))
-            .await
-            .map_err(|_| crate::server::error::AppError::Unavailable)
+        // The client went away, or stopped reading: stop reading the database (a stalled
+        // download must not hold a connection and a snapshot forever).
+        match tokio::time::timeout(STALLED, self.sender.send(Ok(chunk))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(crate::server::error::AppError::Unavailable),
+        }
     }
 
     async fn flush(mut self) -> AppResult<()> {

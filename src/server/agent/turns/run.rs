@@ -159,27 +159,28 @@ fn stopped_reply(partial: String, records: Vec<crate::model::ToolCallRecord>) ->
 /// The model/tool loop with its prompt rebuilt from the database: the history up to the user
 /// message and every call already made answering it.
 async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<TurnLog>) -> Reply {
-    progress.report(None).await;
+    // Independent reads, the progress report and the MCP handshake go at once: a turn's
+    // start costs one round trip's wait, not five.
     let loaded = async {
-        let history = messages::history(
-            &agent.pool,
-            turn.conversation_id,
-            turn.user_seq,
-            agent.settings.history_limit,
+        tokio::try_join!(
+            messages::history(
+                &agent.pool,
+                turn.conversation_id,
+                turn.user_seq,
+                agent.settings.history_limit,
+            ),
+            records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq),
+            branches::changes_elsewhere(
+                &agent.pool,
+                turn.user_id,
+                turn.conversation_id,
+                turn.id,
+                turn.user_seq,
+            ),
         )
-        .await?;
-        let done = records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await?;
-        let elsewhere = branches::changes_elsewhere(
-            &agent.pool,
-            turn.user_id,
-            turn.conversation_id,
-            turn.id,
-            turn.user_seq,
-        )
-        .await?;
-        Ok::<_, AppError>((history, done, elsewhere))
-    }
-    .await;
+    };
+    let connect = InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id);
+    let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
     let (history, done, elsewhere) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -199,9 +200,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
     if let Ok(mut records) = log.records.lock() {
         records.extend(mine.iter().map(|d| d.record.clone()));
     }
-    let mcp = match InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id)
-        .await
-    {
+    let mcp = match connected {
         Ok(client) => client,
         Err(err) => {
             tracing::error!(error = %err, "connecting the MCP client");

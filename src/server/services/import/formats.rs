@@ -119,6 +119,18 @@ pub fn read_all(reader: impl Read, emit: &mut dyn FnMut(Parsed) -> bool) -> Resu
     }
 }
 
+/// The fields of one conversation in our export.
+const CONVERSATION_KEYS: [&str; 8] = [
+    "id",
+    "title",
+    "created_at",
+    "updated_at",
+    "pinned",
+    "archived",
+    "current_message_id",
+    "messages",
+];
+
 struct TopLevel<'a> {
     emit: &'a mut dyn FnMut(Parsed) -> bool,
     found: &'a mut bool,
@@ -143,14 +155,22 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     /// Our export: everything but `conversations` is passed over (tasks are not imported).
+    /// A one-conversation export (the conversation's own object) is that one conversation.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut alone = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == "conversations" {
                 *self.found = true;
                 map.next_value_seed(OurConversations { emit: self.emit })?;
+            } else if CONVERSATION_KEYS.contains(&key.as_str()) {
+                alone.insert(key, map.next_value::<Value>()?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
+        }
+        if !*self.found && alone.contains_key("id") && alone.contains_key("messages") {
+            *self.found = true;
+            (self.emit)(from_ours(Value::Object(alone)));
         }
         Ok(())
     }
@@ -488,6 +508,32 @@ mod tests {
         assert!(first.pinned);
         assert_eq!(first.messages[0].content, "a");
         assert_eq!(parsed[1].as_ref().unwrap_err().0.as_deref(), Some("broken"));
+    }
+
+    #[test]
+    fn a_one_conversation_export_is_that_conversation_with_its_branches() {
+        let (id, first, edit) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let file = format!(
+            r#"{{"id": "{id}", "title": "One", "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-02T00:00:00Z", "current_message_id": "{edit}",
+                "messages": [
+                  {{"id": "{first}", "parent_id": null, "seq": 1, "role": "user", "content": "a",
+                    "created_at": "2026-01-01T00:00:01Z"}},
+                  {{"id": "{edit}", "parent_id": null, "seq": 2, "role": "user", "content": "b",
+                    "created_at": "2026-01-01T00:00:02Z"}}
+                ]}}"#
+        );
+        let (parsed, result) = read(&file);
+        result.unwrap();
+        assert_eq!(parsed.len(), 1);
+        let c = parsed[0].as_ref().unwrap();
+        assert_eq!(c.own_id, Some(id));
+        assert_eq!(c.current, Some(edit));
+        assert_eq!(
+            c.messages[1].parent,
+            Some(None),
+            "an edit of the first message"
+        );
     }
 
     #[test]

@@ -231,8 +231,10 @@ async fn store_checked(
              pinned, archived_at, import_key, last_seq, message_count, last_message_preview,
              current_message_id, branched)
          SELECT $1, $2, $3, true, $4, $5, $6, CASE WHEN $7 THEN now() END, $8, $9, $9, $10, $12, $13
-         WHERE NOT EXISTS (SELECT 1 FROM conversations WHERE id = $11 AND user_id = $2)
-         ON CONFLICT (user_id, import_key) WHERE import_key IS NOT NULL DO NOTHING
+         WHERE NOT EXISTS (SELECT 1 FROM conversations
+                           WHERE id = $11 AND user_id = $2 AND deleted_at IS NULL)
+         ON CONFLICT (user_id, import_key) WHERE import_key IS NOT NULL AND deleted_at IS NULL
+         DO NOTHING
          RETURNING {}",
         super::chat::CONVERSATION_COLUMNS
     ))
