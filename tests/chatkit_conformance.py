@@ -281,13 +281,18 @@ if types(retried)[0] != "stream_options" or types(retried)[-1] != "thread.item.d
     fail(f"retry_after_item streams the new answer: {types(retried)}")
 if any(e.type == "thread.item.done" and e.item.type == "user_message" for e in retried):
     fail("a retry must not store the user message again")
+removed = [e.item_id for e in retried if e.type == "thread.item.removed"]
+failed_ids = [e.item.id for e in failed if e.type == "thread.item.done" and e.item.type == "assistant_message"]
+if failed_ids and removed != failed_ids:
+    fail(f"retry_after_item removes the failed answer it replaces: removed {removed}, failed {failed_ids}")
 print("retry_after_item:", " ".join(dict.fromkeys(types(retried))))
 
 # 8. Errors have ChatKit's shape.
 expect_error(OFFLINE_URL, {"type": "threads.explode", "params": {}}, 400, "unknown request type")
 expect_error(OFFLINE_URL, {"type": "attachments.create", "params": {"name": "a.png", "size": 1, "mime_type": "image/png"}}, 400, "not supported")
 expect_error(OFFLINE_URL, {"type": "threads.get_by_id"}, 400, "needs params")
-expect_error(MODEL_URL, {"type": "threads.retry_after_item", "params": {"thread_id": thread_id, "item_id": question.id}}, 409, "nothing to retry")
+# An answer is retried from the message it answers (retrying an answered message regenerates).
+expect_error(MODEL_URL, {"type": "threads.retry_after_item", "params": {"thread_id": thread_id, "item_id": reply.id}}, 400, "must name a user message")
 
 # 9. Delete: the thread is gone.
 request(OFFLINE_URL, "threads.delete", {"thread_id": thread_id}, None)

@@ -172,11 +172,27 @@ async fn two_retries_sent_at_once_to_two_replicas_answer_once(pool: PgPool) {
         .iter()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        contents.len(),
-        3,
-        "user, failed answer, one new answer: {contents:?}"
-    );
-    assert_eq!(contents[2], "Here it is.");
+    // The branch shown: the question and its new answer; the failed answer stays beside it.
+    assert_eq!(contents, ["hello", "Here it is."], "{contents:?}");
+    let all: serde_json::Value = client
+        .http
+        .get(a.at(&format!(
+            "/api/chat/conversations/{conversation}/messages?branch=all"
+        )))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let every: Vec<&str> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(every.len(), 3, "user, failed answer, one new answer: {every:?}");
+    assert_eq!(every[2], "Here it is.");
     assert_eq!(model.requests().len(), 2, "the model was asked again once");
 }
