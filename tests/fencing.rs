@@ -192,7 +192,11 @@ async fn two_retries_sent_at_once_to_two_replicas_answer_once(pool: PgPool) {
         .iter()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert_eq!(every.len(), 3, "user, failed answer, one new answer: {every:?}");
+    assert_eq!(
+        every.len(),
+        3,
+        "user, failed answer, one new answer: {every:?}"
+    );
     assert_eq!(every[2], "Here it is.");
     assert_eq!(model.requests().len(), 2, "the model was asked again once");
 }

@@ -105,8 +105,28 @@ pub fn Thread(
                 match list_messages(id, query).await {
                     Ok(page) => {
                         has_older.set(page.has_more);
-                        messages.set(page.messages);
-                        activity.set(page.activity);
+                        messages.update(|list| {
+                            let mut fresh = page.messages;
+                            // What arrived while this read was out (an answer stored just
+                            // after it) stays when it continues the branch read.
+                            let mut later: Vec<Message> = list
+                                .iter()
+                                .filter(|m| fresh.last().is_none_or(|last| m.seq > last.seq))
+                                .cloned()
+                                .collect();
+                            later.sort_by_key(|m| m.seq);
+                            for message in later {
+                                if fresh.last().map(|last| last.id) == message.parent_id {
+                                    fresh.push(message);
+                                }
+                            }
+                            *list = fresh;
+                        });
+                        // A read from before the answer came must not bring its activity back.
+                        let answered = messages.with_untracked(|m| {
+                            m.last().is_some_and(|m| m.role == Role::Assistant)
+                        });
+                        activity.set(page.activity.filter(|_| !answered));
                         // The control that was used is gone with its message: its twin on
                         // the message shown now takes focus (never the page).
                         if let Some(selectors) = focus {
