@@ -3,7 +3,7 @@
 
 use super::declare::server_fns;
 
-use crate::model::{ApiError, SignedIn, User};
+use crate::model::{AccountSettings, ApiError, ApprovalPolicy, SignedIn, User};
 
 server_fns! {
     prefix = "/sfn/auth";
@@ -64,6 +64,30 @@ server_fns! {
             cookie_secure(&state.config, &headers),
         ));
         Ok(())
+    }
+
+    /// The account's settings (when the assistant asks before changing tasks).
+    #[endpoint = "settings", name = GetAccountSettings]
+    pub async fn get_account_settings() -> Result<AccountSettings, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        crate::server::services::users::settings(&state.pool, user.id)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Change when the assistant asks before changing tasks. A plain form post is sent back
+    /// to the settings page.
+    #[endpoint = "update_settings", name = UpdateAccountSettings]
+    pub async fn update_account_settings(
+        approval_policy: ApprovalPolicy,
+    ) -> Result<AccountSettings, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        let settings = AccountSettings { approval_policy };
+        let saved = crate::server::services::users::update_settings(&state.pool, user.id, &settings)
+            .await
+            .map_err(super::ssr::fail)?;
+        super::ssr::redirect_form_post("/settings?saved=1");
+        Ok(saved)
     }
 
     /// The signed-in user, or `None`.

@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use crate::model::{
     ApiError, Conversation, ConversationChanges, ConversationPage, ConversationQuery, MessagePage,
-    MessageQuery, SearchPage, SearchQuery, ServerInfo, StopResult, TurnResult,
+    MessageQuery, SearchPage, SearchQuery, ServerInfo, StopResult, TurnResult, DecisionResult,
+    UndoResult,
 };
 
 server_fns! {
@@ -123,7 +124,7 @@ server_fns! {
                 return Err(err);
             }
         };
-        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::render_turn(&mut turn);
         super::ssr::redirect_form_post(&format!("/chat/{id}"));
         Ok(turn)
     }
@@ -143,7 +144,7 @@ server_fns! {
             .await
             .map_err(super::ssr::fail)?;
         let mut turn = turn.result().await.map_err(super::ssr::fail)?;
-        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::render_turn(&mut turn);
         super::ssr::redirect_form_post(&format!("/chat/{}", conversation.id));
         Ok(turn)
     }
@@ -170,7 +171,7 @@ server_fns! {
         let mut turn = crate::server::agent::retry(&state.agent, user.id, id)
             .await
             .map_err(super::ssr::fail)?;
-        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::render_turn(&mut turn);
         super::ssr::redirect_form_post(&format!("/chat/{id}"));
         Ok(turn)
     }
@@ -190,7 +191,7 @@ server_fns! {
             .await
             .map_err(super::ssr::fail)?;
         let mut turn = turn.result().await.map_err(super::ssr::fail)?;
-        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::render_turn(&mut turn);
         Ok(turn)
     }
 
@@ -207,7 +208,7 @@ server_fns! {
             .await
             .map_err(super::ssr::fail)?;
         let mut turn = turn.result().await.map_err(super::ssr::fail)?;
-        super::ssr::render_markdown(&mut turn.assistant_message);
+        super::ssr::render_turn(&mut turn);
         Ok(turn)
     }
 
@@ -218,6 +219,48 @@ server_fns! {
         crate::server::services::branches::switch(&state.pool, &state.bus, user.id, id, message_id)
             .await
             .map_err(super::ssr::fail)
+    }
+
+    /// Approve or decline a call the assistant waits on; once every call of the turn is
+    /// decided, the turn continues and its answer is in `turn` (REST:
+    /// `POST /api/chat/conversations/{id}/approvals/{call_id}`).
+    #[endpoint = "approve", name = DecideApproval]
+    pub async fn decide_approval(
+        id: Uuid,
+        call_id: String,
+        approve: bool,
+    ) -> Result<DecisionResult, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        let mut result = crate::server::agent::decide(&state.agent, user.id, id, &call_id, approve)
+            .await
+            .map_err(super::ssr::fail)?;
+        if let Some(turn) = result.turn.as_mut() {
+            super::ssr::render_turn(turn);
+        }
+        Ok(result)
+    }
+
+    /// Undo the task change of tool call `index` of an assistant message (`confirm`: even
+    /// though the task changed since).
+    #[endpoint = "undo", name = UndoToolCall]
+    pub async fn undo_tool_call(
+        id: Uuid,
+        message_id: Uuid,
+        index: u32,
+        #[default] confirm: bool,
+    ) -> Result<UndoResult, ApiError> {
+        use crate::server::services::undo;
+        let (state, user) = super::ssr::writer().await?;
+        let call = undo::CallRef {
+            conversation: id,
+            message: message_id,
+            index: index as usize,
+        };
+        let mut result = undo::undo(&state.pool, &state.bus, user.id, call, confirm)
+            .await
+            .map_err(super::ssr::fail)?;
+        super::ssr::render_markdown(&mut result.message);
+        Ok(result)
     }
 
     /// The text a failed no-JavaScript send had typed (the `draft` its redirect names).

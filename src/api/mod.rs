@@ -31,6 +31,13 @@ pub(crate) mod ssr {
         crate::server::rendered::present(message);
     }
 
+    /// A turn's reply rendered (a parked turn has none yet).
+    pub fn render_turn(turn: &mut crate::model::TurnResult) {
+        if let Some(message) = turn.assistant_message.as_mut() {
+            render_markdown(message);
+        }
+    }
+
     pub fn state() -> Result<AppState, ApiError> {
         use_context::<AppState>().ok_or_else(|| ApiError::new(500, "server state missing"))
     }

@@ -80,3 +80,8 @@ pub fn focus_soon_in(selector: String) {
         }
     });
 }
+
+/// The browser's own yes/no question (keyboard- and screen-reader-friendly as it comes).
+pub fn confirm(question: &str) -> bool {
+    window().confirm_with_message(question).unwrap_or(false)
+}

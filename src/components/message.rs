@@ -21,6 +21,8 @@ pub struct MessageActions {
     pub busy: Signal<bool>,
     /// The message whose editor is open, if any.
     pub editing: RwSignal<Option<Uuid>>,
+    /// Undoes the task change of a tool call: (the message, the call's index).
+    pub undo: Callback<(Uuid, usize)>,
 }
 
 #[component]
@@ -67,7 +69,7 @@ pub fn MessageView(
                 <Timestamp at=message.created_at />
             </div>
             {(!changes.is_empty()).then(|| view! { <BranchChanges changes /> })}
-            {(!records.is_empty()).then(|| view! { <ToolCalls records /> })}
+            {(!records.is_empty()).then(|| view! { <ToolCalls message=id records undo=actions.undo /> })}
             <Show
                 when=editing
                 fallback=move || view! { <div class="bubble">{body()}</div> }
@@ -150,23 +152,51 @@ fn BranchChanges(changes: Vec<BranchChange>) -> impl IntoView {
     }
 }
 
+/// A message's key in the thread's list: it is drawn again when one of its changes is undone.
+pub fn render_key(message: &Message) -> (Uuid, usize) {
+    let undone = message
+        .tool_calls
+        .as_ref()
+        .map(|t| t.tool_calls.iter().filter(|r| r.undone_at.is_some()).count())
+        .unwrap_or(0);
+    (message.id, undone)
+}
+
 #[component]
-fn ToolCalls(records: Vec<ToolCallRecord>) -> impl IntoView {
+fn ToolCalls(
+    message: Uuid,
+    records: Vec<ToolCallRecord>,
+    undo: Callback<(Uuid, usize)>,
+) -> impl IntoView {
     view! {
         <ul class="tool-calls" aria-label="Tools used">
             {records
                 .into_iter()
-                .map(|r| {
+                .enumerate()
+                .map(|(index, r)| {
                     let ok = r.status == ToolCallStatus::Success;
+                    let declined = r.status == ToolCallStatus::Declined;
+                    let undoable = r.can_undo();
+                    let undone = r.undone_at.is_some();
+                    let status = if undone {
+                        "undone"
+                    } else if declined {
+                        "declined"
+                    } else if ok {
+                        "done"
+                    } else {
+                        "failed"
+                    };
+                    let label = format!("Undo {}", r.tool_name);
                     let arguments = serde_json::to_string_pretty(&r.arguments).unwrap_or_default();
                     let result = serde_json::to_string_pretty(&r.result).unwrap_or_default();
                     view! {
-                        <li class="tool-call" class:failed=!ok data-testid="tool-call">
+                        <li class="tool-call" class:failed=!ok && !declined class:undone=undone data-testid="tool-call" data-status=status>
                             <details>
                                 <summary>
                                     <span class="tool-icon" aria-hidden="true">{if ok { "⚙" } else { "⚠" }}</span>
                                     <span class="tool-name">{r.tool_name}</span>
-                                    <span class="tool-status">{if ok { "done" } else { "failed" }}</span>
+                                    <span class="tool-status">{status}</span>
                                     <span class="tool-duration">{format!("{} ms", r.duration_ms)}</span>
                                 </summary>
                                 <div class="tool-detail">
@@ -176,6 +206,17 @@ fn ToolCalls(records: Vec<ToolCallRecord>) -> impl IntoView {
                                     <pre>{result}</pre>
                                 </div>
                             </details>
+                            {undoable.then(|| view! {
+                                <button
+                                    type="button"
+                                    class="ghost undo"
+                                    data-testid="undo"
+                                    aria-label=label
+                                    on:click=move |_| undo.run((message, index))
+                                >
+                                    "Undo"
+                                </button>
+                            })}
                         </li>
                     }
                 })

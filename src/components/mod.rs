@@ -1,5 +1,6 @@
 //! Reusable UI pieces of the chat page.
 
+pub mod approval_card;
 pub mod branch_nav;
 pub mod browser;
 pub mod composer;

@@ -10,19 +10,21 @@ use leptos_router::{components::A, hooks::use_navigate};
 use uuid::Uuid;
 
 use super::{
+    approval_card::ApprovalCards,
     browser,
     composer::Composer,
     follow::Follow,
-    message::{MessageActions, MessageView},
+    message::{render_key, MessageActions, MessageView},
 };
 use crate::{
     api::chat::{
-        edit_message, list_messages, regenerate_message, send_message, stop_turn, switch_branch,
+        decide_approval, edit_message, list_messages, regenerate_message, send_message, stop_turn,
+        switch_branch, undo_tool_call,
     },
     contexts::{chat::ChatContext, live::LiveContext},
     model::{
-        ApiError, BranchView, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus, Role,
-        TurnActivity,
+        ActivityState, ApiError, BranchView, LiveEvent, Message, MessagePage, MessageQuery,
+        MessageStatus, PendingApproval, Role, TurnActivity, TurnResult,
     },
 };
 
@@ -254,12 +256,17 @@ pub fn Thread(
     };
     // A retry of the last answer is under way.
     let retrying = RwSignal::new(false);
+    // The turn waits for the user to decide on its calls (not for the assistant).
+    let parked = move || {
+        activity.with(|a| a.as_ref().is_some_and(|a| a.state == ActivityState::Approval))
+    };
     let waiting = move || {
-        retrying.get()
+        (retrying.get()
             || streaming.with(Option::is_some)
             || outgoing.with(|p| p.iter().any(|o| o.error.is_none()))
             || messages.with(|m| m.last().is_some_and(|m| m.role == Role::User))
-            || activity.with(Option::is_some)
+            || activity.with(Option::is_some))
+            && !parked()
     };
     // Live events for this conversation.
     let is_stored =
@@ -295,13 +302,77 @@ pub fn Thread(
         } if conversation_id == id && !is_stored(seq) => streaming.set(Some((seq, text))),
         LiveEvent::Activity {
             conversation_id,
+            user_seq,
+            state: ActivityState::Approval,
             tool_name,
+            call_id: Some(call_id),
+            arguments,
+            task,
+        } if conversation_id == id => activity.update(|current| {
+            let pending = PendingApproval {
+                call_id,
+                tool_name: tool_name.clone().unwrap_or_default(),
+                arguments: arguments.unwrap_or_default(),
+                task,
+            };
+            match current {
+                Some(a) if a.state == ActivityState::Approval && a.user_seq == user_seq => {
+                    if !a.approvals.iter().any(|p| p.call_id == pending.call_id) {
+                        a.approvals.push(pending);
+                    }
+                }
+                _ => {
+                    *current = Some(TurnActivity {
+                        user_seq,
+                        tool_name,
+                        since: chrono::Utc::now(),
+                        state: ActivityState::Approval,
+                        approvals: vec![pending],
+                    })
+                }
+            }
+        }),
+        LiveEvent::Activity {
+            conversation_id,
+            tool_name,
+            state,
             ..
         } if conversation_id == id => activity.set(Some(TurnActivity {
             user_seq: last_seq(),
             tool_name,
             since: chrono::Utc::now(),
+            state,
+            approvals: vec![],
         })),
+        LiveEvent::ApprovalDecided {
+            conversation_id,
+            call_id,
+            ..
+        } if conversation_id == id => activity.update(|current| {
+            if let Some(a) = current.as_mut().filter(|a| a.state == ActivityState::Approval) {
+                a.approvals.retain(|p| p.call_id != call_id);
+                if a.approvals.is_empty() {
+                    // Decided: the assistant goes on (its own activity follows).
+                    a.state = ActivityState::Thinking;
+                    a.tool_name = None;
+                }
+            }
+        }),
+        LiveEvent::ToolCallUndone {
+            conversation_id,
+            message_id,
+            index,
+            undone_at,
+        } if conversation_id == id => messages.update(|list| {
+            let record = list
+                .iter_mut()
+                .find(|m| m.id == message_id)
+                .and_then(|m| m.tool_calls.as_mut())
+                .and_then(|t| t.tool_calls.get_mut(index));
+            if let Some(record) = record {
+                record.undone_at.get_or_insert(undone_at);
+            }
+        }),
         LiveEvent::ConversationDeleted { id: deleted } if deleted == id => gone.set(true),
         // Another branch is shown now (chosen in another tab, or an edit or regeneration
         // started there).
@@ -388,14 +459,88 @@ pub fn Thread(
         }
     };
 
+    // A turn's end as its request returns it: the reply, or the calls it waits on.
+    let settle = move |turn: TurnResult| {
+        streaming.set(None);
+        match turn.assistant_message {
+            Some(reply) => {
+                activity.set(None);
+                merge(vec![turn.user_message, reply]);
+            }
+            None => {
+                merge(vec![turn.user_message.clone()]);
+                activity.set(Some(TurnActivity {
+                    user_seq: turn.user_message.seq,
+                    tool_name: turn.approvals.first().map(|a| a.tool_name.clone()),
+                    since: chrono::Utc::now(),
+                    state: ActivityState::Approval,
+                    approvals: turn.approvals,
+                }));
+            }
+        }
+    };
+    // The user's decision on a call the assistant waits on; the continued answer comes back
+    // (and, live, to every tab).
+    let deciding = RwSignal::new(false);
+    let decide = Callback::new(move |(call_id, approve): (String, bool)| {
+        deciding.set(true);
+        notice.set(None);
+        spawn_local(async move {
+            match decide_approval(id, call_id.clone(), approve).await {
+                Ok(result) => {
+                    activity.update(|a| {
+                        if let Some(a) = a.as_mut() {
+                            a.approvals.retain(|p| p.call_id != call_id);
+                        }
+                    });
+                    if let Some(turn) = result.turn {
+                        settle(turn);
+                    }
+                }
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
+                Err(err) => {
+                    notice.set(Some(format!("That decision was not taken: {}", err.detail)));
+                    reload(None);
+                }
+            }
+            deciding.set(false);
+            browser::focus_soon("#composer-input");
+        });
+    });
+    // Undo of a tool call's change; a task changed since asks first.
+    let undo = Callback::new(move |(message, index): (Uuid, usize)| {
+        notice.set(None);
+        spawn_local(async move {
+            let mut result = undo_tool_call(id, message, index as u32, false).await;
+            if let Err(err) = &result {
+                if err.status == 409 && err.detail.contains("changed since") {
+                    let question = format!("{}\n\nUndo anyway?", err.detail);
+                    if browser::confirm(&question) {
+                        result = undo_tool_call(id, message, index as u32, true).await;
+                    } else {
+                        return;
+                    }
+                }
+            }
+            match result {
+                Ok(done) => {
+                    let updated = done.message;
+                    messages.update(|list| {
+                        if let Some(m) = list.iter_mut().find(|m| m.id == updated.id) {
+                            *m = updated;
+                        }
+                    });
+                    notice.set(Some(done.detail));
+                }
+                Err(err) if err.is_unauthorized() => signed_out.set(true),
+                Err(err) => notice.set(Some(format!("Not undone: {}", err.detail))),
+            }
+        });
+    });
     let send = move |content: String, client_id: Uuid| {
         spawn_local(async move {
             match send_message(id, content.clone(), Some(client_id)).await {
-                Ok(turn) => {
-                    activity.set(None);
-                    streaming.set(None);
-                    merge(vec![turn.user_message, turn.assistant_message]);
-                }
+                Ok(turn) => settle(turn),
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => {
@@ -465,10 +610,7 @@ pub fn Thread(
         browser::focus_soon("#composer-input");
         spawn_local(async move {
             match regenerate_message(id, answer, Some(Uuid::new_v4())).await {
-                Ok(turn) => {
-                    streaming.set(None);
-                    merge(vec![turn.assistant_message]);
-                }
+                Ok(turn) => settle(turn),
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => {
@@ -505,11 +647,7 @@ pub fn Thread(
         browser::focus_soon("#composer-input");
         spawn_local(async move {
             match edit_message(id, message, content, Some(client_id)).await {
-                Ok(turn) => {
-                    activity.set(None);
-                    streaming.set(None);
-                    merge(vec![turn.user_message, turn.assistant_message]);
-                }
+                Ok(turn) => settle(turn),
                 Err(err) if err.is_not_found() => gone.set(true),
                 Err(err) if err.is_unauthorized() => signed_out.set(true),
                 Err(err) => {
@@ -560,6 +698,7 @@ pub fn Thread(
         switch,
         busy: Signal::derive(waiting),
         editing,
+        undo,
     };
     // Stop: the server ends the running turn (on whichever replica runs it) and keeps the
     // partial reply, marked stopped.
@@ -615,7 +754,7 @@ pub fn Thread(
                     <Show when=move || messages.with(Vec::is_empty) && outgoing.with(Vec::is_empty)>
                         <li class="hint">"Say hello, or ask the assistant to add a task."</li>
                     </Show>
-                    <For each=move || messages.get() key=|m| m.id let(message)>
+                    <For each=move || messages.get() key=render_key let(message)>
                         {
                             let id = message.id;
                             let retryable = Signal::derive(move || {
@@ -631,6 +770,15 @@ pub fn Thread(
                             view! { <MessageView message actions retryable /> }
                         }
                     </For>
+                    <Show when=parked>
+                        <ApprovalCards
+                            approvals=Signal::derive(move || {
+                                activity.with(|a| a.as_ref().map(|a| a.approvals.clone()).unwrap_or_default())
+                            })
+                            on_decide=decide
+                            deciding=deciding.into()
+                        />
+                    </Show>
                     <Show when=move || notice.with(Option::is_some)>
                         <li class="send-error" role="alert" data-testid="thread-notice">
                             <span>{move || notice.get().unwrap_or_default()}</span>

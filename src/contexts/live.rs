@@ -197,6 +197,26 @@ fn decode(text: &str) -> Option<LiveEvent> {
         user_seq: i64,
         state: ActivityState,
         tool_name: Option<String>,
+        #[serde(default)]
+        call_id: Option<String>,
+        #[serde(default)]
+        arguments: Option<serde_json::Value>,
+        #[serde(default)]
+        task: Option<crate::model::TaskRef>,
+    }
+    #[derive(Deserialize)]
+    struct Decided {
+        conversation_id: Uuid,
+        user_seq: i64,
+        call_id: String,
+        approved: bool,
+    }
+    #[derive(Deserialize)]
+    struct Undone {
+        conversation_id: Uuid,
+        message_id: Uuid,
+        index: usize,
+        undone_at: chrono::DateTime<chrono::Utc>,
     }
     #[derive(Deserialize)]
     struct Deleted {
@@ -234,6 +254,27 @@ fn decode(text: &str) -> Option<LiveEvent> {
                 user_seq: a.user_seq,
                 state: a.state,
                 tool_name: a.tool_name,
+                call_id: a.call_id,
+                arguments: a.arguments,
+                task: a.task,
+            }
+        }
+        "approval_decided" => {
+            let d = serde_json::from_str::<Decided>(text).ok()?;
+            LiveEvent::ApprovalDecided {
+                conversation_id: d.conversation_id,
+                user_seq: d.user_seq,
+                call_id: d.call_id,
+                approved: d.approved,
+            }
+        }
+        "tool_call_undone" => {
+            let u = serde_json::from_str::<Undone>(text).ok()?;
+            LiveEvent::ToolCallUndone {
+                conversation_id: u.conversation_id,
+                message_id: u.message_id,
+                index: u.index,
+                undone_at: u.undone_at,
             }
         }
         "conversation_deleted" => LiveEvent::ConversationDeleted {
@@ -286,11 +327,25 @@ mod tests {
                 seq: 2,
                 text: "two".into(),
             },
-            LiveEvent::Activity {
+            LiveEvent::working(id, 1, Some("add_task".into())),
+            LiveEvent::approval(
+                id,
+                1,
+                &crate::model::PendingApproval {
+                    call_id: "c1".into(),
+                    tool_name: "delete_task".into(),
+                    arguments: serde_json::json!({"task_id": 2}),
+                    task: Some(crate::model::TaskRef {
+                        id: 2,
+                        title: "Milk".into(),
+                    }),
+                },
+            ),
+            LiveEvent::ApprovalDecided {
                 conversation_id: id,
                 user_seq: 1,
-                state: ActivityState::Tool,
-                tool_name: Some("add_task".into()),
+                call_id: "c1".into(),
+                approved: true,
             },
             LiveEvent::Conversation(Conversation {
                 id,

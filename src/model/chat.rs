@@ -78,6 +78,26 @@ impl MessageStatus {
 pub enum ToolCallStatus {
     Success,
     Error,
+    /// The user declined the call (it waited for approval): nothing was changed.
+    Declined,
+}
+
+impl ToolCallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::Declined => "declined",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "success" => Self::Success,
+            "declined" => Self::Declined,
+            _ => Self::Error,
+        }
+    }
 }
 
 /// One tool call the assistant made during a turn, as stored and shown.
@@ -92,6 +112,19 @@ pub struct ToolCallRecord {
     pub timestamp: DateTime<Utc>,
     pub duration_ms: i64,
     pub status: ToolCallStatus,
+    /// What the call changed (a task's state before and after), for undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<super::TaskChange>,
+    /// When the change was undone, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_at: Option<DateTime<Utc>>,
+}
+
+impl ToolCallRecord {
+    /// Whether Undo applies: a change that is still in effect.
+    pub fn can_undo(&self) -> bool {
+        self.status == ToolCallStatus::Success && self.change.is_some() && self.undone_at.is_none()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -257,7 +290,21 @@ pub struct ConversationQuery {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TurnResult {
     pub user_message: Message,
-    pub assistant_message: Message,
+    /// The reply; null while the turn waits for the user to approve `approvals`.
+    pub assistant_message: Option<Message>,
+    /// The calls the turn waits on (empty once it answered).
+    #[serde(default)]
+    pub approvals: Vec<super::PendingApproval>,
+}
+
+impl TurnResult {
+    pub fn answered(user_message: Message, assistant_message: Message) -> Self {
+        Self {
+            user_message,
+            assistant_message: Some(assistant_message),
+            approvals: vec![],
+        }
+    }
 }
 
 /// What a stop request did.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Conversation, Message, Task};
+use super::{Conversation, Message, PendingApproval, Task, TaskRef};
 
 /// What a running turn is doing: thinking (`tool_name` null) or using a tool.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,15 +15,23 @@ pub struct TurnActivity {
     pub tool_name: Option<String>,
     /// When the current step (thinking or this tool) began.
     pub since: DateTime<Utc>,
+    /// `approval` while the turn waits on the user (then `approvals` lists the calls).
+    #[serde(default)]
+    pub state: ActivityState,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<PendingApproval>,
 }
 
 /// What a running turn is doing, in a live `activity` event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ActivityState {
+    #[default]
     Thinking,
     Tool,
+    /// Parked: a tool call waits for the user to approve or decline it.
+    Approval,
 }
 
 /// One event of a user's live stream (`GET /api/chat/events`, Server-Sent Events): one
@@ -58,6 +66,29 @@ pub enum LiveEvent {
         user_seq: i64,
         state: ActivityState,
         tool_name: Option<String>,
+        /// With `approval`: the call waiting, its arguments and the task it would change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+        arguments: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskRef>,
+    },
+    /// A call that waited for approval was approved or declined (by any tab, or by a new
+    /// message, which declines what waits).
+    ApprovalDecided {
+        conversation_id: Uuid,
+        user_seq: i64,
+        call_id: String,
+        approved: bool,
+    },
+    /// A tool call's change was undone: the record `index` of message `message_id`.
+    ToolCallUndone {
+        conversation_id: Uuid,
+        message_id: Uuid,
+        index: usize,
+        undone_at: DateTime<Utc>,
     },
     /// A conversation that was created, renamed or moved (a new message); fields inlined.
     Conversation(Conversation),
@@ -78,6 +109,38 @@ pub enum LiveEvent {
         status: u16,
         detail: String,
     },
+}
+
+impl LiveEvent {
+    /// The `activity` event announcing one call that waits for approval.
+    pub fn approval(conversation_id: Uuid, user_seq: i64, pending: &PendingApproval) -> Self {
+        Self::Activity {
+            conversation_id,
+            user_seq,
+            state: ActivityState::Approval,
+            tool_name: Some(pending.tool_name.clone()),
+            call_id: Some(pending.call_id.clone()),
+            arguments: Some(pending.arguments.clone()),
+            task: pending.task.clone(),
+        }
+    }
+
+    /// A running turn's `activity`: thinking (no tool) or using `tool_name`.
+    pub fn working(conversation_id: Uuid, user_seq: i64, tool_name: Option<String>) -> Self {
+        Self::Activity {
+            conversation_id,
+            user_seq,
+            state: if tool_name.is_some() {
+                ActivityState::Tool
+            } else {
+                ActivityState::Thinking
+            },
+            tool_name,
+            call_id: None,
+            arguments: None,
+            task: None,
+        }
+    }
 }
 
 /// A single-use ticket for one event stream (`GET /api/chat/events?ticket=…`), for an

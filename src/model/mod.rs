@@ -11,6 +11,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 mod account;
+mod approvals;
 mod branches;
 mod chat;
 mod error;
@@ -19,6 +20,7 @@ mod search;
 mod tasks;
 
 pub use account::*;
+pub use approvals::*;
 pub use branches::*;
 pub use chat::*;
 pub use error::*;

@@ -11,6 +11,7 @@ mod progress;
 mod prompt;
 mod tool_loop;
 mod turns;
+mod undo_tool;
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +24,7 @@ pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
 pub use turns::{
-    retry, send, start_conversation, start_edit, start_regenerate, start_retry, start_send, stop,
+    decide, retry, send, start_conversation, start_decision, Decision, start_edit, start_regenerate, start_retry, start_send, stop,
     stop_turn, turn_task_failed, Phase, TurnEvent, TurnHandle,
 };
 

@@ -14,13 +14,19 @@ use serde_json::{json, Value};
 use super::{
     model::{ModelReply, PromptMessage, ToolCallRequest, ToolSpec},
     progress::Progress,
+    undo_tool::{self, UNDO_TOOL},
     AgentState,
 };
 use crate::{
-    model::{MessageStatus, ToolCallRecord, ToolCallStatus},
+    model::{
+        ApprovalPolicy, MessageStatus, PendingApproval, TaskRef, ToolCallRecord, ToolCallStatus,
+    },
     server::{
-        mcp::{InProcessClient, TOOL_NAMES},
-        services::turn_records::CallSlot,
+        mcp::{InProcessClient, ToolOutcome, TOOL_NAMES},
+        services::{
+            tasks,
+            turn_records::{CallSlot, ParkedCall},
+        },
     },
 };
 
@@ -59,16 +65,31 @@ pub struct Reply {
     pub content: String,
     pub status: MessageStatus,
     pub records: Vec<ToolCallRecord>,
+    /// Calls waiting for the user's approval: the turn parks instead of answering.
+    pub parked: Vec<ParkedCall>,
 }
 
 impl Reply {
-    pub fn error(content: String, records: Vec<ToolCallRecord>) -> Self {
+    pub fn new(content: String, status: MessageStatus, records: Vec<ToolCallRecord>) -> Self {
         Self {
             content,
-            status: MessageStatus::Error,
+            status,
             records,
+            parked: vec![],
         }
     }
+
+    pub fn error(content: String, records: Vec<ToolCallRecord>) -> Self {
+        Self::new(content, MessageStatus::Error, records)
+    }
+}
+
+/// Whose turn this is, and when it asks before a call.
+#[derive(Clone, Copy, Debug)]
+pub struct TurnScope {
+    pub user: uuid::Uuid,
+    pub conversation: uuid::Uuid,
+    pub policy: ApprovalPolicy,
 }
 
 /// Where this attempt records its calls: the turn, its owner, the next free index.
@@ -95,6 +116,7 @@ pub async fn run(
     agent: &AgentState,
     mcp: &InProcessClient,
     progress: &Progress,
+    scope: TurnScope,
     mut prompt: Vec<PromptMessage>,
     mut slots: CallSlots,
     log: Arc<TurnLog>,
@@ -128,11 +150,7 @@ pub async fn run(
                 } else {
                     summary_of(&records)
                 };
-                return Reply {
-                    content,
-                    status: MessageStatus::Complete,
-                    records,
-                };
+                return Reply::new(content, MessageStatus::Complete, records);
             }
             Ok(ModelReply::ToolCalls(calls)) => calls,
             Err(err) => {
@@ -153,6 +171,7 @@ pub async fn run(
             content: None,
             tool_calls: calls.clone(),
         });
+        let mut parked = Vec::new();
         for call in calls {
             let started = Utc::now();
             // A call the tools cannot run ends the turn with a plain explanation.
@@ -168,7 +187,7 @@ pub async fn run(
                 ));
                 Reply::error(message, records)
             };
-            if !TOOL_NAMES.contains(&call.name.as_str()) {
+            if !TOOL_NAMES.contains(&call.name.as_str()) && call.name != UNDO_TOOL {
                 let message = format!(
                     "Sorry, something went wrong: the model asked for a tool that doesn't exist (\"{}\"). Please try again.",
                     call.name
@@ -188,37 +207,93 @@ pub async fn run(
                 );
                 return refuse("arguments are not a JSON object", message);
             };
+            let slot = slots.take(&call.id);
+            if scope.policy.needs_approval(&call.name) {
+                // Not made now: the turn parks on it once the round's other calls are made.
+                let approval = PendingApproval {
+                    call_id: call.id.clone(),
+                    tool_name: call.name.clone(),
+                    task: named_task(agent, scope.user, &arguments).await,
+                    arguments: Value::Object(arguments),
+                };
+                parked.push(ParkedCall {
+                    idx: slot.idx,
+                    approval,
+                });
+                continue;
+            }
             // The tool's name stays up while the model reads its result: that is the wait a
             // user notices, the tool itself takes milliseconds. Reported while the call runs.
-            let slot = slots.take(&call.id);
             let (_, outcome) = tokio::join!(
                 progress.report(Some(&call.name)),
-                mcp.call(&call.name, arguments.clone(), Some(&slot)),
+                call_tool(agent, mcp, scope, &call.name, arguments.clone(), &slot),
             );
             prompt.push(PromptMessage::Tool {
                 call_id: call.id.clone(),
                 content: outcome.result.to_string(),
             });
-            log.push(record(
+            let mut done = record(
                 &call,
                 Value::Object(arguments),
                 outcome.result,
                 started,
                 outcome.duration_ms,
                 outcome.status,
-            ));
+            );
+            done.change = outcome.change;
+            log.push(done);
+        }
+        if !parked.is_empty() {
+            let mut reply = Reply::new(String::new(), MessageStatus::Complete, log.records());
+            reply.parked = parked;
+            return reply;
         }
     }
     // The model kept calling tools: stop and say what was done.
     let records = log.records();
-    Reply {
-        content: format!(
+    Reply::new(
+        format!(
             "I stopped after {MAX_TOOL_ROUNDS} rounds of tool use. {}",
             summary_of(&records)
         ),
-        status: MessageStatus::Complete,
+        MessageStatus::Complete,
         records,
+    )
+}
+
+/// Makes one call: an MCP task tool, or the agent's own `undo_change`.
+pub async fn call_tool(
+    agent: &AgentState,
+    mcp: &InProcessClient,
+    scope: TurnScope,
+    name: &str,
+    arguments: serde_json::Map<String, Value>,
+    slot: &CallSlot,
+) -> ToolOutcome {
+    if name == UNDO_TOOL {
+        let arguments = Value::Object(arguments);
+        return undo_tool::call(agent, scope.user, scope.conversation, &arguments, slot).await;
     }
+    mcp.call(name, arguments, Some(slot)).await
+}
+
+/// The task a call names (`task_id`), with its title, for the approval card.
+async fn named_task(
+    agent: &AgentState,
+    user: uuid::Uuid,
+    arguments: &serde_json::Map<String, Value>,
+) -> Option<TaskRef> {
+    let id = arguments.get("task_id")?;
+    let id = id
+        .as_i64()
+        .or_else(|| id.as_str()?.trim().trim_start_matches('#').parse().ok())?;
+    let task = tasks::get(&agent.pool, user, i32::try_from(id).ok()?)
+        .await
+        .ok()?;
+    Some(TaskRef {
+        id: task.id,
+        title: task.title,
+    })
 }
 
 /// The tool set is fixed for the life of the process: listed once, then reused.
@@ -234,6 +309,7 @@ async fn tool_specs<'a>(agent: &'a AgentState, mcp: &InProcessClient) -> Option<
                         description: t.description.map(|d| d.to_string()).unwrap_or_default(),
                         parameters: Value::Object((*t.input_schema).clone()),
                     })
+                    .chain(std::iter::once(undo_tool::spec()))
                     .collect::<Vec<_>>()
             })
         })
@@ -262,6 +338,8 @@ fn record(
         timestamp,
         duration_ms,
         status,
+        change: None,
+        undone_at: None,
     }
 }
 
@@ -283,6 +361,7 @@ pub fn summary_of(records: &[ToolCallRecord]) -> String {
                     status
                 ),
                 (ToolCallStatus::Success, None) => format!("{} done", r.tool_name),
+                (ToolCallStatus::Declined, _) => format!("{} declined by you", r.tool_name),
                 (ToolCallStatus::Error, _) => format!(
                     "{} failed ({})",
                     r.tool_name,

@@ -3,7 +3,7 @@
 //! message's; the tool calls of a reply are a workflow item with the id `wf_<reply id>`, just
 //! before the reply.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -11,7 +11,10 @@ use super::protocol::{
     Item, Order, OutputText, Page, Task, Thread, ThreadStatus, UserText, Workflow, WorkflowSummary,
 };
 use crate::{
-    model::{Conversation, Message, MessageQuery, Role, ToolCallRecord, ToolCallStatus},
+    model::{
+        Conversation, Message, MessageQuery, PendingApproval, Role, ToolCallRecord,
+        ToolCallStatus,
+    },
     server::{
         error::{AppError, AppResult},
         services::messages,
@@ -19,6 +22,7 @@ use crate::{
 };
 
 const WORKFLOW_PREFIX: &str = "wf_";
+const APPROVAL_PREFIX: &str = "appr_";
 /// ChatKit's default page size (`DEFAULT_PAGE_SIZE` in the SDK).
 pub const DEFAULT_PAGE: i64 = 20;
 /// Our largest page; a larger `limit` gets a full page and `has_more`.
@@ -51,27 +55,93 @@ pub fn thread_id(id: &str) -> AppResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| AppError::NotFound("thread".into()))
 }
 
-/// What an item id names: a message, or the workflow (tool calls) of a reply.
+/// What an item id names: a message, the workflow (tool calls) of a reply, or the approval
+/// card of a call waiting in the turn answering a user message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemRef {
     Message(Uuid),
     Workflow(Uuid),
+    Approval(Uuid),
 }
 
 impl ItemRef {
     pub fn parse(id: &str) -> AppResult<Self> {
         let not_found = || AppError::NotFound("item".into());
-        match id.strip_prefix(WORKFLOW_PREFIX) {
-            Some(rest) => Uuid::parse_str(rest).map(Self::Workflow),
-            None => Uuid::parse_str(id).map(Self::Message),
+        if let Some(rest) = id.strip_prefix(WORKFLOW_PREFIX) {
+            return Uuid::parse_str(rest).map(Self::Workflow).map_err(|_| not_found());
         }
-        .map_err(|_| not_found())
+        if let Some(rest) = id.strip_prefix(APPROVAL_PREFIX) {
+            let message = rest.get(..36).ok_or_else(not_found)?;
+            return Uuid::parse_str(message).map(Self::Approval).map_err(|_| not_found());
+        }
+        Uuid::parse_str(id).map(Self::Message).map_err(|_| not_found())
     }
 
     pub fn message(self) -> Uuid {
         match self {
-            Self::Message(id) | Self::Workflow(id) => id,
+            Self::Message(id) | Self::Workflow(id) | Self::Approval(id) => id,
         }
+    }
+}
+
+/// The item id of the approval card of `call_id`, in the turn answering `user_message`.
+pub fn approval_id(user_message: Uuid, call_id: &str) -> String {
+    format!("{APPROVAL_PREFIX}{user_message}_{call_id}")
+}
+
+/// The card of a call the assistant waits on (ChatKit's `Card` widget): what it would do and
+/// two buttons, the safe one first and primary; once decided, the outcome and no buttons to
+/// press.
+pub fn approval_item(
+    conversation: Uuid,
+    user_message: Uuid,
+    approval: &PendingApproval,
+    decided: Option<bool>,
+) -> Item {
+    let what = approval.describe();
+    let action = |approve: bool| {
+        json!({
+            "type": APPROVAL_ACTION,
+            "payload": { "call_id": approval.call_id, "approve": approve },
+        })
+    };
+    let (title, note) = match decided {
+        None => ("The assistant asks first".to_string(), "Nothing is changed until you decide."),
+        Some(true) => ("Approved".to_string(), "You approved this change."),
+        Some(false) => ("Declined".to_string(), "You declined: nothing was changed."),
+    };
+    let disabled = decided.is_some();
+    let widget = json!({
+        "type": "Card",
+        "size": "sm",
+        "children": [
+            { "type": "Title", "value": title, "size": "sm" },
+            { "type": "Text", "value": format!("{what}?"), "lineThrough": decided == Some(false) },
+            { "type": "Text", "value": note, "color": "secondary", "size": "sm" },
+            { "type": "Row", "gap": 2, "justify": "end", "children": [
+                { "type": "Button", "label": "Keep it", "style": "primary", "disabled": disabled,
+                  "onClickAction": action(false) },
+                { "type": "Button", "label": approve_label(&approval.tool_name), "color": "danger",
+                  "variant": "outline", "disabled": disabled, "onClickAction": action(true) },
+            ]},
+        ],
+    });
+    Item::Widget {
+        id: approval_id(user_message, &approval.call_id),
+        thread_id: conversation.to_string(),
+        created_at: chrono::Utc::now(),
+        widget,
+        copy_text: format!("{what}? Keep it / {}", approve_label(&approval.tool_name)),
+    }
+}
+
+/// The `type` of the approval card's actions.
+pub const APPROVAL_ACTION: &str = "approval.decide";
+
+fn approve_label(tool: &str) -> &'static str {
+    match tool {
+        "delete_task" => "Delete",
+        _ => "Approve",
     }
 }
 
@@ -182,6 +252,7 @@ fn done_task(call: &ToolCallRecord) -> Task {
             (Some(id), Some(status)) => format!("{}: task {id} {status}", call.tool_name),
             _ => format!("{}: done", call.tool_name),
         },
+        ToolCallStatus::Declined => format!("{}: declined", call.tool_name),
         ToolCallStatus::Error => format!(
             "{}: failed ({})",
             call.tool_name,
@@ -196,7 +267,7 @@ fn done_task(call: &ToolCallRecord) -> Task {
         title: outcome,
         icon: match call.status {
             ToolCallStatus::Success => "check",
-            ToolCallStatus::Error => "info",
+            ToolCallStatus::Error | ToolCallStatus::Declined => "info",
         },
         content: Some(call.arguments.to_string()),
         status_indicator: "complete",
@@ -209,6 +280,8 @@ type Position = (i64, u8);
 fn position(item: &Item, seq: i64) -> Position {
     match item {
         Item::Workflow { .. } => (seq, 0),
+        // After the user message whose turn waits on it.
+        Item::Widget { .. } => (seq, 2),
         _ => (seq, 1),
     }
 }
@@ -240,6 +313,7 @@ pub async fn page(
             Some(match item {
                 ItemRef::Workflow(_) => (message.seq, 0),
                 ItemRef::Message(_) => (message.seq, 1),
+                ItemRef::Approval(_) => (message.seq, 2),
             })
         }
     };
@@ -271,6 +345,16 @@ pub async fn page(
                 .map(move |item| (position(&item, m.seq), item))
         })
         .collect();
+    // A turn parked on the user's decision shows its cards after the message it answers.
+    if let Some(activity) = fetched.activity.as_ref() {
+        let asked = fetched.messages.iter().find(|m| m.seq == activity.user_seq);
+        if let Some(asked) = asked {
+            positioned.extend(activity.approvals.iter().map(|approval| {
+                let item = approval_item(conversation, asked.id, approval, None);
+                ((asked.seq, 2), item)
+            }));
+        }
+    }
     if order == Order::Desc {
         positioned.reverse();
     }

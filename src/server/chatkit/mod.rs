@@ -35,7 +35,7 @@ use super::{
     error::{AppError, AppResult, ErrorShape},
     live,
     rest::events::keep_alive,
-    services::{chat, feedback, messages},
+    services::{chat, feedback, messages, turn_records},
     state::AppState,
 };
 use crate::model::{ConversationQuery, Role};
@@ -64,16 +64,18 @@ fn unsupported(kind: &str) -> Option<&'static str> {
         "threads.add_structured_input" => {
             "structured input is not supported by this server: the assistant never asks for it"
         }
-        "threads.custom_action" | "threads.sync_custom_action" => {
-            "widget actions are not supported by this server: it sends no widgets"
+        "threads.sync_custom_action" => {
+            "synchronous widget actions are not supported by this server: its cards stream \
+             (threads.custom_action)"
         }
         _ => return None,
     })
 }
 
 /// The request types that change something.
-const WRITES: [&str; 6] = [
+const WRITES: [&str; 7] = [
     "threads.create",
+    "threads.custom_action",
     "threads.add_user_message",
     "threads.retry_after_item",
     "threads.update",
@@ -106,6 +108,7 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
         "threads.create" => create(state, user, params(&request)?).await,
         "threads.add_user_message" => add_user_message(state, user, params(&request)?).await,
         "threads.retry_after_item" => retry_after_item(state, user, params(&request)?).await,
+        "threads.custom_action" => custom_action(state, user, params(&request)?).await,
         "threads.get_by_id" => {
             let p: protocol::ThreadIdParams = params(&request)?;
             let id = items::thread_id(&p.thread_id)?;
@@ -257,7 +260,7 @@ async fn retry_after_item(
     let conversation = chat::get(&state.pool, user.id, id).await?;
     let item = items::ItemRef::parse(&p.item_id)?;
     let message = messages::by_id(&state.pool, user.id, id, item.message()).await?;
-    if message.role != Role::User || matches!(item, items::ItemRef::Workflow(_)) {
+    if message.role != Role::User || !matches!(item, items::ItemRef::Message(_)) {
         return Err(AppError::validation(
             "item_id must name a user message: an answer is retried from the message it answers",
         ));
@@ -305,6 +308,71 @@ async fn retry_after_item(
         .collect();
     let events = TurnEvents::for_retry(&conversation, message.seq, reply_seq);
     Ok(stream_turn(receiver, turn, events, removed))
+}
+
+/// `threads.custom_action` from an approval card: the user's decision on the call it shows.
+/// The card is replaced by its decided form; once the turn's last call is decided, the turn
+/// continues in this stream to its answer (or its next cards).
+async fn custom_action(
+    state: &AppState,
+    user: AuthUser,
+    p: protocol::CustomActionParams,
+) -> AppResult<Response> {
+    let id = items::thread_id(&p.thread_id)?;
+    let conversation = chat::get(&state.pool, user.id, id).await?;
+    if p.action.kind != items::APPROVAL_ACTION {
+        return Err(AppError::validation(format!(
+            "unknown action \"{}\"; this server's cards send \"{}\"",
+            p.action.kind,
+            items::APPROVAL_ACTION
+        )));
+    }
+    let call_id = p.action.payload.get("call_id").and_then(Value::as_str);
+    let approve = p.action.payload.get("approve").and_then(Value::as_bool);
+    let (Some(call_id), Some(approve)) = (call_id, approve) else {
+        return Err(AppError::validation(
+            "the action's payload needs call_id (a string) and approve (true or false)",
+        ));
+    };
+    // The card pressed must be this call's, in this thread's parked turn.
+    let (user_seq, pending) = turn_records::pending(&state.pool, id).await?;
+    let approval = pending
+        .iter()
+        .find(|a| a.call_id == call_id)
+        .cloned()
+        .ok_or_else(|| {
+            AppError::Conflict(format!("call {call_id} does not wait for a decision"))
+        })?;
+    let asked = messages::message_at(&state.pool, id, user_seq)
+        .await?
+        .ok_or_else(|| AppError::NotFound("item".into()))?;
+    let card = items::approval_id(asked.id, call_id);
+    if p.item_id.as_deref().is_some_and(|item| item != card) {
+        return Err(AppError::validation(
+            "item_id is not the card of this call",
+        ));
+    }
+    let receiver = state.live.open_for_turn(&user)?;
+    let decision = agent::start_decision(&state.agent, user.id, id, call_id, approve).await?;
+    let decided = Event::ItemReplaced {
+        item: items::approval_item(id, asked.id, &approval, Some(approve)),
+    };
+    match decision.turn {
+        None => {
+            let options = Event::StreamOptions {
+                stream_options: protocol::StreamOptions { allow_cancel: false },
+            };
+            Ok(sse(futures::stream::iter([options, decided])))
+        }
+        Some((_, turn)) => {
+            let reply_seq = messages::last_message(&state.pool, id)
+                .await?
+                .map_or(user_seq, |m| m.seq)
+                + 1;
+            let events = TurnEvents::for_retry(&conversation, user_seq, reply_seq);
+            Ok(stream_turn(receiver, turn, events, vec![decided]))
+        }
+    }
 }
 
 /// The ChatKit answer to a turn that was started after `receiver` subscribed (so none of its

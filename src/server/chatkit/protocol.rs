@@ -170,6 +170,14 @@ pub enum Item {
         created_at: DateTime<Utc>,
         workflow: Workflow,
     },
+    /// A widget (the approval card of a call the assistant waits on).
+    Widget {
+        id: String,
+        thread_id: String,
+        created_at: DateTime<Utc>,
+        widget: Value,
+        copy_text: String,
+    },
 }
 
 impl Item {
@@ -177,7 +185,8 @@ impl Item {
         match self {
             Self::UserMessage { id, .. }
             | Self::AssistantMessage { id, .. }
-            | Self::Workflow { id, .. } => id,
+            | Self::Workflow { id, .. }
+            | Self::Widget { id, .. } => id,
         }
     }
 }
@@ -252,6 +261,8 @@ pub enum Event {
     ItemDone { item: Item },
     #[serde(rename = "thread.item.removed")]
     ItemRemoved { item_id: String },
+    #[serde(rename = "thread.item.replaced")]
+    ItemReplaced { item: Item },
     #[serde(rename = "stream_options")]
     StreamOptions { stream_options: StreamOptions },
     #[serde(rename = "progress_update")]
@@ -289,4 +300,23 @@ pub enum ItemUpdate {
     TaskAdded { task_index: usize, task: Task },
     #[serde(rename = "workflow.task.updated")]
     TaskUpdated { task_index: usize, task: Task },
+}
+
+/// `threads.custom_action`: a widget's button was pressed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomActionParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    pub action: Action,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub payload: Value,
 }

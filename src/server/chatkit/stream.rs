@@ -89,7 +89,10 @@ impl TurnEvents {
             }
             TurnEvent::Live(envelope) => self.on_live(&envelope.event, out),
             TurnEvent::Ended(Ok(turn)) => {
-                self.finish(&turn.assistant_message, out);
+                match &turn.assistant_message {
+                    Some(reply) => self.finish(reply, out),
+                    None => self.parked(&turn.user_message, &turn.approvals, out),
+                }
                 true
             }
             TurnEvent::Ended(Err(err)) => {
@@ -237,6 +240,33 @@ impl TurnEvents {
                 delta: fresh,
             },
         });
+    }
+
+    /// The turn parked on the user's decision: what was shown of it goes (it comes back with
+    /// the reply), and each call that waits is a card to decide on (`threads.custom_action`).
+    fn parked(
+        &mut self,
+        asked: &Message,
+        approvals: &[crate::model::PendingApproval],
+        out: &mut VecDeque<Event>,
+    ) {
+        let id = self.reply_id();
+        if !self.tools.is_empty() {
+            out.push_back(Event::ItemRemoved {
+                item_id: items::workflow_id(id),
+            });
+        }
+        if self.assistant_open {
+            out.push_back(Event::ItemRemoved {
+                item_id: id.to_string(),
+            });
+        }
+        self.tools.clear();
+        self.assistant_open = false;
+        self.sent_chars = 0;
+        out.extend(approvals.iter().map(|approval| Event::ItemDone {
+            item: items::approval_item(self.conversation, asked.id, approval, None),
+        }));
     }
 
     /// The stored reply: the workflow of its tool calls, then the reply itself, final.

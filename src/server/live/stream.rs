@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Envelope, Subscription};
 use crate::{
-    model::{ActivityState, LiveEvent},
+    model::LiveEvent,
     server::services::{activity, events},
 };
 
@@ -111,19 +111,9 @@ impl StreamState {
         match activity::running_turns(&self.pool, self.user).await {
             Ok(turns) => {
                 for (conversation_id, user_seq, tool_name, partial) in turns {
-                    let state = if tool_name.is_some() {
-                        ActivityState::Tool
-                    } else {
-                        ActivityState::Thinking
-                    };
                     self.queue.push_back(Envelope::new(
                         None,
-                        LiveEvent::Activity {
-                            conversation_id,
-                            user_seq,
-                            state,
-                            tool_name,
-                        },
+                        LiveEvent::working(conversation_id, user_seq, tool_name),
                     ));
                     self.queue.push_back(Envelope::new(
                         None,

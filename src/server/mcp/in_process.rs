@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{TaskTools, TURN_CALL_META};
 use crate::{
-    model::ToolCallStatus,
+    model::{TaskChange, ToolCallStatus},
     server::{
         bus::EventBus,
         error::{AppError, AppResult},
@@ -32,6 +32,8 @@ pub struct ToolOutcome {
     pub result: Value,
     pub status: ToolCallStatus,
     pub duration_ms: i64,
+    /// What the call changed (for undo), when it was a turn's call that changed a task.
+    pub change: Option<TaskChange>,
 }
 
 impl InProcessClient {
@@ -80,8 +82,14 @@ impl InProcessClient {
         }
         let response = self.client.call_tool(params).await;
         let duration_ms = started.elapsed().as_millis() as i64;
+        let mut change = None;
         let (result, status) = match response {
             Ok(result) => {
+                change = result
+                    .meta
+                    .as_ref()
+                    .and_then(|meta| meta.0.get(TURN_CALL_META))
+                    .and_then(|v| serde_json::from_value::<TaskChange>(v.clone()).ok());
                 let is_error = result.is_error.unwrap_or(false);
                 let value = result
                     .structured_content
@@ -107,6 +115,7 @@ impl InProcessClient {
             result,
             status,
             duration_ms,
+            change,
         }
     }
 

@@ -29,7 +29,7 @@ use super::{
         turn_records::{self, CallSlot, CallStart},
     },
 };
-use crate::model::{NewTask, Task, TaskFilter, TaskPatch, ToolCallStatus};
+use crate::model::{NewTask, Task, TaskChange, TaskFilter, TaskPatch, TaskState, ToolCallStatus};
 
 /// The `_meta` key under which the agent names the turn call slot of an in-process tool call
 /// (see `services::turn_records::CallSlot`): the call's effect and its record then commit together.
@@ -183,7 +183,7 @@ impl TaskTools {
             .await
     }
 
-    #[tool(description = "Delete a task permanently.", input_schema = schema_for_type::<TaskIdArgs>())]
+    #[tool(description = "Delete a task (it can be restored by undoing the deletion).", input_schema = schema_for_type::<TaskIdArgs>())]
     async fn delete_task(
         &self,
         Parameters(args): Parameters<JsonObject>,
@@ -216,22 +216,32 @@ enum TaskOp {
     Update(UpdateTaskArgs),
 }
 
-/// Runs `op` for `user` in `tx` (its own, or the transaction that also records the call),
-/// returning the tool's JSON result and the change's event, to publish after the commit.
-async fn apply(
-    tx: &mut PgConnection,
-    bus: &EventBus,
-    user: Uuid,
-    op: TaskOp,
-) -> AppResult<(Value, Outbox)> {
-    let (task, outbox, status) = match op {
+/// What a task operation did: the tool's JSON result, the change's event (published after
+/// the commit) and, for a change, the task before and after it (recorded for undo).
+struct Applied {
+    value: Value,
+    outbox: Outbox,
+    change: Option<TaskChange>,
+}
+
+/// The task as a change finds it (locked until the commit), for the record.
+async fn state_before(tx: &mut PgConnection, user: Uuid, id: i32) -> AppResult<Option<TaskState>> {
+    Ok(tasks::lock_in(tx, user, id)
+        .await?
+        .filter(|(_, deleted)| !deleted)
+        .map(|(task, _)| TaskState::from(&task)))
+}
+
+/// Runs `op` for `user` in `tx` (its own, or the transaction that also records the call).
+async fn apply(tx: &mut PgConnection, bus: &EventBus, user: Uuid, op: TaskOp) -> AppResult<Applied> {
+    let (task, outbox, status, before) = match op {
         TaskOp::Add(a) => {
             let new = NewTask {
                 title: a.title,
                 description: a.description,
             };
             let (task, outbox) = tasks::create_in(tx, bus, user, new).await?;
-            (task, outbox, "created")
+            (task, outbox, "created", None)
         }
         TaskOp::List(a) => {
             let list = tasks::list(&mut *tx, user, a.status.unwrap_or_default()).await?;
@@ -240,15 +250,21 @@ async fn apply(
                 .map(|t| json!({ "id": t.id, "title": t.title, "description": t.description, "completed": t.completed }))
                 .collect();
             let list = json!({ "tasks": items, "count": items.len() });
-            return Ok((list, Outbox::default()));
+            return Ok(Applied {
+                value: list,
+                outbox: Outbox::default(),
+                change: None,
+            });
         }
         TaskOp::Complete(a) => {
+            let was = state_before(tx, user, a.task_id).await?;
             let (task, outbox) = tasks::set_completed_in(tx, bus, user, a.task_id, true).await?;
-            (task, outbox, "completed")
+            (task, outbox, "completed", was)
         }
         TaskOp::Delete(a) => {
+            let was = state_before(tx, user, a.task_id).await?;
             let (task, outbox) = tasks::delete_in(tx, bus, user, a.task_id).await?;
-            (task, outbox, "deleted")
+            (task, outbox, "deleted", was)
         }
         TaskOp::Update(a) => {
             if a.title.is_none() && a.description.is_none() {
@@ -256,26 +272,36 @@ async fn apply(
                     "give a new title or description for the task",
                 ));
             }
+            let was = state_before(tx, user, a.task_id).await?;
             let patch = TaskPatch {
                 title: a.title,
                 description: a.description,
                 completed: None,
             };
             let (task, outbox) = tasks::update_in(tx, bus, user, a.task_id, patch).await?;
-            (task, outbox, "updated")
+            (task, outbox, "updated", was)
         }
     };
-    Ok((summary(&task, status), outbox))
+    let change = TaskChange {
+        task_id: task.id,
+        before,
+        after: (status != "deleted").then(|| TaskState::from(&task)),
+    };
+    Ok(Applied {
+        value: summary(&task, status),
+        outbox,
+        change: Some(change),
+    })
 }
 
 impl TaskTools {
     /// A call outside any turn (an MCP client's): its own transaction.
     async fn apply_alone(&self, user: Uuid, op: TaskOp) -> AppResult<Value> {
         let mut tx = self.pool.begin().await?;
-        let (value, outbox) = apply(&mut tx, &self.bus, user, op).await?;
+        let applied = apply(&mut tx, &self.bus, user, op).await?;
         tx.commit().await?;
-        outbox.publish(&self.bus, &self.pool).await;
-        Ok(value)
+        applied.outbox.publish(&self.bus, &self.pool).await;
+        Ok(applied.value)
     }
 
     /// Parses the arguments and runs the tool. Bad arguments and service errors (e.g. "task 7
@@ -302,13 +328,13 @@ impl TaskTools {
                 Ok(op) => self.apply_alone(user, op).await,
                 Err(err) => Err(err),
             };
-            return Ok(to_result(outcome_value(outcome)));
+            return Ok(to_result(outcome_value(outcome), None));
         };
         let recorded = async {
             let arguments = Value::Object(args);
             let mut call =
                 match turn_records::begin_call(&self.pool, user, &slot, name, &arguments).await? {
-                    CallStart::Replay(result, status) => return Ok((result, status)),
+                    CallStart::Replay(result, status, change) => return Ok((result, status, change)),
                     CallStart::Fresh(call) => call,
                 };
             let outcome = match parsed {
@@ -316,20 +342,25 @@ impl TaskTools {
                 Err(err) => Err(err),
             };
             // A failed statement voids the transaction: nothing happened, nothing is recorded.
-            let (outcome, outbox) = match outcome {
+            let (outcome, outbox, change) = match outcome {
                 Err(AppError::Internal(err)) => return Err(AppError::Internal(err)),
-                Ok((value, outbox)) => (Ok(value), outbox),
-                Err(err) => (Err(err), Outbox::default()),
+                Ok(applied) => (Ok(applied.value), applied.outbox, applied.change),
+                Err(err) => (Err(err), Outbox::default(), None),
             };
             let (result, status) = outcome_value(outcome);
-            call.commit(&result, status).await?;
+            call.commit(&result, status, change.as_ref()).await?;
             outbox.publish(&self.bus, &self.pool).await;
-            Ok::<_, AppError>((result, status))
+            Ok::<_, AppError>((result, status, change))
         }
         .await;
-        Ok(to_result(
-            recorded.unwrap_or_else(|err| outcome_value(Err(err))),
-        ))
+        let (result, status, change) = match recorded {
+            Ok(recorded) => recorded,
+            Err(err) => {
+                let (result, status) = outcome_value(Err(err));
+                (result, status, None)
+            }
+        };
+        Ok(to_result((result, status), change))
     }
 }
 
@@ -348,14 +379,21 @@ fn outcome_value(outcome: AppResult<Value>) -> (Value, ToolCallStatus) {
     }
 }
 
-fn to_result((value, status): (Value, ToolCallStatus)) -> CallToolResult {
+/// The tool result; an agent turn's call also gets what it changed, in `_meta` (the in-process
+/// client records it for undo; MCP clients never see it).
+fn to_result((value, status): (Value, ToolCallStatus), change: Option<TaskChange>) -> CallToolResult {
     match status {
         ToolCallStatus::Success => {
             let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
             result.structured_content = Some(value);
+            if let Some(change) = change {
+                let mut meta = JsonObject::new();
+                meta.insert(TURN_CALL_META.into(), json!(change));
+                result.meta = Some(rmcp::model::MetaObject(meta));
+            }
             result
         }
-        ToolCallStatus::Error => {
+        ToolCallStatus::Error | ToolCallStatus::Declined => {
             let message = value
                 .get("error")
                 .and_then(Value::as_str)

@@ -204,7 +204,16 @@ fn envelope_of(event: TurnEvent) -> live::Envelope {
     let event = match event {
         TurnEvent::Live(envelope) => return envelope,
         TurnEvent::UserMessage(message) => LiveEvent::Message(message),
-        TurnEvent::Ended(Ok(turn)) => LiveEvent::Message(turn.assistant_message),
+        TurnEvent::Ended(Ok(turn)) => match (turn.assistant_message, turn.approvals.first()) {
+            (Some(reply), _) => LiveEvent::Message(reply),
+            // Parked: the stream ends on (again) the first call that waits.
+            (None, Some(pending)) => LiveEvent::approval(
+                turn.user_message.conversation_id,
+                turn.user_message.seq,
+                pending,
+            ),
+            (None, None) => LiveEvent::Resync,
+        },
         TurnEvent::Ended(Err(err)) => {
             let api = err.to_api_error();
             LiveEvent::Error {

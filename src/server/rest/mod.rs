@@ -1,5 +1,6 @@
 //! REST adapters over the service layer, with the OpenAPI document generated from the routes.
 
+pub mod approvals;
 pub mod auth;
 pub mod branches;
 pub mod chat;
@@ -167,6 +168,7 @@ pub fn router() -> (Router<AppState>, Router<AppState>) {
         .merge(tasks::router())
         .merge(chat::router())
         .merge(branches::router())
+        .merge(approvals::router())
         .merge(transfer::router())
         .split_for_parts();
     openapi.merge(events_doc);

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    model::{ActivityState, LiveEvent},
+    model::LiveEvent,
     server::{
         bus::{process_id, transient_payload, EventBus, LIVE_CHANNEL, MAX_NOTIFY_BYTES},
         error::AppResult,
@@ -46,16 +46,7 @@ pub async fn set_activity(
         user_seq,
         ..
     } = *reporter;
-    let event = LiveEvent::Activity {
-        conversation_id: conversation,
-        user_seq,
-        state: if tool_name.is_some() {
-            ActivityState::Tool
-        } else {
-            ActivityState::Thinking
-        },
-        tool_name: tool_name.map(str::to_string),
-    };
+    let event = LiveEvent::working(conversation, user_seq, tool_name.map(str::to_string));
     // Decided once: the database announces it, or we publish it after.
     let in_database = bus.announces_in_database();
     let written: Option<i32> = sqlx::query_scalar(&format!(

@@ -214,7 +214,7 @@ pub async fn changes_elsewhere(
         .filter_map(|id| i32::try_from(id).ok())
         .collect();
     let tasks: Vec<(i32, bool)> =
-        sqlx::query_as("SELECT id, completed FROM tasks WHERE user_id = $1 AND id = ANY($2)")
+        sqlx::query_as("SELECT id, completed FROM tasks WHERE user_id = $1 AND id = ANY($2) AND deleted_at IS NULL")
             .bind(user)
             .bind(&ids)
             .fetch_all(pool)

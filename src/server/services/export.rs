@@ -216,7 +216,7 @@ async fn write_account(pool: &PgPool, user: Uuid, mut out: Out) -> AppResult<()>
         let mut tasks = sqlx::query_scalar::<_, String>(
             "SELECT json_build_object('id', id, 'title', title, 'description', description,
                  'completed', completed, 'created_at', created_at, 'updated_at', updated_at)::text
-             FROM tasks WHERE user_id = $1 ORDER BY id",
+             FROM tasks WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id",
         )
         .bind(user)
         .fetch(&mut *tx);
@@ -442,10 +442,7 @@ fn markdown_message(message: &ExportedMessage) -> String {
     if let Some(calls) = calls {
         text.push('\n');
         for call in calls.tool_calls {
-            let status = match call.status {
-                crate::model::ToolCallStatus::Success => "success",
-                crate::model::ToolCallStatus::Error => "error",
-            };
+            let status = call.status.as_str();
             text.push_str(&format!("> `{}` → {status}\n", call.tool_name));
         }
     }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     model::{
-        BranchChange, BranchView, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus,
+        ActivityState, BranchChange, BranchView, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus,
         Role, ToolCallRecord, ToolCalls, TurnActivity,
     },
     server::{
@@ -148,12 +148,22 @@ pub async fn page(
         "SELECT c.message_count, c.branched, c.current_message_id,
                 (SELECT depth FROM messages WHERE id = c.current_message_id) AS current_depth,
                 a.user_seq AS activity_seq, a.tool_name AS activity_tool,
-                a.updated_at AS activity_since,
+                a.updated_at AS activity_since, w.parked_seq, w.parked_since, w.approvals,
                 m.id, m.conversation_id, m.seq, m.role, m.content, m.tool_calls, m.status, m.created_at,
                 m.client_id, m.parent_id, m.branch_changes, m.sibling_ids
          FROM conversations c
          LEFT JOIN turn_activity a ON a.conversation_id = c.id
              AND (a.user_seq = c.last_seq OR c.branched)
+         LEFT JOIN LATERAL (
+             SELECT t.user_seq AS parked_seq, min(p.created_at) AS parked_since,
+                    jsonb_agg(jsonb_build_object('call_id', p.call_id, 'tool_name', p.tool_name,
+                                                 'arguments', p.arguments, 'task', p.task)
+                              ORDER BY p.idx) AS approvals
+             FROM turn_approvals p JOIN turns t ON t.id = p.turn_id
+             WHERE p.conversation_id = c.id AND p.decision IS NULL
+               AND t.state = 'awaiting_approval'
+             GROUP BY t.user_seq
+         ) w ON true
          LEFT JOIN LATERAL (
              SELECT {MESSAGE_COLUMNS},
                     CASE WHEN c.branched THEN
@@ -177,10 +187,23 @@ pub async fn page(
         .await?;
     let first = rows.first().ok_or_else(conversation_not_found)?;
     let activity = match (first.activity_seq, first.activity_since) {
+        _ if first.approvals.is_some() => first.approvals.as_ref().map(|approvals| TurnActivity {
+            user_seq: first.parked_seq.unwrap_or_default(),
+            tool_name: approvals.0.first().map(|a| a.tool_name.clone()),
+            since: first.parked_since.unwrap_or_else(Utc::now),
+            state: ActivityState::Approval,
+            approvals: approvals.0.clone(),
+        }),
         (Some(user_seq), Some(since)) => Some(TurnActivity {
             user_seq,
             tool_name: first.activity_tool.clone(),
             since,
+            state: if first.activity_tool.is_some() {
+                ActivityState::Tool
+            } else {
+                ActivityState::Thinking
+            },
+            approvals: vec![],
         }),
         _ => None,
     };
@@ -230,6 +253,9 @@ struct PageRow {
     activity_seq: Option<i64>,
     activity_tool: Option<String>,
     activity_since: Option<DateTime<Utc>>,
+    parked_seq: Option<i64>,
+    parked_since: Option<DateTime<Utc>>,
+    approvals: Option<sqlx::types::Json<Vec<crate::model::PendingApproval>>>,
     id: Option<Uuid>,
     conversation_id: Option<Uuid>,
     seq: Option<i64>,

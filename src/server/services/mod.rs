@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod stream_tickets;
 pub mod tasks;
 pub mod turn_records;
+pub mod undo;
 pub mod users;
 
 use super::error::{AppError, AppResult};

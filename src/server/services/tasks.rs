@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::events::{self, Outbox};
 use crate::{
     model::{
-        LiveEvent, NewTask, Task, TaskFilter, TaskPatch, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+        LiveEvent, NewTask, Task, TaskFilter, TaskPatch, TaskState, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
     },
     server::{
         bus::EventBus,
@@ -69,7 +69,8 @@ pub async fn list(db: impl PgExecutor<'_>, user: Uuid, filter: TaskFilter) -> Ap
         TaskFilter::Completed => Some(true),
     };
     let rows = sqlx::query_as::<_, TaskRow>(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ORDER BY id"
+        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND deleted_at IS NULL
+           AND ($2::boolean IS NULL OR completed = $2) ORDER BY id"
     ))
     .bind(user)
     .bind(completed)
@@ -80,7 +81,7 @@ pub async fn list(db: impl PgExecutor<'_>, user: Uuid, filter: TaskFilter) -> Ap
 
 pub async fn get(db: impl PgExecutor<'_>, user: Uuid, id: i32) -> AppResult<Task> {
     sqlx::query_as::<_, TaskRow>(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
+        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL"
     ))
     .bind(user)
     .bind(id)
@@ -142,7 +143,7 @@ pub async fn update_in(
              description = CASE WHEN $4 THEN $5 ELSE description END,
              completed = COALESCE($6, completed),
              updated_at = now()
-         WHERE user_id = $1 AND id = $2
+         WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL
          RETURNING {COLUMNS}"
     ))
     .bind(user)
@@ -165,7 +166,8 @@ fn completion(completed: bool) -> TaskPatch {
     }
 }
 
-/// Deletes and returns the task (its title is worth confirming to the user).
+/// Deletes and returns the task (its title is worth confirming to the user). The row stays,
+/// marked deleted, so the deletion can be undone (the task keeps its number).
 pub async fn delete_in(
     tx: &mut PgConnection,
     bus: &EventBus,
@@ -173,7 +175,8 @@ pub async fn delete_in(
     id: i32,
 ) -> AppResult<(Task, Outbox)> {
     let task = sqlx::query_as::<_, TaskRow>(&format!(
-        "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        "UPDATE tasks SET deleted_at = now(), updated_at = now()
+         WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {COLUMNS}"
     ))
     .bind(user)
     .bind(id)
@@ -183,6 +186,57 @@ pub async fn delete_in(
     .ok_or_else(|| not_found(id))?;
     let outbox = events::record(tx, bus, user, &LiveEvent::TaskDeleted { id }).await?;
     Ok((task, outbox))
+}
+
+/// The task as it is now, deleted or not, locked for the change that reads it (undo compares
+/// it with what a call left).
+pub async fn lock_in(
+    tx: &mut PgConnection,
+    user: Uuid,
+    id: i32,
+) -> AppResult<Option<(Task, bool)>> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        task: TaskRow,
+        deleted: bool,
+    }
+    Ok(sqlx::query_as::<_, Locked>(&format!(
+        "SELECT {COLUMNS}, deleted_at IS NOT NULL AS deleted FROM tasks
+         WHERE user_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(user)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|l| (Task::from(l.task), l.deleted)))
+}
+
+/// Puts a task back to `state`, restoring it if it was deleted (undo of a change or a
+/// deletion). The row must exist (see `lock_in`).
+pub async fn restore_in(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    id: i32,
+    state: &TaskState,
+) -> AppResult<(Task, Outbox)> {
+    let task = sqlx::query_as::<_, TaskRow>(&format!(
+        "UPDATE tasks SET title = $3, description = $4, completed = $5, deleted_at = NULL,
+                          updated_at = now()
+         WHERE user_id = $1 AND id = $2
+         RETURNING {COLUMNS}"
+    ))
+    .bind(user)
+    .bind(id)
+    .bind(&state.title)
+    .bind(&state.description)
+    .bind(state.completed)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(Task::from)
+    .ok_or_else(|| not_found(id))?;
+    changed(tx, bus, user, task).await
 }
 
 /// Records the changed task's event in the change's transaction.

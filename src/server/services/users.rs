@@ -183,3 +183,33 @@ mod tests {
         }
     }
 }
+
+/// The account's settings.
+pub async fn settings(pool: &PgPool, user_id: Uuid) -> AppResult<crate::model::AccountSettings> {
+    let policy: Option<String> =
+        sqlx::query_scalar("SELECT approval_policy FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    let policy = policy.ok_or(AppError::Unauthorized)?;
+    Ok(crate::model::AccountSettings {
+        approval_policy: crate::model::ApprovalPolicy::parse(&policy),
+    })
+}
+
+/// Changes the account's settings; the next tool call of any turn follows them.
+pub async fn update_settings(
+    pool: &PgPool,
+    user_id: Uuid,
+    settings: &crate::model::AccountSettings,
+) -> AppResult<crate::model::AccountSettings> {
+    let updated = sqlx::query("UPDATE users SET approval_policy = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(settings.approval_policy.as_str())
+        .execute(pool)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(settings.clone())
+}

@@ -93,6 +93,10 @@ fn first_step(intent: Intent) -> ModelReply {
         Intent::Complete(_) | Intent::Delete(_) | Intent::Update { .. } => {
             call("list_tasks", json!({ "status": "all" }))
         }
+        Intent::Undo { task, confirm } => call(
+            "undo_change",
+            json!({ "task_id": task, "confirm": confirm }),
+        ),
         Intent::Help => ModelReply::Text(help()),
         Intent::Explain => ModelReply::Text(explain()),
     }
@@ -193,6 +197,27 @@ mod tests {
                 Intent::Complete(TaskRef::Title("buy milk".into())),
             ),
             ("Delete task 2", Intent::Delete(TaskRef::Number(2))),
+            (
+                "undo that",
+                Intent::Undo {
+                    task: None,
+                    confirm: false,
+                },
+            ),
+            (
+                "yes, undo it anyway",
+                Intent::Undo {
+                    task: None,
+                    confirm: true,
+                },
+            ),
+            (
+                "undo task 3",
+                Intent::Undo {
+                    task: Some(3),
+                    confirm: false,
+                },
+            ),
             (
                 "remove buy milk",
                 Intent::Delete(TaskRef::Title("buy milk".into())),

@@ -25,6 +25,9 @@ pub enum Intent {
         title: Option<String>,
         description: Option<String>,
     },
+    /// "undo that": undo the assistant's newest change (of task `task`, if named); `confirm`
+    /// ("undo it anyway") even if the task changed since.
+    Undo { task: Option<i64>, confirm: bool },
     /// Words it did not understand: a short list of what it does.
     Help,
     /// A question about the assistant itself ("help", "what can you do?"): how it works and
@@ -150,6 +153,9 @@ pub fn parse(text: &str) -> Intent {
         return Intent::Explain;
     }
 
+    if let Some(undo) = parse_undo(&lower) {
+        return undo;
+    }
     if let Some(target) = after_verb(rest, &UPDATE_VERBS) {
         return parse_update(target);
     }
@@ -186,6 +192,22 @@ pub fn parse(text: &str) -> Intent {
         }
     }
     Intent::Help
+}
+
+/// "undo that", "undo it anyway", "undo task 3", "revert that", "take that back".
+fn parse_undo(lower: &str) -> Option<Intent> {
+    let lower = lower.trim_start_matches("yes").trim_start_matches([',', ' ']);
+    let rest = ["undo", "revert", "take that back", "take it back", "put it back"]
+        .iter()
+        .find_map(|verb| starts_with_word(lower, verb))?;
+    let task = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| !part.is_empty())
+        .and_then(|n| n.parse().ok());
+    Some(Intent::Undo {
+        task,
+        confirm: rest.contains("anyway"),
+    })
 }
 
 fn list_status(lower: &str) -> &'static str {

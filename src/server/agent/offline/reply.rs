@@ -57,6 +57,22 @@ pub fn confirm(done: &[(ToolCallRequest, Value)]) -> String {
             !(call.name == "list_tasks" && done.len() > 1 && result.get("error").is_none())
         })
         .map(|(call, result)| {
+            if result.get("declined").and_then(Value::as_bool) == Some(true) {
+                return "OK, I left it as it is: nothing was changed.".to_string();
+            }
+            if call.name == "undo_change" {
+                if let Some(detail) = result.get("detail").and_then(Value::as_str) {
+                    return format!("Undone. {}", escape(detail));
+                }
+                if let Some(error) = result.get("error").and_then(Value::as_str) {
+                    let hint = if error.contains("changed since") {
+                        " Say **undo it anyway** to put it back all the same."
+                    } else {
+                        ""
+                    };
+                    return format!("I couldn't undo that: {}.{hint}", escape(error));
+                }
+            }
             if let Some(error) = result.get("error").and_then(Value::as_str) {
                 return format!("I couldn't do that: {}.", escape(error));
             }

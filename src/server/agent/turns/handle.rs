@@ -224,9 +224,12 @@ impl EventsState {
         };
         match event {
             LiveEvent::Delta { seq, .. } | LiveEvent::Partial { seq, .. } => *seq == own + 1,
-            LiveEvent::Activity { user_seq, .. } => *user_seq == own,
+            LiveEvent::Activity { user_seq, .. } | LiveEvent::ApprovalDecided { user_seq, .. } => {
+                *user_seq == own
+            }
             LiveEvent::Conversation(_) | LiveEvent::ConversationDeleted { .. } => true,
-            LiveEvent::Message(_)
+            LiveEvent::ToolCallUndone { .. }
+            | LiveEvent::Message(_)
             | LiveEvent::Task(_)
             | LiveEvent::TaskDeleted { .. }
             | LiveEvent::Resync
@@ -246,6 +249,12 @@ fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
             conversation_id, ..
         }
         | LiveEvent::Activity {
+            conversation_id, ..
+        }
+        | LiveEvent::ApprovalDecided {
+            conversation_id, ..
+        }
+        | LiveEvent::ToolCallUndone {
             conversation_id, ..
         } => *conversation_id == conversation,
         LiveEvent::Conversation(c) => c.id == conversation,

@@ -5,6 +5,7 @@
 //! outcome and clears its progress row. Starting a send or a retry returns a `TurnHandle`.
 
 mod control;
+mod decide;
 mod handle;
 mod inflight;
 mod lease;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use control::RunningTurns;
+pub use decide::{decide, start_decision, Decision};
 pub use handle::{Phase, TurnEvent, TurnHandle};
 pub use inflight::Inflight;
 pub use lease::sweep_forever;
@@ -173,11 +175,7 @@ async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> A
     })
     .1;
     let result = match reply {
-        Some(reply) => futures::future::ready(Ok(TurnResult {
-            user_message,
-            assistant_message: reply,
-        }))
-        .boxed(),
+        Some(reply) => futures::future::ready(Ok(TurnResult::answered(user_message, reply))).boxed(),
         None => {
             let agent = agent.clone();
             async move { wait_for_reply(&agent, user_message).await }.boxed()
@@ -206,7 +204,7 @@ async fn launch_send(
         if let Some(sent) = already_sent(&agent, conversation, client_id).await {
             return sent;
         }
-        let claimed = claim(&agent, || async {
+        let claimed = claim(&agent, (user, conversation), || async {
             if !phase.begin_storing() {
                 return Err(cancelled());
             }
@@ -300,8 +298,28 @@ where
     F: FnOnce(AgentState, PhaseTx) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = AppResult<TurnResult>> + Send,
 {
+    let admitted = admit(agent, user).await?;
+    launch_admitted(agent, admitted, user, conversation, work)
+}
+
+/// Admits one more turn of `user`: the send rate and the bound on running + queued turns.
+async fn admit(agent: &AgentState, user: Uuid) -> AppResult<slots::UserSlot> {
     agent.limits.sends_by_user.check(&user).await?;
-    let admitted = agent.slots.enter(user, agent.settings.turns_per_user)?;
+    agent.slots.enter(user, agent.settings.turns_per_user)
+}
+
+/// `launch` of a turn already admitted.
+fn launch_admitted<F, Fut>(
+    agent: &AgentState,
+    admitted: slots::UserSlot,
+    user: Uuid,
+    conversation: Uuid,
+    work: F,
+) -> AppResult<(Joinable, Canceller)>
+where
+    F: FnOnce(AgentState, PhaseTx) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = AppResult<TurnResult>> + Send,
+{
     let (phase_tx, phase_rx) = watch::channel(Phase::Waiting);
     let phase = PhaseTx(phase_tx.clone());
     let task = {
@@ -344,10 +362,7 @@ async fn already_sent(
         Err(err) => return Some(Err(err)),
     };
     Some(match found {
-        (user_message, Some(reply)) => Ok(TurnResult {
-            user_message,
-            assistant_message: reply,
-        }),
+        (user_message, Some(reply)) => Ok(TurnResult::answered(user_message, reply)),
         (user_message, None) => wait_for_reply(agent, user_message).await,
     })
 }
@@ -395,7 +410,7 @@ pub async fn start_retry(
     let user_message = retried.clone();
     let (joined, canceller) = launch(agent, user, conversation, move |agent, phase| async move {
         let seq = user_message.seq;
-        let started = claim(&agent, || async {
+        let started = claim(&agent, (user, conversation), || async {
             if !phase.begin_storing() {
                 return Err(cancelled());
             }
@@ -515,7 +530,7 @@ async fn launch_regenerate(
     launch(agent, user, conversation, move |agent, phase| async move {
         let _entry = entry;
         let seq = answered.seq;
-        let started = claim(&agent, || async {
+        let started = claim(&agent, (user, conversation), || async {
             if !phase.begin_storing() {
                 return Err(cancelled());
             }
@@ -578,8 +593,13 @@ fn nothing_to_retry() -> AppError {
 }
 
 /// Starts a turn once no other turn runs in the conversation (on any replica). Waits by
-/// sleeping, never on a database connection; gives up after `queue_timeout`.
-async fn claim<F, Fut, T>(agent: &AgentState, mut start: F) -> AppResult<T>
+/// sleeping, never on a database connection; gives up after `queue_timeout`. A turn parked on
+/// the user's decision does not make it wait: moving on declines what it waits for.
+async fn claim<F, Fut, T>(
+    agent: &AgentState,
+    (user, conversation): (Uuid, Uuid),
+    mut start: F,
+) -> AppResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = AppResult<Result<T, Busy>>>,
@@ -589,6 +609,11 @@ where
     loop {
         if let Ok(started) = start().await? {
             return Ok(started);
+        }
+        let why = "because a new message was sent before it was approved";
+        let declined = records::decline_parked(&agent.pool, &agent.bus, user, conversation, why);
+        if declined.await?.is_some() {
+            continue;
         }
         if tokio::time::Instant::now() + pause > deadline {
             return Err(AppError::Conflict(
@@ -607,6 +632,15 @@ pub async fn stop(agent: &AgentState, user: Uuid, conversation: Uuid) -> AppResu
     let Some(request) =
         records::request_stop(&agent.pool, user, StopTarget::InConversation(conversation)).await?
     else {
+        let why = "because the answer was stopped before it was approved";
+        let declined = records::decline_parked(&agent.pool, &agent.bus, user, conversation, why);
+        if let Some(reply) = declined.await? {
+            return Ok(StopResult {
+                stopped: true,
+                detail: "Stopped. Nothing that waited for your approval was done.".into(),
+                assistant_message: Some(reply),
+            });
+        }
         return Ok(StopResult {
             stopped: false,
             detail: "Nothing is running in this conversation; nothing was stopped.".into(),
@@ -672,11 +706,16 @@ async fn wait_for_reply(agent: &AgentState, user_message: Message) -> AppResult<
                     Some(seq) => messages::message_at(&agent.pool, conversation, seq).await?,
                     None => None,
                 };
-                return match reply {
-                    Some(reply) => Ok(TurnResult {
+                if turn.is_parked() {
+                    let (_, approvals) = records::pending(&agent.pool, conversation).await?;
+                    return Ok(TurnResult {
                         user_message,
-                        assistant_message: reply,
-                    }),
+                        assistant_message: None,
+                        approvals,
+                    });
+                }
+                return match reply {
+                    Some(reply) => Ok(TurnResult::answered(user_message, reply)),
                     None => Err(AppError::NotFound("conversation".into())),
                 };
             }

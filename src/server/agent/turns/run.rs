@@ -5,13 +5,14 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::FutureExt;
+use serde_json::Value;
 
 use super::{lease, wait_for_reply};
 
 use super::super::{
     progress::Progress,
     prompt,
-    tool_loop::{self, CallSlots, Reply, TurnLog},
+    tool_loop::{self, CallSlots, Reply, TurnLog, TurnScope},
     AgentState,
 };
 use crate::{
@@ -24,6 +25,7 @@ use crate::{
             branches,
             messages::{self},
             turn_records::{self as records, Finished, Turn},
+            users,
         },
     },
 };
@@ -34,9 +36,11 @@ pub(super) async fn run(
     user_message: Message,
 ) -> AppResult<TurnResult> {
     match attempt(agent, &turn).await? {
-        Finished::Stored(reply) => Ok(TurnResult {
+        Finished::Stored(reply) => Ok(TurnResult::answered(user_message, reply)),
+        Finished::Parked(approvals) => Ok(TurnResult {
             user_message,
-            assistant_message: reply,
+            assistant_message: None,
+            approvals,
         }),
         // Another replica took the turn over (our lease lapsed): its reply is the answer.
         Finished::NotOwner => wait_for_reply(agent, user_message).await,
@@ -130,6 +134,7 @@ async fn attempt(agent: &AgentState, turn: &Turn) -> AppResult<Finished> {
             .then(|| stopped_reply(progress.spoken(), log.records())),
     };
     let ended = match reply {
+        Some(reply) if !reply.parked.is_empty() => park(agent, turn, &reply.parked).await,
         Some(reply) => finish(agent, turn, reply, &log.branch_changes()).await,
         None => Ok(Finished::NotOwner),
     };
@@ -149,11 +154,51 @@ fn stopped_reply(partial: String, records: Vec<crate::model::ToolCallRecord>) ->
     } else {
         partial
     };
-    Reply {
-        content,
-        status: MessageStatus::Stopped,
-        records,
+    Reply::new(content, MessageStatus::Stopped, records)
+}
+
+/// Parks the turn on the calls that wait for approval: it gives up its lease, and its slot
+/// once this attempt returns.
+async fn park(
+    agent: &AgentState,
+    turn: &Turn,
+    calls: &[records::ParkedCall],
+) -> AppResult<Finished> {
+    if records::park(&agent.pool, &agent.bus, turn, calls).await? {
+        Ok(Finished::Parked(
+            calls.iter().map(|c| c.approval.clone()).collect(),
+        ))
+    } else {
+        Ok(Finished::NotOwner)
     }
+}
+
+/// Makes the calls the user decided on while the turn was parked (approved ones run, declined
+/// ones are recorded as declined), each once at its slot, before the model goes on.
+async fn make_decided_calls(
+    agent: &AgentState,
+    turn: &Turn,
+    mcp: &InProcessClient,
+    scope: TurnScope,
+    progress: &Progress,
+) -> AppResult<bool> {
+    let decided = records::decided_unrecorded(&agent.pool, turn).await?;
+    for call in &decided {
+        if !call.approved {
+            records::record_declined(&agent.pool, turn.user_id, call).await?;
+            continue;
+        }
+        let Value::Object(arguments) = call.arguments.clone() else {
+            continue;
+        };
+        // An attempt that lost the turn meanwhile records nothing (the call's fence); its
+        // successor makes the call.
+        tokio::join!(
+            progress.report(Some(&call.tool_name)),
+            tool_loop::call_tool(agent, mcp, scope, &call.tool_name, arguments, &call.slot),
+        );
+    }
+    Ok(!decided.is_empty())
 }
 
 /// The model/tool loop with its prompt rebuilt from the database: the history up to the user
@@ -177,11 +222,12 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
                 turn.id,
                 turn.user_seq,
             ),
+            users::settings(&agent.pool, turn.user_id),
         )
     };
     let connect = InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id);
     let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
-    let (history, done, elsewhere) = match loaded {
+    let (history, mut done, elsewhere, settings) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!(error = %err, "loading a turn's history");
@@ -191,15 +237,6 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
             );
         }
     };
-    let mine: Vec<_> = done.iter().filter(|d| d.turn_id == turn.id).collect();
-    let slots = CallSlots {
-        turn: turn.id,
-        attempt: turn.attempt_id,
-        next: mine.iter().map(|d| d.idx + 1).max().unwrap_or(0),
-    };
-    if let Ok(mut records) = log.records.lock() {
-        records.extend(mine.iter().map(|d| d.record.clone()));
-    }
     let mcp = match connected {
         Ok(client) => client,
         Err(err) => {
@@ -210,6 +247,36 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
             );
         }
     };
+    let scope = TurnScope {
+        user: turn.user_id,
+        conversation: turn.conversation_id,
+        policy: settings.approval_policy,
+    };
+    // A turn continued after the user's decision first makes (or declines) what was decided.
+    match make_decided_calls(agent, turn, &mcp, scope, progress).await {
+        Ok(false) => {}
+        Ok(true) => match records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await {
+            Ok(reloaded) => done = reloaded,
+            Err(err) => tracing::warn!(error = %err, "reloading a turn's calls"),
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, turn = %turn.id, "making the decided calls");
+            mcp.close().await;
+            return Reply::error(
+                "I couldn't make the change you decided on. Your message is saved; press Retry to try again.".into(),
+                log.records(),
+            );
+        }
+    }
+    let mine: Vec<_> = done.iter().filter(|d| d.turn_id == turn.id).collect();
+    let slots = CallSlots {
+        turn: turn.id,
+        attempt: turn.attempt_id,
+        next: mine.iter().map(|d| d.idx + 1).max().unwrap_or(0),
+    };
+    if let Ok(mut records) = log.records.lock() {
+        records.extend(mine.iter().map(|d| d.record.clone()));
+    }
     // Earlier answers to this very message are replayed as calls (`done`); changes from
     // other branches are told in words.
     let told: Vec<_> = elsewhere
@@ -222,7 +289,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
         shown.extend(elsewhere.into_iter().filter(|c| !c.shown).map(|c| c.change));
     }
     let prompt = prompt::build(&history, &done, &told);
-    let reply = tool_loop::run(agent, &mcp, progress, prompt, slots, log).await;
+    let reply = tool_loop::run(agent, &mcp, progress, scope, prompt, slots, log).await;
     mcp.close().await;
     reply
 }

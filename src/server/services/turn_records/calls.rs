@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::super::messages::without_nul;
 use crate::{
-    model::{ToolCallRecord, ToolCallStatus},
+    model::{TaskChange, ToolCallRecord, ToolCallStatus},
     server::error::{AppError, AppResult},
 };
 
@@ -35,14 +35,11 @@ struct CallRow {
     status: String,
     started_at: DateTime<Utc>,
     duration_ms: i64,
+    change: Option<sqlx::types::Json<TaskChange>>,
 }
 
 fn status_of(text: &str) -> ToolCallStatus {
-    if text == "success" {
-        ToolCallStatus::Success
-    } else {
-        ToolCallStatus::Error
-    }
+    ToolCallStatus::parse(text)
 }
 
 /// Every tool call made while answering the user message at `user_seq`, by any turn (earlier
@@ -54,7 +51,7 @@ pub async fn done_calls(
 ) -> AppResult<Vec<DoneCall>> {
     let rows = sqlx::query_as::<_, CallRow>(
         "SELECT c.turn_id, c.idx, c.call_id, c.tool_name, c.arguments, c.result, c.status,
-                c.started_at, c.duration_ms
+                c.started_at, c.duration_ms, c.change
          FROM turns t JOIN turn_tool_calls c ON c.turn_id = t.id
          WHERE t.conversation_id = $1 AND t.user_seq = $2
          ORDER BY t.created_at, c.idx",
@@ -68,17 +65,36 @@ pub async fn done_calls(
         .map(|r| DoneCall {
             turn_id: r.turn_id,
             idx: r.idx,
-            call_id: r.call_id,
-            record: ToolCallRecord {
-                tool_name: r.tool_name,
-                arguments: r.arguments.0,
-                result: r.result.0,
-                timestamp: r.started_at,
-                duration_ms: r.duration_ms,
-                status: status_of(&r.status),
-            },
+            call_id: r.call_id.clone(),
+            record: record_of(r),
         })
         .collect())
+}
+
+/// The records of one turn's calls, in order (a parked turn's reply lists them).
+pub async fn done_calls_of_turn(db: &mut PgConnection, turn: Uuid) -> AppResult<Vec<ToolCallRecord>> {
+    let rows = sqlx::query_as::<_, CallRow>(
+        "SELECT turn_id, idx, call_id, tool_name, arguments, result, status, started_at,
+                duration_ms, change
+         FROM turn_tool_calls WHERE turn_id = $1 ORDER BY idx",
+    )
+    .bind(turn)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(record_of).collect())
+}
+
+fn record_of(r: CallRow) -> ToolCallRecord {
+    ToolCallRecord {
+        tool_name: r.tool_name,
+        arguments: r.arguments.0,
+        result: r.result.0,
+        timestamp: r.started_at,
+        duration_ms: r.duration_ms,
+        status: status_of(&r.status),
+        change: r.change.map(|c| c.0),
+        undone_at: None,
+    }
 }
 
 /// Where a tool call of a turn is recorded: the turn, the attempt making it (the fence), the
@@ -94,7 +110,7 @@ pub struct CallSlot {
 /// How a recorded call begins.
 pub enum CallStart {
     /// This very call already ran (an earlier attempt made it): its recorded outcome.
-    Replay(Value, ToolCallStatus),
+    Replay(Value, ToolCallStatus, Option<TaskChange>),
     /// It runs now, inside this transaction.
     Fresh(RecordedCall),
 }
@@ -127,9 +143,10 @@ pub async fn begin_call(
         Option<sqlx::types::Json<Value>>,
         Option<sqlx::types::Json<Value>>,
         Option<String>,
+        Option<sqlx::types::Json<TaskChange>>,
     );
     let row: Option<Recorded> = sqlx::query_as(
-        "SELECT c.tool_name, c.arguments, c.result, c.status FROM turns t
+        "SELECT c.tool_name, c.arguments, c.result, c.status, c.change FROM turns t
          LEFT JOIN turn_tool_calls c ON c.turn_id = t.id AND c.idx = $4
          WHERE t.id = $1 AND t.attempt_id = $2 AND t.user_id = $3 AND t.state = 'running'
            AND t.lease_until > clock_timestamp()
@@ -145,9 +162,13 @@ pub async fn begin_call(
         None => Err(AppError::Conflict(
             "this turn is no longer run by this attempt; the call was not made".into(),
         )),
-        Some((Some(name), Some(args), Some(result), Some(status))) => {
+        Some((Some(name), Some(args), Some(result), Some(status), change)) => {
             if name == tool_name && same_arguments(&args.0, arguments) {
-                Ok(CallStart::Replay(result.0, status_of(&status)))
+                Ok(CallStart::Replay(
+                    result.0,
+                    status_of(&status),
+                    change.map(|c| c.0),
+                ))
             } else {
                 Err(AppError::Conflict(format!(
                     "call {} of this turn was already made as {name} with other arguments; \
@@ -179,8 +200,14 @@ impl RecordedCall {
         &mut self.tx
     }
 
-    /// Records the call's outcome and commits it together with its effect.
-    pub async fn commit(mut self, result: &Value, status: ToolCallStatus) -> AppResult<()> {
+    /// Records the call's outcome (with what it changed, for undo) and commits it together
+    /// with its effect.
+    pub async fn commit(
+        mut self,
+        result: &Value,
+        status: ToolCallStatus,
+        change: Option<&TaskChange>,
+    ) -> AppResult<()> {
         let record = ToolCallRecord {
             tool_name: self.tool_name.clone(),
             arguments: without_nul(self.arguments.clone()),
@@ -188,11 +215,14 @@ impl RecordedCall {
             timestamp: self.started,
             duration_ms: self.clock.elapsed().as_millis() as i64,
             status,
+            change: change.cloned(),
+            undone_at: None,
         };
         sqlx::query(
             "INSERT INTO turn_tool_calls
-                 (turn_id, idx, call_id, tool_name, arguments, result, status, started_at, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 (turn_id, idx, call_id, tool_name, arguments, result, status, started_at, duration_ms,
+                  change)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(self.slot.turn)
         .bind(self.slot.idx)
@@ -200,12 +230,10 @@ impl RecordedCall {
         .bind(&record.tool_name)
         .bind(sqlx::types::Json(&record.arguments))
         .bind(sqlx::types::Json(&record.result))
-        .bind(match record.status {
-            ToolCallStatus::Success => "success",
-            ToolCallStatus::Error => "error",
-        })
+        .bind(record.status.as_str())
         .bind(record.timestamp)
         .bind(record.duration_ms)
+        .bind(record.change.as_ref().map(sqlx::types::Json))
         .execute(&mut *self.tx)
         .await?;
         self.tx.commit().await?;

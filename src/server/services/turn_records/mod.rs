@@ -4,9 +4,16 @@
 //! was taken over can no longer renew, record a call or store an answer, whichever process it
 //! runs in.
 
+mod approvals;
 mod calls;
 
-pub use calls::{begin_call, done_calls, CallSlot, CallStart, DoneCall, RecordedCall};
+pub use approvals::{
+    decide, decided_unrecorded, decline_parked, park, pending, record_declined, Decided,
+    DecidedCall, ParkedCall,
+};
+pub use calls::{
+    begin_call, done_calls, done_calls_of_turn, CallSlot, CallStart, DoneCall, RecordedCall,
+};
 
 use std::time::Duration;
 
@@ -42,6 +49,11 @@ pub struct Turn {
 impl Turn {
     pub fn is_running(&self) -> bool {
         self.state == "running"
+    }
+
+    /// Parked on the user's decision (see `approvals`).
+    pub fn is_parked(&self) -> bool {
+        self.state == "awaiting_approval"
     }
 }
 
@@ -415,6 +427,8 @@ pub enum Finished {
     NotOwner,
     /// The conversation was deleted: the turn ended as `error` without a reply.
     ConversationGone,
+    /// The turn waits for the user to decide on these calls.
+    Parked(Vec<crate::model::PendingApproval>),
 }
 
 /// Ends a turn: its reply, its outcome and the removal of its progress row commit together,
