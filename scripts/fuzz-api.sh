@@ -12,12 +12,13 @@ email="fuzz-$(date +%s)-$RANDOM@example.com"
 token=$(curl -sf -X POST "$base/api/auth/register" -H 'content-type: application/json' \
   -d "{\"email\":\"$email\",\"password\":\"fuzz-password-1\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
-# Logout and account deletion would end the fuzzer's own session; the live event stream never
+# Logout (here and everywhere) and account deletion would end the fuzzer's own session; the live event stream never
 # ends by design (tests/live.rs covers it).
 exec timeout 300 "$st" run "$base/api/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --exclude-path /api/auth/logout \
+  --exclude-path /api/auth/logout-everywhere \
   --exclude-path /api/chat/events \
   --exclude-method DELETE --exclude-path /api/auth/me \
   --max-examples "${FUZZ_EXAMPLES:-25}" \

@@ -49,6 +49,24 @@ server_fns! {
         Ok(())
     }
 
+    /// Sign out everywhere: every session of the account ends, on every device. A plain form
+    /// post is sent to the sign-in page.
+    #[endpoint = "logout_everywhere", name = LogoutEverywhere]
+    pub async fn logout_everywhere() -> Result<(), ApiError> {
+        use super::ssr::*;
+        use crate::server::auth::{cookie_secure, session_cookie_header};
+        let (state, user) = writer().await?;
+        state.sessions.revoke_all(user.id).await.map_err(fail)?;
+        let headers = headers().await?;
+        set_cookie(&session_cookie_header(
+            None,
+            state.jwt.ttl,
+            cookie_secure(&state.config, &headers),
+        ));
+        redirect_form_post("/login");
+        Ok(())
+    }
+
     /// Delete the signed-in account with all its tasks and conversations; every session of it
     /// ends at once.
     #[endpoint = "delete_account", name = DeleteAccount]
@@ -63,6 +81,7 @@ server_fns! {
             state.jwt.ttl,
             cookie_secure(&state.config, &headers),
         ));
+        redirect_form_post("/register");
         Ok(())
     }
 

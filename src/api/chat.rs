@@ -4,9 +4,9 @@ use super::declare::server_fns;
 use uuid::Uuid;
 
 use crate::model::{
-    ApiError, Conversation, ConversationChanges, ConversationPage, ConversationQuery, MessagePage,
-    MessageQuery, SearchPage, SearchQuery, ServerInfo, StopResult, TurnResult, DecisionResult,
-    UndoResult,
+    ApiError, Conversation, ConversationChanges, ConversationPage, ConversationQuery,
+    DecisionResult, MessagePage, MessageQuery, SearchPage, SearchQuery, ServerInfo, StopResult,
+    TurnResult, UndoResult,
 };
 
 server_fns! {

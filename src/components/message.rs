@@ -157,7 +157,12 @@ pub fn render_key(message: &Message) -> (Uuid, usize) {
     let undone = message
         .tool_calls
         .as_ref()
-        .map(|t| t.tool_calls.iter().filter(|r| r.undone_at.is_some()).count())
+        .map(|t| {
+            t.tool_calls
+                .iter()
+                .filter(|r| r.undone_at.is_some())
+                .count()
+        })
         .unwrap_or(0);
     (message.id, undone)
 }

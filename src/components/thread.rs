@@ -258,7 +258,10 @@ pub fn Thread(
     let retrying = RwSignal::new(false);
     // The turn waits for the user to decide on its calls (not for the assistant).
     let parked = move || {
-        activity.with(|a| a.as_ref().is_some_and(|a| a.state == ActivityState::Approval))
+        activity.with(|a| {
+            a.as_ref()
+                .is_some_and(|a| a.state == ActivityState::Approval)
+        })
     };
     let waiting = move || {
         (retrying.get()
@@ -349,7 +352,10 @@ pub fn Thread(
             call_id,
             ..
         } if conversation_id == id => activity.update(|current| {
-            if let Some(a) = current.as_mut().filter(|a| a.state == ActivityState::Approval) {
+            if let Some(a) = current
+                .as_mut()
+                .filter(|a| a.state == ActivityState::Approval)
+            {
                 a.approvals.retain(|p| p.call_id != call_id);
                 if a.approvals.is_empty() {
                     // Decided: the assistant goes on (its own activity follows).

@@ -104,7 +104,12 @@ impl PendingApproval {
             Some(task) => format!("task {} “{}”", task.id, task.title),
             None => args
                 .get("task_id")
-                .map(|id| format!("task {}", id.as_str().map(str::to_string).unwrap_or(id.to_string())))
+                .map(|id| {
+                    format!(
+                        "task {}",
+                        id.as_str().map(str::to_string).unwrap_or(id.to_string())
+                    )
+                })
                 .unwrap_or_else(|| "a task".into()),
         };
         match self.tool_name.as_str() {

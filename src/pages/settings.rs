@@ -5,7 +5,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::model::User;
+use crate::{
+    api::auth::get_account_settings,
+    model::{ApprovalPolicy, User},
+};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -45,12 +48,44 @@ pub fn SettingsPage() -> impl IntoView {
         ),
         _ => None,
     };
+    let saved = query.with_untracked(|q| q.get("saved").is_some());
+    let settings = Resource::new_blocking(|| (), |_| get_account_settings());
     view! {
         <main class="chat-main settings-page" id="main">
             <h1>"Settings"</h1>
             <section aria-labelledby="account-heading">
                 <h2 id="account-heading">"Account"</h2>
                 <p>"Signed in as " <strong data-testid="settings-email">{user.map(|u| u.email)}</strong></p>
+                <form method="post" action="/sfn/auth/logout_everywhere" class="inline-form">
+                    <button type="submit" class="ghost" data-testid="logout-everywhere">"Sign out everywhere"</button>
+                    <span class="form-hint">"Ends every session of this account, on every device."</span>
+                </form>
+                <form
+                    method="post"
+                    action="/sfn/auth/delete_account"
+                    class="inline-form"
+                    on:submit=|ev| {
+                        let sure = crate::components::browser::confirm(
+                            "Delete your account with all its tasks and conversations? This cannot be undone.",
+                        );
+                        if !sure {
+                            ev.prevent_default();
+                        }
+                    }
+                >
+                    <button type="submit" class="ghost danger" data-testid="delete-account">"Delete account"</button>
+                </form>
+            </section>
+            <section aria-labelledby="assistant-heading">
+                <h2 id="assistant-heading">"The assistant"</h2>
+                <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                    {move || {
+                        settings.get().map(|loaded| {
+                            let current = loaded.map(|s| s.approval_policy).unwrap_or_default();
+                            view! { <ApprovalSetting current saved /> }
+                        })
+                    }}
+                </Suspense>
             </section>
             <section aria-labelledby="export-heading">
                 <h2 id="export-heading">"Your data"</h2>
@@ -68,5 +103,47 @@ pub fn SettingsPage() -> impl IntoView {
                 {report}
             </section>
         </main>
+    }
+}
+
+/// When the assistant asks before it changes tasks: a plain form (it works without JavaScript).
+#[component]
+fn ApprovalSetting(current: ApprovalPolicy, saved: bool) -> impl IntoView {
+    let hint = |policy: ApprovalPolicy| match policy {
+        ApprovalPolicy::AskBeforeDeleting => "It shows a card to approve before it deletes a task.",
+        ApprovalPolicy::AskBeforeChanges => {
+            "It asks before it adds, completes, changes, deletes or undoes anything."
+        }
+        ApprovalPolicy::Never => "It makes changes at once (you can still undo each one).",
+    };
+    view! {
+        <form method="post" action="/sfn/auth/update_settings" class="approval-setting">
+            <fieldset>
+                <legend>"Ask before changing tasks"</legend>
+                {ApprovalPolicy::ALL
+                    .into_iter()
+                    .map(|policy| {
+                        let id = format!("approval-{}", policy.as_str());
+                        let hint_id = format!("{id}-hint");
+                        view! {
+                            <div class="radio-row">
+                                <input
+                                    type="radio"
+                                    id=id.clone()
+                                    name="approval_policy"
+                                    value=policy.as_str()
+                                    checked=policy == current
+                                    aria-describedby=hint_id.clone()
+                                />
+                                <label for=id>{policy.label()}</label>
+                                <p class="form-hint" id=hint_id>{hint(policy)}</p>
+                            </div>
+                        }
+                    })
+                    .collect_view()}
+            </fieldset>
+            <button type="submit" class="primary">"Save"</button>
+            {saved.then(|| view! { <p class="saved-note" role="status">"Saved."</p> })}
+        </form>
     }
 }

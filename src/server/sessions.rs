@@ -104,6 +104,13 @@ impl Sessions {
         sessions::revoke(&self.pool, session).await
     }
 
+    /// Ends every session of the user (sign out everywhere), on every replica.
+    pub async fn revoke_all(&self, user: Uuid) -> AppResult<()> {
+        sessions::revoke_all(&self.pool, user).await?;
+        self.forget(&format!("user:{user}"));
+        Ok(())
+    }
+
     /// Deletes the account with everything it owns; its sessions end on every replica.
     pub async fn delete_account(&self, user: Uuid) -> AppResult<()> {
         sessions::delete_account(&self.pool, user).await?;

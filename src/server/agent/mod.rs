@@ -24,8 +24,9 @@ pub use offline::OfflineModel;
 pub use openai::OpenAiModel;
 pub use tool_loop::MAX_TOOL_ROUNDS;
 pub use turns::{
-    decide, retry, send, start_conversation, start_decision, Decision, start_edit, start_regenerate, start_retry, start_send, stop,
-    stop_turn, turn_task_failed, Phase, TurnEvent, TurnHandle,
+    decide, retry, send, start_conversation, start_decision, start_edit, start_regenerate,
+    start_retry, start_send, stop, stop_turn, turn_task_failed, Decision, Phase, TurnEvent,
+    TurnHandle,
 };
 
 use super::{bus::EventBus, config::Config, rate_limit::Limits};

@@ -80,12 +80,18 @@ async fn run(
         None | Some(Value::Null) => None,
         Some(v) => Some(
             v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().trim_start_matches('#').parse().ok()))
+                .or_else(|| {
+                    v.as_str()
+                        .and_then(|s| s.trim().trim_start_matches('#').parse().ok())
+                })
                 .and_then(|n| i32::try_from(n).ok())
                 .ok_or_else(|| AppError::validation("task_id must be a task number"))?,
         ),
     };
-    let confirm = arguments.get("confirm").and_then(Value::as_bool).unwrap_or(false);
+    let confirm = arguments
+        .get("confirm")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut call = match begin_call(&agent.pool, user, slot, UNDO_TOOL, arguments).await? {
         CallStart::Replay(result, status, _) => return Ok((result, status)),
         CallStart::Fresh(call) => call,
@@ -109,7 +115,11 @@ async fn run(
             Some(outbox),
         ),
         Err(AppError::Internal(err)) => return Err(AppError::Internal(err)),
-        Err(err) => (json!({ "error": err.to_string() }), ToolCallStatus::Error, None),
+        Err(err) => (
+            json!({ "error": err.to_string() }),
+            ToolCallStatus::Error,
+            None,
+        ),
     };
     call.commit(&result, status, None).await?;
     if let Some(outbox) = outbox {

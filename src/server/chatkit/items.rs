@@ -12,8 +12,7 @@ use super::protocol::{
 };
 use crate::{
     model::{
-        Conversation, Message, MessageQuery, PendingApproval, Role, ToolCallRecord,
-        ToolCallStatus,
+        Conversation, Message, MessageQuery, PendingApproval, Role, ToolCallRecord, ToolCallStatus,
     },
     server::{
         error::{AppError, AppResult},
@@ -68,13 +67,19 @@ impl ItemRef {
     pub fn parse(id: &str) -> AppResult<Self> {
         let not_found = || AppError::NotFound("item".into());
         if let Some(rest) = id.strip_prefix(WORKFLOW_PREFIX) {
-            return Uuid::parse_str(rest).map(Self::Workflow).map_err(|_| not_found());
+            return Uuid::parse_str(rest)
+                .map(Self::Workflow)
+                .map_err(|_| not_found());
         }
         if let Some(rest) = id.strip_prefix(APPROVAL_PREFIX) {
             let message = rest.get(..36).ok_or_else(not_found)?;
-            return Uuid::parse_str(message).map(Self::Approval).map_err(|_| not_found());
+            return Uuid::parse_str(message)
+                .map(Self::Approval)
+                .map_err(|_| not_found());
         }
-        Uuid::parse_str(id).map(Self::Message).map_err(|_| not_found())
+        Uuid::parse_str(id)
+            .map(Self::Message)
+            .map_err(|_| not_found())
     }
 
     pub fn message(self) -> Uuid {
@@ -106,7 +111,10 @@ pub fn approval_item(
         })
     };
     let (title, note) = match decided {
-        None => ("The assistant asks first".to_string(), "Nothing is changed until you decide."),
+        None => (
+            "The assistant asks first".to_string(),
+            "Nothing is changed until you decide.",
+        ),
         Some(true) => ("Approved".to_string(), "You approved this change."),
         Some(false) => ("Declined".to_string(), "You declined: nothing was changed."),
     };

@@ -348,9 +348,7 @@ async fn custom_action(
         .ok_or_else(|| AppError::NotFound("item".into()))?;
     let card = items::approval_id(asked.id, call_id);
     if p.item_id.as_deref().is_some_and(|item| item != card) {
-        return Err(AppError::validation(
-            "item_id is not the card of this call",
-        ));
+        return Err(AppError::validation("item_id is not the card of this call"));
     }
     let receiver = state.live.open_for_turn(&user)?;
     let decision = agent::start_decision(&state.agent, user.id, id, call_id, approve).await?;
@@ -360,7 +358,9 @@ async fn custom_action(
     match decision.turn {
         None => {
             let options = Event::StreamOptions {
-                stream_options: protocol::StreamOptions { allow_cancel: false },
+                stream_options: protocol::StreamOptions {
+                    allow_cancel: false,
+                },
             };
             Ok(sse(futures::stream::iter([options, decided])))
         }

@@ -233,7 +233,12 @@ async fn state_before(tx: &mut PgConnection, user: Uuid, id: i32) -> AppResult<O
 }
 
 /// Runs `op` for `user` in `tx` (its own, or the transaction that also records the call).
-async fn apply(tx: &mut PgConnection, bus: &EventBus, user: Uuid, op: TaskOp) -> AppResult<Applied> {
+async fn apply(
+    tx: &mut PgConnection,
+    bus: &EventBus,
+    user: Uuid,
+    op: TaskOp,
+) -> AppResult<Applied> {
     let (task, outbox, status, before) = match op {
         TaskOp::Add(a) => {
             let new = NewTask {
@@ -332,11 +337,12 @@ impl TaskTools {
         };
         let recorded = async {
             let arguments = Value::Object(args);
-            let mut call =
-                match turn_records::begin_call(&self.pool, user, &slot, name, &arguments).await? {
-                    CallStart::Replay(result, status, change) => return Ok((result, status, change)),
-                    CallStart::Fresh(call) => call,
-                };
+            let mut call = match turn_records::begin_call(&self.pool, user, &slot, name, &arguments)
+                .await?
+            {
+                CallStart::Replay(result, status, change) => return Ok((result, status, change)),
+                CallStart::Fresh(call) => call,
+            };
             let outcome = match parsed {
                 Ok(op) => apply(call.conn(), &self.bus, user, op).await,
                 Err(err) => Err(err),
@@ -381,7 +387,10 @@ fn outcome_value(outcome: AppResult<Value>) -> (Value, ToolCallStatus) {
 
 /// The tool result; an agent turn's call also gets what it changed, in `_meta` (the in-process
 /// client records it for undo; MCP clients never see it).
-fn to_result((value, status): (Value, ToolCallStatus), change: Option<TaskChange>) -> CallToolResult {
+fn to_result(
+    (value, status): (Value, ToolCallStatus),
+    change: Option<TaskChange>,
+) -> CallToolResult {
     match status {
         ToolCallStatus::Success => {
             let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(logout_everywhere))
         .routes(routes!(me, delete_me))
 }
 
@@ -79,6 +80,22 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppResult<
     if let Ok(user) = state.sessions.authenticate(&headers).await {
         state.sessions.revoke(user.session).await?;
     }
+    let cookie = session_cookie_header(None, state.jwt.ttl, cookie_secure(&state.config, &headers));
+    Ok((
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+    ))
+}
+
+/// Sign out everywhere: every session of the account ends (on every device and replica), this
+/// one included, and the cookie is cleared.
+#[utoipa::path(post, path = "/api/auth/logout-everywhere", tag = "auth", responses((status = 204), (status = 401)))]
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> AppResult<impl IntoResponse> {
+    state.sessions.revoke_all(user.id).await?;
     let cookie = session_cookie_header(None, state.jwt.ttl, cookie_secure(&state.config, &headers));
     Ok((
         StatusCode::NO_CONTENT,

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     model::{
-        ActivityState, BranchChange, BranchView, LiveEvent, Message, MessagePage, MessageQuery, MessageStatus,
-        Role, ToolCallRecord, ToolCalls, TurnActivity,
+        ActivityState, BranchChange, BranchView, LiveEvent, Message, MessagePage, MessageQuery,
+        MessageStatus, Role, ToolCallRecord, ToolCalls, TurnActivity,
     },
     server::{
         bus::EventBus,

@@ -51,6 +51,20 @@ pub async fn revoke(pool: &PgPool, session: Uuid) -> AppResult<()> {
     Ok(())
 }
 
+/// Revokes every session of a user (sign out everywhere), and tells every replica.
+pub async fn revoke_all(pool: &PgPool, user: Uuid) -> AppResult<()> {
+    sqlx::query(
+        "WITH r AS (UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL
+                    RETURNING 1)
+         SELECT pg_notify($2, 'user:' || $1::text)",
+    )
+    .bind(user)
+    .bind(REVOKED_CHANNEL)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Deletes an account and everything it owns (tasks, conversations, messages, turns and
 /// sessions cascade with the user row), and ends its sessions on every replica.
 pub async fn delete_account(pool: &PgPool, user: Uuid) -> AppResult<()> {

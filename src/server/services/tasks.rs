@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::events::{self, Outbox};
 use crate::{
     model::{
-        LiveEvent, NewTask, Task, TaskFilter, TaskPatch, TaskState, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+        LiveEvent, NewTask, Task, TaskFilter, TaskPatch, TaskState, MAX_DESCRIPTION_CHARS,
+        MAX_TITLE_CHARS,
     },
     server::{
         bus::EventBus,

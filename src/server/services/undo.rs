@@ -145,7 +145,11 @@ async fn revert(
     }
     match &change.before {
         // It was added: undoing removes it (if it is still there).
-        None if deleted => Ok((None, Outbox::default(), format!("Task {id} was already deleted."))),
+        None if deleted => Ok((
+            None,
+            Outbox::default(),
+            format!("Task {id} was already deleted."),
+        )),
         None => {
             let (task, outbox) = tasks::delete_in(tx, bus, user, id).await?;
             let detail = format!("Removed task {id} “{}” again.", task.title);

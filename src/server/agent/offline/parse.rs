@@ -27,7 +27,10 @@ pub enum Intent {
     },
     /// "undo that": undo the assistant's newest change (of task `task`, if named); `confirm`
     /// ("undo it anyway") even if the task changed since.
-    Undo { task: Option<i64>, confirm: bool },
+    Undo {
+        task: Option<i64>,
+        confirm: bool,
+    },
     /// Words it did not understand: a short list of what it does.
     Help,
     /// A question about the assistant itself ("help", "what can you do?"): how it works and
@@ -196,10 +199,18 @@ pub fn parse(text: &str) -> Intent {
 
 /// "undo that", "undo it anyway", "undo task 3", "revert that", "take that back".
 fn parse_undo(lower: &str) -> Option<Intent> {
-    let lower = lower.trim_start_matches("yes").trim_start_matches([',', ' ']);
-    let rest = ["undo", "revert", "take that back", "take it back", "put it back"]
-        .iter()
-        .find_map(|verb| starts_with_word(lower, verb))?;
+    let lower = lower
+        .trim_start_matches("yes")
+        .trim_start_matches([',', ' ']);
+    let rest = [
+        "undo",
+        "revert",
+        "take that back",
+        "take it back",
+        "put it back",
+    ]
+    .iter()
+    .find_map(|verb| starts_with_word(lower, verb))?;
     let task = rest
         .split(|c: char| !c.is_ascii_digit())
         .find(|part| !part.is_empty())

@@ -62,13 +62,18 @@ pub async fn start_decision(
         .await?
         .ok_or_else(|| AppError::NotFound("message".into()))?;
     let answered = user_message.clone();
-    let (joined, canceller) =
-        launch_admitted(agent, admitted, user, conversation, move |agent, phase| async move {
+    let (joined, canceller) = launch_admitted(
+        agent,
+        admitted,
+        user,
+        conversation,
+        move |agent, phase| async move {
             if phase.begin_storing() {
                 phase.started(turn.id, answered.clone());
             }
             run(&agent, turn, answered).await
-        })?;
+        },
+    )?;
     Ok(Decision {
         approved: approve,
         pending: vec![],

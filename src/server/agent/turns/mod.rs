@@ -175,7 +175,9 @@ async fn stored_send(agent: &AgentState, found: (Message, Option<Message>)) -> A
     })
     .1;
     let result = match reply {
-        Some(reply) => futures::future::ready(Ok(TurnResult::answered(user_message, reply))).boxed(),
+        Some(reply) => {
+            futures::future::ready(Ok(TurnResult::answered(user_message, reply))).boxed()
+        }
         None => {
             let agent = agent.clone();
             async move { wait_for_reply(&agent, user_message).await }.boxed()

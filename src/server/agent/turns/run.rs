@@ -178,12 +178,12 @@ async fn park(
 async fn make_decided_calls(
     agent: &AgentState,
     turn: &Turn,
+    decided: &[records::DecidedCall],
     mcp: &InProcessClient,
     scope: TurnScope,
     progress: &Progress,
-) -> AppResult<bool> {
-    let decided = records::decided_unrecorded(&agent.pool, turn).await?;
-    for call in &decided {
+) -> AppResult<()> {
+    for call in decided {
         if !call.approved {
             records::record_declined(&agent.pool, turn.user_id, call).await?;
             continue;
@@ -198,7 +198,7 @@ async fn make_decided_calls(
             tool_loop::call_tool(agent, mcp, scope, &call.tool_name, arguments, &call.slot),
         );
     }
-    Ok(!decided.is_empty())
+    Ok(())
 }
 
 /// The model/tool loop with its prompt rebuilt from the database: the history up to the user
@@ -223,11 +223,12 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
                 turn.user_seq,
             ),
             users::settings(&agent.pool, turn.user_id),
+            records::decided_unrecorded(&agent.pool, turn),
         )
     };
     let connect = InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id);
     let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
-    let (history, mut done, elsewhere, settings) = match loaded {
+    let (history, mut done, elsewhere, settings, decided) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!(error = %err, "loading a turn's history");
@@ -253,9 +254,10 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
         policy: settings.approval_policy,
     };
     // A turn continued after the user's decision first makes (or declines) what was decided.
-    match make_decided_calls(agent, turn, &mcp, scope, progress).await {
-        Ok(false) => {}
-        Ok(true) => match records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await {
+    match make_decided_calls(agent, turn, &decided, &mcp, scope, progress).await {
+        Ok(()) if decided.is_empty() => {}
+        Ok(()) => match records::done_calls(&agent.pool, turn.conversation_id, turn.user_seq).await
+        {
             Ok(reloaded) => done = reloaded,
             Err(err) => tracing::warn!(error = %err, "reloading a turn's calls"),
         },

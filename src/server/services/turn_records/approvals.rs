@@ -99,7 +99,10 @@ pub async fn park(
     }
     let idx: Vec<i32> = calls.iter().map(|c| c.idx).collect();
     let call_ids: Vec<&str> = calls.iter().map(|c| c.approval.call_id.as_str()).collect();
-    let tools: Vec<&str> = calls.iter().map(|c| c.approval.tool_name.as_str()).collect();
+    let tools: Vec<&str> = calls
+        .iter()
+        .map(|c| c.approval.tool_name.as_str())
+        .collect();
     let arguments: Vec<sqlx::types::Json<&Value>> = calls
         .iter()
         .map(|c| sqlx::types::Json(&c.approval.arguments))
@@ -196,7 +199,7 @@ pub async fn decide(
         call_id: call_id.to_string(),
         approved: approve,
     };
-    let mut outbox = events::record(&mut tx, bus, user, &event).await?;
+    let outbox = events::record(&mut tx, bus, user, &event).await?;
     let waiting: Vec<ParkedCall> = sqlx::query_as::<_, ApprovalRow>(&format!(
         "SELECT {APPROVAL_COLUMNS} FROM turn_approvals
          WHERE turn_id = $1 AND decision IS NULL ORDER BY idx"
@@ -220,8 +223,6 @@ pub async fn decide(
         .bind(lease_secs(lease))
         .fetch_one(&mut *tx)
         .await?;
-        let working = LiveEvent::working(conversation, turn.user_seq, None);
-        outbox = outbox.merge(events::record(&mut tx, bus, user, &working).await?);
         Decided::Resumed(resumed)
     } else {
         Decided::Waiting(waiting.into_iter().map(|c| c.approval).collect())
@@ -284,17 +285,19 @@ pub async fn decided_unrecorded(pool: &PgPool, turn: &Turn) -> AppResult<Vec<Dec
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(idx, call_id, tool_name, arguments, approved)| DecidedCall {
-            slot: CallSlot {
-                turn: turn.id,
-                attempt: turn.attempt_id,
-                idx,
-                call_id,
+        .map(
+            |(idx, call_id, tool_name, arguments, approved)| DecidedCall {
+                slot: CallSlot {
+                    turn: turn.id,
+                    attempt: turn.attempt_id,
+                    idx,
+                    call_id,
+                },
+                tool_name,
+                arguments: arguments.0,
+                approved,
             },
-            tool_name,
-            arguments: arguments.0,
-            approved,
-        })
+        )
         .collect())
 }
 

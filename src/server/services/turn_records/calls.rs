@@ -72,7 +72,10 @@ pub async fn done_calls(
 }
 
 /// The records of one turn's calls, in order (a parked turn's reply lists them).
-pub async fn done_calls_of_turn(db: &mut PgConnection, turn: Uuid) -> AppResult<Vec<ToolCallRecord>> {
+pub async fn done_calls_of_turn(
+    db: &mut PgConnection,
+    turn: Uuid,
+) -> AppResult<Vec<ToolCallRecord>> {
     let rows = sqlx::query_as::<_, CallRow>(
         "SELECT turn_id, idx, call_id, tool_name, arguments, result, status, started_at,
                 duration_ms, change
