@@ -14,3 +14,4 @@ pub mod sidebar;
 pub mod task_panel;
 pub mod thread;
 pub mod thread_jump;
+pub mod thread_state;

@@ -15,6 +15,7 @@ use super::{
     composer::Composer,
     follow::Follow,
     message::{render_key, MessageActions, MessageView},
+    thread_state,
 };
 use crate::{
     api::chat::{
@@ -24,7 +25,7 @@ use crate::{
     contexts::{chat::ChatContext, live::LiveContext},
     model::{
         ActivityState, ApiError, BranchView, LiveEvent, Message, MessagePage, MessageQuery,
-        MessageStatus, PendingApproval, Role, TurnActivity, TurnResult,
+        MessageStatus, Role, TurnActivity, TurnResult,
     },
 };
 
@@ -107,23 +108,7 @@ pub fn Thread(
                 match list_messages(id, query).await {
                     Ok(page) => {
                         has_older.set(page.has_more);
-                        messages.update(|list| {
-                            let mut fresh = page.messages;
-                            // What arrived while this read was out (an answer stored just
-                            // after it) stays when it continues the branch read.
-                            let mut later: Vec<Message> = list
-                                .iter()
-                                .filter(|m| fresh.last().is_none_or(|last| m.seq > last.seq))
-                                .cloned()
-                                .collect();
-                            later.sort_by_key(|m| m.seq);
-                            for message in later {
-                                if fresh.last().map(|last| last.id) == message.parent_id {
-                                    fresh.push(message);
-                                }
-                            }
-                            *list = fresh;
-                        });
+                        messages.update(|list| *list = thread_state::reloaded(list, page.messages));
                         // A read from before the answer came must not bring its activity back.
                         let answered = messages.with_untracked(|m| {
                             m.last().is_some_and(|m| m.role == Role::Assistant)
@@ -166,35 +151,15 @@ pub fn Thread(
             return;
         }
         let used_tools = incoming.iter().any(|m| m.tool_calls.is_some());
-        let mut reply = None;
-        let mut elsewhere = false;
-        messages.update(|list| {
-            let mut incoming = incoming;
-            incoming.sort_by_key(|m| m.seq);
-            for message in incoming {
-                if list.iter().any(|m| m.id == message.id) {
-                    continue;
-                }
-                let follows = match list.last() {
-                    Some(last) => message.parent_id == Some(last.id),
-                    None => true,
-                };
-                if !follows {
-                    elsewhere = true;
-                    continue;
-                }
-                if message.role == Role::Assistant {
-                    reply = Some(message.content.clone());
-                }
-                list.push(message);
-            }
-        });
-        if elsewhere {
+        let merged = messages
+            .try_update(|list| thread_state::merge(list, incoming))
+            .unwrap_or_default();
+        if merged.elsewhere {
             reload(None);
         }
         // A new reply is announced once, complete (the log itself is not live: it would read
         // the answer out token by token).
-        if let Some(reply) = reply {
+        if let Some(reply) = merged.reply {
             ctx.announcement.set(announcement(&reply));
         }
         // Confirmed messages replace their optimistic copies.
@@ -303,82 +268,22 @@ pub fn Thread(
             seq,
             text,
         } if conversation_id == id && !is_stored(seq) => streaming.set(Some((seq, text))),
-        LiveEvent::Activity {
-            conversation_id,
-            user_seq,
-            state: ActivityState::Approval,
-            tool_name,
-            call_id: Some(call_id),
-            arguments,
-            task,
-        } if conversation_id == id => activity.update(|current| {
-            let pending = PendingApproval {
-                call_id,
-                tool_name: tool_name.clone().unwrap_or_default(),
-                arguments: arguments.unwrap_or_default(),
-                task,
-            };
-            match current {
-                Some(a) if a.state == ActivityState::Approval && a.user_seq == user_seq => {
-                    if !a.approvals.iter().any(|p| p.call_id == pending.call_id) {
-                        a.approvals.push(pending);
-                    }
-                }
-                _ => {
-                    *current = Some(TurnActivity {
-                        user_seq,
-                        tool_name,
-                        since: chrono::Utc::now(),
-                        state: ActivityState::Approval,
-                        approvals: vec![pending],
-                    })
-                }
-            }
-        }),
-        LiveEvent::Activity {
-            conversation_id,
-            tool_name,
-            state,
-            ..
-        } if conversation_id == id => activity.set(Some(TurnActivity {
-            user_seq: last_seq(),
-            tool_name,
-            since: chrono::Utc::now(),
-            state,
-            approvals: vec![],
-        })),
-        LiveEvent::ApprovalDecided {
-            conversation_id,
-            call_id,
-            ..
-        } if conversation_id == id => activity.update(|current| {
-            if let Some(a) = current
-                .as_mut()
-                .filter(|a| a.state == ActivityState::Approval)
-            {
-                a.approvals.retain(|p| p.call_id != call_id);
-                if a.approvals.is_empty() {
-                    // Decided: the assistant goes on (its own activity follows).
-                    a.state = ActivityState::Thinking;
-                    a.tool_name = None;
-                }
-            }
-        }),
         LiveEvent::ToolCallUndone {
             conversation_id,
             message_id,
             index,
             undone_at,
-        } if conversation_id == id => messages.update(|list| {
-            let record = list
-                .iter_mut()
-                .find(|m| m.id == message_id)
-                .and_then(|m| m.tool_calls.as_mut())
-                .and_then(|t| t.tool_calls.get_mut(index));
-            if let Some(record) = record {
-                record.undone_at.get_or_insert(undone_at);
+        } if conversation_id == id => {
+            messages.update(|list| thread_state::mark_undone(list, message_id, index, undone_at))
+        }
+        event @ (LiveEvent::Activity { .. } | LiveEvent::ApprovalDecided { .. }) => {
+            let next = activity.with_untracked(|current| {
+                thread_state::activity_after(current, &event, id, last_seq(), chrono::Utc::now())
+            });
+            if let Some(next) = next {
+                activity.set(next);
             }
-        }),
+        }
         LiveEvent::ConversationDeleted { id: deleted } if deleted == id => gone.set(true),
         // Another branch is shown now (chosen in another tab, or an edit or regeneration
         // started there).
@@ -474,14 +379,13 @@ pub fn Thread(
                 merge(vec![turn.user_message, reply]);
             }
             None => {
-                merge(vec![turn.user_message.clone()]);
-                activity.set(Some(TurnActivity {
-                    user_seq: turn.user_message.seq,
-                    tool_name: turn.approvals.first().map(|a| a.tool_name.clone()),
-                    since: chrono::Utc::now(),
-                    state: ActivityState::Approval,
-                    approvals: turn.approvals,
-                }));
+                let seq = turn.user_message.seq;
+                merge(vec![turn.user_message]);
+                activity.set(Some(thread_state::waiting_for(
+                    seq,
+                    turn.approvals,
+                    chrono::Utc::now(),
+                )));
             }
         }
     };
@@ -494,11 +398,7 @@ pub fn Thread(
         spawn_local(async move {
             match decide_approval(id, call_id.clone(), approve).await {
                 Ok(result) => {
-                    activity.update(|a| {
-                        if let Some(a) = a.as_mut() {
-                            a.approvals.retain(|p| p.call_id != call_id);
-                        }
-                    });
+                    activity.update(|a| *a = thread_state::decided(a, &call_id));
                     if let Some(turn) = result.turn {
                         settle(turn);
                     }

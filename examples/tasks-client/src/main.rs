@@ -81,7 +81,7 @@ fn Chat(signed_in: RwSignal<bool>) -> impl IntoView {
         send.value()
             .get()
             .and_then(Result::ok)
-            .and_then(|turn| turn.assistant_message.html)
+            .and_then(|turn| turn.assistant_message.and_then(|reply| reply.html))
     };
     view! {
         <form on:submit=move |ev| {

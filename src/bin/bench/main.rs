@@ -10,6 +10,7 @@ mod cluster;
 mod live;
 mod model;
 mod page;
+mod parked;
 mod reads;
 mod render;
 mod replies;
@@ -48,6 +49,7 @@ struct Results {
     on_nats: cluster::BusResult,
     search: Result<search::Measured>,
     branches: Result<branches::Measured>,
+    parked: Result<parked::Measured>,
 }
 
 #[tokio::main]
@@ -113,6 +115,11 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
     if let Err(err) = &branches {
         eprintln!("[bench] could not measure the current branch page: {err:#}");
     }
+    eprintln!("[bench] 1,000 turns parked on an approval (100 users × 10 conversations), then 100 approved");
+    let parked = parked::measure(&server).await;
+    if let Err(err) = &parked {
+        eprintln!("[bench] could not measure the parked turns: {err:#}");
+    }
     drop(server);
 
     // Several replicas, each bus backend in turn (the single server above is stopped).
@@ -145,6 +152,7 @@ async fn run(opts: &setup::Options, machine: String) -> Result<Results> {
         on_nats,
         search,
         branches,
+        parked,
     })
 }
 
@@ -157,6 +165,7 @@ fn table(opts: &setup::Options, r: &Results) -> Vec<Row> {
     rows.extend(replies::rows(&r.replies));
     rows.extend(reads::other_rows(&r.reads, &r.floors, r.rss_pollers_mb));
     rows.extend(branches::rows(&r.branches));
+    rows.extend(parked::rows(&r.parked));
     rows.push(page::weight_row(&r.page));
     rows.extend(cluster::rows(&r.on_postgres, &r.on_nats));
     rows.extend(search::rows(&r.search));
@@ -204,6 +213,7 @@ fn write_report(opts: &setup::Options, r: &Results, rows: &[Row]) -> Result<()> 
     add(replies::report(&r.replies));
     add(search::report(&r.search));
     add(branches::report(&r.branches));
+    add(parked::report(&r.parked));
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -1,7 +1,9 @@
 //! The mock model: an instant OpenAI-compatible server on loopback, answering as the message
 //! asks. Ordinary messages get one `add_task` call, then a one-line answer. A message starting
-//! "stream" is answered with 100 tokens 20 ms apart, each token's send time recorded (for the
-//! delta latency); one starting "long" with a 20,000-character reply in 2,000 small tokens.
+//! "park" gets a `delete_task` call of task 1 instead (which waits for the user's approval),
+//! then, once its result is in, the same answer. A message starting "stream" is answered with
+//! 100 tokens 20 ms apart, each token's send time recorded (for the delta latency); one
+//! starting "long" with a 20,000-character reply in 2,000 small tokens.
 
 use std::{
     convert::Infallible,
@@ -64,6 +66,10 @@ pub async fn start() -> Result<MockModel> {
                 }
                 let delta = if after_tool {
                     json!({ "role": "assistant", "content": "Done." })
+                } else if last_user.starts_with("park") {
+                    json!({ "role": "assistant", "tool_calls": [{
+                        "index": 0, "id": "call_park", "type": "function",
+                        "function": { "name": "delete_task", "arguments": "{\"task_id\":1}" } }] })
                 } else {
                     json!({ "role": "assistant", "tool_calls": [{
                         "index": 0, "id": "call_1", "type": "function",

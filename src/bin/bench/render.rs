@@ -18,7 +18,7 @@ fn sample_message() -> String {
         ("json", "{\"tasks\": [{\"id\": 1, \"done\": false}], \"count\": 1}"),
         ("yaml", "services:\n  app:\n    image: chatkit:latest # pinned\n    ports: [\"3000:3000\"]"),
         ("toml", "[package]\nname = \"chatkit\"\nversion = \"0.1.0\""),
-        ("sql", "SELECT id, title FROM tasks WHERE user_id = $1 AND NOT completed ORDER BY id;"),
+        ("sql", "SELECT id, title FROM tasks WHERE user_id = $1 AND deleted_at IS NULL AND NOT completed ORDER BY id;"),
         ("bash", "for f in *.log; do\n  gzip \"$f\" && echo \"done $f\"\ndone"),
         ("html", "<ul class=\"tasks\"><li data-id=\"1\">Buy milk</li></ul>"),
         ("css", ".tasks li { color: #333; padding: 0.25rem 0; }"),
