@@ -109,6 +109,10 @@ async fn every_response_and_event_parses_with_the_reference_sdk(pool: PgPool) {
         "conformance failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("stream events parsed by openai-chatkit's models"));
+    assert!(
+        stdout.contains("approval widget and custom_action parsed by openai-chatkit's models"),
+        "the approval section did not finish:\n{stdout}"
+    );
 
     // The feedback it gave is stored.
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM message_feedback")
@@ -132,6 +136,8 @@ async fn every_response_and_event_parses_with_the_reference_sdk(pool: PgPool) {
     for title in ["Buy oat milk", "Call the bank", "Water the plants"] {
         assert!(titles.contains(&title), "{titles:?}");
     }
+    // The one the approval section added was deleted once approved through the card.
+    assert!(!titles.contains(&"Buy milk"), "{titles:?}");
     assert_eq!(titles.len(), 5, "each task once: {titles:?}");
 }
 
@@ -700,4 +706,410 @@ async fn leaving_while_the_message_waits_cancels_it_and_stops_nothing_else(pool:
     assert_eq!(contents.len(), 2, "{contents:?}");
     assert!(!contents.contains(&"Never mind this one"));
     assert_eq!(model.requests().len(), 1);
+}
+
+/// Every `Button` in a widget, in order.
+fn buttons(component: &Value) -> Vec<&Value> {
+    let mut found = Vec::new();
+    if component["type"] == "Button" {
+        found.push(component);
+    }
+    if let Some(children) = component["children"].as_array() {
+        for child in children {
+            found.extend(buttons(child));
+        }
+    }
+    found
+}
+
+/// Checks an approval card's two buttons (keep first, then approve; disabled once decided);
+/// returns the call id they decide.
+fn card_buttons(card: &Value, decided: bool) -> String {
+    let buttons = buttons(&card["widget"]);
+    assert_eq!(buttons.len(), 2, "{card}");
+    let call_id = buttons[0]["onClickAction"]["payload"]["call_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no call_id: {card}"))
+        .to_string();
+    for (button, approve) in buttons.iter().zip([false, true]) {
+        assert_eq!(
+            button["onClickAction"]["type"], "approval.decide",
+            "{button}"
+        );
+        assert_eq!(
+            button["onClickAction"]["payload"],
+            json!({ "call_id": call_id, "approve": approve }),
+            "{button}"
+        );
+        assert_eq!(
+            button["disabled"].as_bool().unwrap_or(false),
+            decided,
+            "{button}"
+        );
+    }
+    call_id
+}
+
+/// The approval card a parked turn's stream ends with, and the call id it decides.
+fn waiting_card(events: &[Value]) -> (Value, String) {
+    let last = events.last().expect("the stream sent nothing");
+    assert_eq!(
+        last["type"], "thread.item.done",
+        "a parked turn's stream ends with its card: {events:?}"
+    );
+    let card = last["item"].clone();
+    assert_eq!(card["type"], "widget", "{card}");
+    assert!(card["id"].as_str().unwrap().starts_with("appr_"), "{card}");
+    assert_eq!(card["widget"]["type"], "Card", "{card}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "assistant_message"),
+        "a parked turn has no answer yet: {events:?}"
+    );
+    let call_id = card_buttons(&card, false);
+    (card, call_id)
+}
+
+/// The params of `threads.custom_action` for a button of `card`.
+fn decision(thread: &str, card: &Value, call_id: &str, approve: bool) -> Value {
+    json!({
+        "thread_id": thread,
+        "item_id": card["id"],
+        "action": { "type": "approval.decide", "payload": { "call_id": call_id, "approve": approve } },
+    })
+}
+
+/// What the model was told call `call_id` returned, in its request `request`.
+fn tool_result(request: &Value, call_id: &str) -> String {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool" && m["tool_call_id"] == call_id)
+        .unwrap_or_else(|| panic!("no result of {call_id} in {request}"))["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The one `thread.item.done` of a workflow in `events`: its first task's title.
+fn workflow_title(events: &[Value]) -> String {
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "workflow")
+        .collect();
+    assert_eq!(done.len(), 1, "{events:?}");
+    done[0]["item"]["workflow"]["tasks"][0]["title"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn item_list(app: &TestApp, token: &str, thread: &str) -> Vec<Value> {
+    let page = call(
+        app,
+        token,
+        "items.list",
+        json!({ "thread_id": thread, "limit": 50, "order": "asc" }),
+    )
+    .await;
+    page["data"].as_array().unwrap().clone()
+}
+
+#[sqlx::test]
+async fn approval_card_continues_the_turn_in_the_action_stream(pool: PgPool) {
+    let model = MockModel::start(vec![
+        Step::Tools(vec![("delete_task".into(), r#"{"task_id":1}"#.into())]),
+        Step::Text("Gone.".into()),
+    ])
+    .await;
+    let app = TestApp::with_model(pool, &model).await;
+    let token = app.register("approver@example.com").await;
+    let other = app.register("bystander@example.com").await;
+    let created = app
+        .post(&token, "/api/tasks", json!({ "title": "Buy milk" }))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.json::<Value>().await.unwrap()["id"], 1);
+
+    // The model asks to delete (the default policy asks first): the turn parks, and its
+    // stream ends with the card.
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.create",
+        json!({ "input": input("remove it") }),
+    )
+    .await;
+    let thread = events[0]["thread"]["id"].as_str().unwrap().to_string();
+    let (card, call_id) = waiting_card(&events);
+    assert_eq!(card["thread_id"], thread.as_str());
+    assert!(
+        card["copy_text"]
+            .as_str()
+            .unwrap()
+            .contains("Delete task 1"),
+        "{card}"
+    );
+    let user_item = events
+        .iter()
+        .find(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "user_message")
+        .expect("the user message")["item"]["id"]
+        .clone();
+    assert_eq!(
+        app.get(&token, "/api/tasks/1").await.status(),
+        StatusCode::OK,
+        "nothing is deleted before the decision"
+    );
+    assert_eq!(model.requests().len(), 1);
+    let items = item_list(&app, &token, &thread).await;
+    let shown = items.last().unwrap();
+    assert_eq!(shown["id"], card["id"], "{items:?}");
+    assert_eq!(shown["widget"], card["widget"]);
+
+    // An action must be this server's, name its call and answer, and come from its card;
+    // another user's is not found. None of these decides anything.
+    let action = |params: Value| json!({ "type": "threads.custom_action", "params": params });
+    let mut unknown = decision(&thread, &card, &call_id, true);
+    unknown["action"]["type"] = json!("approval.guess");
+    let mut no_answer = decision(&thread, &card, &call_id, true);
+    no_answer["action"]["payload"] = json!({ "call_id": call_id });
+    let mut wrong_item = decision(&thread, &card, &call_id, true);
+    wrong_item["item_id"] = user_item;
+    let mut wrong_call = decision(&thread, &card, &call_id, true);
+    wrong_call["action"]["payload"]["call_id"] = json!("call_that_never_was");
+    let cases = [
+        (&token, unknown, StatusCode::BAD_REQUEST, "unknown action"),
+        (&token, no_answer, StatusCode::BAD_REQUEST, "payload needs"),
+        (&token, wrong_item, StatusCode::BAD_REQUEST, "not the card"),
+        (&token, wrong_call, StatusCode::CONFLICT, "does not wait"),
+        (
+            &other,
+            decision(&thread, &card, &call_id, true),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+    ];
+    for (who, params, status, words) in cases {
+        let shown = params.to_string();
+        let message = expect_chatkit_error(chatkit(&app, who, action(params)).await, status).await;
+        assert!(message.contains(words), "{shown}: {message:?}");
+    }
+    assert_eq!(
+        app.get(&token, "/api/tasks/1").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        item_list(&app, &token, &thread).await.last().unwrap()["id"],
+        card["id"],
+        "the card still waits"
+    );
+    assert_eq!(model.requests().len(), 1);
+
+    // Approved: the decided card replaces it, then the turn goes on in this stream.
+    let decided = stream_all(
+        &app,
+        &token,
+        "threads.custom_action",
+        decision(&thread, &card, &call_id, true),
+    )
+    .await;
+    assert_eq!(decided[0]["type"], "stream_options", "{decided:?}");
+    assert_eq!(decided[1]["type"], "thread.item.replaced", "{decided:?}");
+    let replaced = &decided[1]["item"];
+    assert_eq!(replaced["id"], card["id"]);
+    assert_eq!(card_buttons(replaced, true), call_id);
+    assert!(
+        replaced["widget"].to_string().contains("Approved"),
+        "{replaced}"
+    );
+    assert!(
+        !decided.iter().any(|e| e["type"] == "error"
+            || (e["type"] == "thread.item.done" && e["item"]["type"] == "user_message")),
+        "{decided:?}"
+    );
+    let answer = decided.last().unwrap();
+    assert_eq!(answer["type"], "thread.item.done", "{decided:?}");
+    assert_eq!(answer["item"]["type"], "assistant_message");
+    assert_eq!(answer["item"]["content"][0]["text"], "Gone.");
+    assert!(workflow_title(&decided).contains("deleted"), "{decided:?}");
+    // The call ran (once); the model was told its result and answered.
+    assert_eq!(
+        app.get(&token, "/api/tasks/1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    let told = tool_result(&requests[1], &call_id);
+    assert!(
+        told.contains("deleted") && !told.contains("declined"),
+        "{told}"
+    );
+    // The card waits no more: the thread ends with the answer, under its streamed id.
+    let items = item_list(&app, &token, &thread).await;
+    assert!(!items.iter().any(|i| i["type"] == "widget"), "{items:?}");
+    assert_eq!(items.last().unwrap()["id"], answer["item"]["id"]);
+    // Pressed again (a second tab, a double click): nothing waits, ChatKit's error shape.
+    let message = expect_chatkit_error(
+        chatkit(
+            &app,
+            &token,
+            action(decision(&thread, &card, &call_id, false)),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(message.contains("does not wait"), "{message}");
+    assert_eq!(model.requests().len(), 2);
+
+    // Declined, in another thread: the call does not run, and the model is told so.
+    let created = app
+        .post(&token, "/api/tasks", json!({ "title": "Call the bank" }))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let kept = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    model.push(Step::Tools(vec![(
+        "delete_task".into(),
+        json!({ "task_id": kept }).to_string(),
+    )]));
+    model.push(Step::Text("Kept.".into()));
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.create",
+        json!({ "input": input("remove the bank one") }),
+    )
+    .await;
+    let second = events[0]["thread"]["id"].as_str().unwrap().to_string();
+    let (card, call_id) = waiting_card(&events);
+    let decided = stream_all(
+        &app,
+        &token,
+        "threads.custom_action",
+        decision(&second, &card, &call_id, false),
+    )
+    .await;
+    assert_eq!(decided[1]["type"], "thread.item.replaced", "{decided:?}");
+    let replaced = &decided[1]["item"];
+    assert_eq!(card_buttons(replaced, true), call_id);
+    assert!(
+        replaced["widget"].to_string().contains("Declined"),
+        "{replaced}"
+    );
+    let answer = decided.last().unwrap();
+    assert_eq!(answer["item"]["type"], "assistant_message", "{decided:?}");
+    assert_eq!(answer["item"]["content"][0]["text"], "Kept.");
+    assert!(workflow_title(&decided).contains("declined"), "{decided:?}");
+    assert_eq!(
+        app.get(&token, &format!("/api/tasks/{kept}"))
+            .await
+            .status(),
+        StatusCode::OK,
+        "a declined call does not run"
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 4);
+    let last = requests.last().unwrap();
+    assert!(last.to_string().contains("declined"), "{last}");
+    let told = tool_result(last, &call_id);
+    assert!(told.contains("declined"), "{told}");
+}
+
+/// Every item id of a thread, read in pages of `limit` in `order`.
+async fn paged_ids(
+    app: &TestApp,
+    token: &str,
+    thread: &str,
+    limit: i64,
+    order: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..50 {
+        let mut params = json!({ "thread_id": thread, "limit": limit, "order": order });
+        if let Some(after) = &after {
+            params["after"] = json!(after);
+        }
+        let page = call(app, token, "items.list", params).await;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string()),
+        );
+        if page["has_more"] != true {
+            return seen;
+        }
+        after = Some(
+            page["after"]
+                .as_str()
+                .unwrap_or_else(|| panic!("has_more without after: {page}"))
+                .to_string(),
+        );
+    }
+    panic!("items.list never ended: {seen:?}");
+}
+
+#[sqlx::test]
+async fn a_waiting_card_pages_like_every_other_item(pool: PgPool) {
+    // The offline assistant: "delete task 1" asks first.
+    let app = TestApp::spawn(pool).await;
+    let token = app.register("pager@example.com").await;
+    let created = app
+        .post(&token, "/api/tasks", json!({ "title": "Buy milk" }))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.create",
+        json!({ "input": input("Add a task to call the bank") }),
+    )
+    .await;
+    let thread = events[0]["thread"]["id"].as_str().unwrap().to_string();
+    let events = stream_all(
+        &app,
+        &token,
+        "threads.add_user_message",
+        json!({ "thread_id": thread, "input": input("delete task 1") }),
+    )
+    .await;
+    let (card, _) = waiting_card(&events);
+    let items = item_list(&app, &token, &thread).await;
+    let kinds: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "user_message",
+            "workflow",
+            "assistant_message",
+            "user_message",
+            "widget"
+        ]
+    );
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.last().unwrap(), card["id"].as_str().unwrap());
+    let reversed: Vec<String> = ids.iter().rev().cloned().collect();
+    // Pages of any size add up to the whole list, the card included, nothing twice or lost
+    // (a page may end on the card's user message, or on the card itself).
+    for limit in 1..=4 {
+        assert_eq!(
+            paged_ids(&app, &token, &thread, limit, "asc").await,
+            ids,
+            "asc pages of {limit}"
+        );
+        assert_eq!(
+            paged_ids(&app, &token, &thread, limit, "desc").await,
+            reversed,
+            "desc pages of {limit}"
+        );
+    }
 }

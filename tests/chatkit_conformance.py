@@ -9,6 +9,7 @@ Exits non-zero with a message on the first violation.
 """
 
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -22,7 +23,9 @@ from chatkit.types import (
     Thread,
     ThreadItem,
     ThreadStreamEvent,
+    WidgetItem,
 )
+from chatkit.widgets import Button, Card, DynamicWidgetComponent, Title
 
 OFFLINE_URL, MODEL_URL, TOKEN = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -115,7 +118,11 @@ def stream(url: str, kind: str, params: dict) -> list[Any]:
 def types(events: list[Any]) -> list[str]:
     return [
         e.type + (f":{e.update.type}" if e.type == "thread.item.updated" else "")
-        + (f":{e.item.type}" if e.type in ("thread.item.added", "thread.item.done") else "")
+        + (
+            f":{e.item.type}"
+            if e.type in ("thread.item.added", "thread.item.done", "thread.item.replaced")
+            else ""
+        )
         for e in events
     ]
 
@@ -297,5 +304,147 @@ expect_error(MODEL_URL, {"type": "threads.retry_after_item", "params": {"thread_
 # 9. Delete: the thread is gone.
 request(OFFLINE_URL, "threads.delete", {"thread_id": thread_id}, None)
 expect_error(OFFLINE_URL, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}, 404, "not found")
+
+# 10. Approval (issue #24): by default the assistant asks before it deletes. The parked turn's
+#     stream ends with a card (a widget item whose widget is the SDK's Card), items.list shows
+#     the card after the message it answers, and the card's button (threads.custom_action)
+#     decides: the card is replaced by its decided form and the turn goes on to its answer.
+#     Against the offline assistant.
+
+
+def said(text: str) -> dict:
+    return {"content": [{"type": "input_text", "text": text}], "attachments": [], "inference_options": {}}
+
+
+def rest_status(url: str, path: str) -> int:
+    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def components(component: Any) -> list[Any]:
+    """A widget component and every component in it, depth first."""
+    found = [component]
+    children = getattr(component, "children", None)
+    if isinstance(children, list):
+        for child in children:
+            found += components(child)
+    elif children is not None:
+        found += components(children)
+    return found
+
+
+def approval_card(item: Any, where: str, decided: bool) -> str:
+    """Checks an approval card against the SDK's widget models; returns the call id its two
+    buttons (keep first, then approve) decide. A widget value the SDK does not know does not
+    fail validation: that component silently becomes a DynamicWidgetComponent, so refuse those."""
+    if not isinstance(item, WidgetItem):
+        fail(f"{where}: expected a widget item, got {type(item).__name__}")
+    if not isinstance(item.widget, Card):
+        fail(f"{where}: the widget parsed as {type(item.widget).__name__}, not the SDK's Card: {item.widget!r}")
+    for component in components(item.widget):
+        if isinstance(component, DynamicWidgetComponent):
+            fail(f"{where}: the {component.type!r} component is not the SDK's (a value it does not know?): {component!r}")
+    if not any(isinstance(c, Title) for c in components(item.widget)):
+        fail(f"{where}: the card has no Title")
+    buttons = [c for c in components(item.widget) if isinstance(c, Button)]
+    if len(buttons) != 2:
+        fail(f"{where}: an approval card has two buttons, got {len(buttons)}")
+    call_ids = set()
+    for button, approve in zip(buttons, [False, True]):
+        action = button.onClickAction
+        if action is None or action.type != "approval.decide" or action.handler != "server":
+            fail(f"{where}: button {button.label!r} must send approval.decide to the server: {action!r}")
+        payload = action.payload
+        if not isinstance(payload, dict) or payload.get("approve") is not approve or not isinstance(payload.get("call_id"), str):
+            fail(f"{where}: button {button.label!r} payload {payload!r}, expected call_id and approve={approve}")
+        call_ids.add(payload["call_id"])
+        if bool(button.disabled) != decided:
+            fail(f"{where}: button {button.label!r} disabled={button.disabled!r}, expected {decided}")
+    if len(call_ids) != 1:
+        fail(f"{where}: the two buttons decide different calls: {call_ids}")
+    return call_ids.pop()
+
+
+added = stream(OFFLINE_URL, "threads.create", {"input": said("add buy milk")})
+if types(added)[-1] != "thread.item.done:assistant_message":
+    fail(f"threads.create must end with the reply: {types(added)}")
+approval_thread = added[0].thread.id
+added_reply = added[-1].item.content[0].text
+found = re.search(r"Added task (\d+)", added_reply)
+if not found:
+    fail(f"the offline assistant's reply names the task it added: {added_reply!r}")
+number = int(found.group(1))
+
+asked = stream(
+    OFFLINE_URL,
+    "threads.add_user_message",
+    {"thread_id": approval_thread, "input": said(f"delete task {number}")},
+)
+asked_kinds = types(asked)
+print("parked turn:", " ".join(dict.fromkeys(asked_kinds)))
+if asked_kinds[-1] != "thread.item.done:widget":
+    fail(f"a turn that waits for approval ends with its card: {asked_kinds}")
+if "thread.item.done:assistant_message" in asked_kinds or "error" in asked_kinds:
+    fail(f"a turn that waits has no answer (and no error) yet: {asked_kinds}")
+card = asked[-1].item
+call_id = approval_card(card, "the parked turn's card", decided=False)
+if card.thread_id != approval_thread:
+    fail(f"the card's thread_id {card.thread_id!r} is not the thread {approval_thread!r}")
+if f"Delete task {number}" not in (card.copy_text or ""):
+    fail(f"the card's copy_text says what waits: {card.copy_text!r}")
+if rest_status(OFFLINE_URL, f"/api/tasks/{number}") != 200:
+    fail("nothing is deleted before the decision")
+
+listed = request(
+    OFFLINE_URL, "items.list", {"thread_id": approval_thread, "limit": 50, "order": "asc"}, ITEM_PAGE
+)
+listed_types = [i.type for i in listed.data]
+if listed_types != ["user_message", "workflow", "assistant_message", "user_message", "widget"]:
+    fail(f"items.list shows the waiting card after the message it answers: {listed_types}")
+shown = listed.data[-1]
+approval_card(shown, "items.list's card", decided=False)
+if (shown.id, shown.copy_text, shown.widget.model_dump()) != (card.id, card.copy_text, card.widget.model_dump()):
+    fail(f"items.list's card is not the streamed one: {shown!r} vs {card!r}")
+
+
+def decision(approve: bool) -> dict:
+    return {
+        "thread_id": approval_thread,
+        "item_id": card.id,
+        "action": {"type": "approval.decide", "payload": {"call_id": call_id, "approve": approve}},
+    }
+
+
+decided = stream(OFFLINE_URL, "threads.custom_action", decision(True))
+decided_kinds = types(decided)
+print("custom_action:", " ".join(dict.fromkeys(decided_kinds)))
+if decided_kinds[:2] != ["stream_options", "thread.item.replaced:widget"]:
+    fail(f"custom_action starts with stream_options and the decided card: {decided_kinds}")
+if decided_kinds[-1] != "thread.item.done:assistant_message":
+    fail(f"custom_action continues the turn to its answer: {decided_kinds}")
+if "error" in decided_kinds or "thread.item.done:user_message" in decided_kinds:
+    fail(f"the continued turn has no error and sends no user message again: {decided_kinds}")
+replaced = decided[1].item
+if replaced.id != card.id:
+    fail(f"thread.item.replaced must replace the card {card.id!r}, got {replaced.id!r}")
+if approval_card(replaced, "the decided card", decided=True) != call_id:
+    fail("the decided card is another call's")
+answer = decided[-1].item
+if "Deleted task" not in answer.content[0].text:
+    fail(f"the continued turn's answer says what it did: {answer.content[0].text!r}")
+if rest_status(OFFLINE_URL, f"/api/tasks/{number}") != 404:
+    fail("the approved delete_task ran")
+afterwards = request(
+    OFFLINE_URL, "items.list", {"thread_id": approval_thread, "limit": 50, "order": "asc"}, ITEM_PAGE
+)
+if "widget" in [i.type for i in afterwards.data] or afterwards.data[-1].id != answer.id:
+    fail(f"once decided, the thread ends with the streamed answer: {[i.type for i in afterwards.data]}")
+# The same call again: nothing waits any more (409, ChatKit's error shape).
+expect_error(OFFLINE_URL, {"type": "threads.custom_action", "params": decision(False)}, 409, "does not wait")
+print("approval widget and custom_action parsed by openai-chatkit's models")
 
 print(f"ok: {checked['responses']} responses and {checked['events']} stream events parsed by openai-chatkit's models")

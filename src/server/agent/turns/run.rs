@@ -25,7 +25,6 @@ use crate::{
             branches,
             messages::{self},
             turn_records::{self as records, Finished, Turn},
-            users,
         },
     },
 };
@@ -222,13 +221,12 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
                 turn.id,
                 turn.user_seq,
             ),
-            users::settings(&agent.pool, turn.user_id),
-            records::decided_unrecorded(&agent.pool, turn),
+            records::at_start(&agent.pool, turn),
         )
     };
     let connect = InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id);
     let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
-    let (history, mut done, elsewhere, settings, decided) = match loaded {
+    let (history, mut done, elsewhere, (policy, decided)) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!(error = %err, "loading a turn's history");
@@ -251,7 +249,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
     let scope = TurnScope {
         user: turn.user_id,
         conversation: turn.conversation_id,
-        policy: settings.approval_policy,
+        policy,
     };
     // A turn continued after the user's decision first makes (or declines) what was decided.
     match make_decided_calls(agent, turn, &decided, &mcp, scope, progress).await {

@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     model::{
-        LiveEvent, MessageStatus, PendingApproval, Role, TaskRef, ToolCallRecord, ToolCallStatus,
-        ToolCalls,
+        ApprovalPolicy, LiveEvent, MessageStatus, PendingApproval, Role, TaskRef, ToolCallRecord,
+        ToolCallStatus, ToolCalls,
     },
     server::{
         bus::EventBus,
@@ -270,35 +270,56 @@ pub struct DecidedCall {
     pub approved: bool,
 }
 
-/// The decided calls of `turn` not yet in its record (all of them right after the decision;
-/// after a crash, those the attempt that died did not get to).
-pub async fn decided_unrecorded(pool: &PgPool, turn: &Turn) -> AppResult<Vec<DecidedCall>> {
-    let rows: Vec<(i32, String, String, sqlx::types::Json<Value>, bool)> = sqlx::query_as(
-        "SELECT a.idx, a.call_id, a.tool_name, a.arguments, a.decision = 'approved'
-         FROM turn_approvals a
-         LEFT JOIN turn_tool_calls c ON c.turn_id = a.turn_id AND c.idx = a.idx
-         WHERE a.turn_id = $1 AND a.decision IS NOT NULL AND c.idx IS NULL
-         ORDER BY a.idx",
+/// What a turn attempt reads about approvals when it starts, in one query: the user's policy
+/// and the decided calls of `turn` not yet in its record (all of them right after the
+/// decision; after a crash, those the attempt that died did not get to).
+pub async fn at_start(pool: &PgPool, turn: &Turn) -> AppResult<(ApprovalPolicy, Vec<DecidedCall>)> {
+    type Row = (
+        String,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+        Option<sqlx::types::Json<Value>>,
+        Option<bool>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT u.approval_policy, d.idx, d.call_id, d.tool_name, d.arguments, d.approved
+         FROM users u
+         LEFT JOIN LATERAL (
+             SELECT a.idx, a.call_id, a.tool_name, a.arguments, a.decision = 'approved' AS approved
+             FROM turn_approvals a
+             WHERE a.turn_id = $1 AND a.decision IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM turn_tool_calls c
+                               WHERE c.turn_id = a.turn_id AND c.idx = a.idx)
+         ) d ON true
+         WHERE u.id = $2
+         ORDER BY d.idx",
     )
     .bind(turn.id)
+    .bind(turn.user_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let policy = rows
+        .first()
+        .map(|r| ApprovalPolicy::parse(&r.0))
+        .unwrap_or_default();
+    let decided = rows
         .into_iter()
-        .map(
-            |(idx, call_id, tool_name, arguments, approved)| DecidedCall {
+        .filter_map(|(_, idx, call_id, tool_name, arguments, approved)| {
+            Some(DecidedCall {
                 slot: CallSlot {
                     turn: turn.id,
                     attempt: turn.attempt_id,
-                    idx,
-                    call_id,
+                    idx: idx?,
+                    call_id: call_id?,
                 },
-                tool_name,
-                arguments: arguments.0,
-                approved,
-            },
-        )
-        .collect())
+                tool_name: tool_name?,
+                arguments: arguments?.0,
+                approved: approved?,
+            })
+        })
+        .collect();
+    Ok((policy, decided))
 }
 
 /// Records a declined call at its slot (once: a replay finds it), for the model to read.

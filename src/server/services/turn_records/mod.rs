@@ -8,8 +8,8 @@ mod approvals;
 mod calls;
 
 pub use approvals::{
-    decide, decided_unrecorded, decline_parked, park, pending, record_declined, Decided,
-    DecidedCall, ParkedCall,
+    at_start, decide, decline_parked, park, pending, record_declined, Decided, DecidedCall,
+    ParkedCall,
 };
 pub use calls::{
     begin_call, done_calls, done_calls_of_turn, CallSlot, CallStart, DoneCall, RecordedCall,
