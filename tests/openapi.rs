@@ -50,6 +50,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
             "post",
         ),
         ("/api/chat/conversations/{id}/current", "put"),
+        ("/api/chat/conversations/{id}/approvals", "post"),
         ("/api/chat/conversations/{id}/approvals/{call_id}", "post"),
         (
             "/api/chat/conversations/{id}/messages/{message_id}/tool_calls/{index}/undo",

@@ -172,6 +172,41 @@ test("Keep it declines", async ({ page }) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// 2b. Several deletes in one round: a card each, decided together.
+// ---------------------------------------------------------------------------------------------
+
+test("several cards: one decided alone, the rest with Approve all", async ({ page }) => {
+  await signedIn(page, "approvals-all");
+  await addedFirst(page, "buy milk");
+  for (const [n, title] of [
+    [2, "call mom"],
+    [3, "pay rent"],
+  ] as const) {
+    await send(page, `add ${title}`);
+    await expect(replies(page).last()).toContainText(new RegExp(`Added task ${n}`, "i"));
+  }
+  await expect(page.getByTestId("typing")).toBeHidden();
+  await send(page, "delete tasks 1, 2 and 3");
+  await expect(cards(page)).toHaveCount(3);
+  await expect(cards(page).nth(1).getByTestId("approval-what")).toContainText(/call mom/i);
+  // One card alone: "Keep it" on the first, two still wait, nothing has run.
+  await cards(page).first().getByTestId("approval-keep").click();
+  await expect(cards(page)).toHaveCount(2);
+  await expect(page.getByTestId("approval-approve-all")).toHaveText("Approve all 2");
+  expect(await taskTitles(page)).toEqual(expect.arrayContaining(["buy milk", "call mom", "pay rent"]));
+  // The rest together.
+  await page.getByTestId("approval-approve-all").click();
+  await expect(cards(page)).toHaveCount(0);
+  const answer = replies(page).last();
+  await expect(answer).toContainText("nothing was changed");
+  await expect(answer).toContainText("Deleted task 2");
+  await expect(answer).toContainText("Deleted task 3");
+  await expect(answer.getByTestId("tool-call")).toHaveCount(3);
+  await expect.poll(() => taskTitles(page)).toEqual(["buy milk"]);
+  await expect(taskInPanel(page, /call mom/i)).toHaveCount(0);
+});
+
+// ---------------------------------------------------------------------------------------------
 // 3. Undo on a tool record.
 // ---------------------------------------------------------------------------------------------
 

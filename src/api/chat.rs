@@ -231,7 +231,21 @@ server_fns! {
         approve: bool,
     ) -> Result<DecisionResult, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        let mut result = crate::server::agent::decide(&state.agent, user.id, id, &call_id, approve)
+        let mut result = crate::server::agent::decide(&state.agent, user.id, id, Some(&call_id), approve)
+            .await
+            .map_err(super::ssr::fail)?;
+        if let Some(turn) = result.turn.as_mut() {
+            super::ssr::render_turn(turn);
+        }
+        Ok(result)
+    }
+
+    /// Approve or decline every call the assistant waits on in the conversation, together
+    /// (REST: `POST /api/chat/conversations/{id}/approvals`).
+    #[endpoint = "approve_all", name = DecideAllApprovals]
+    pub async fn decide_all_approvals(id: Uuid, approve: bool) -> Result<DecisionResult, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        let mut result = crate::server::agent::decide(&state.agent, user.id, id, None, approve)
             .await
             .map_err(super::ssr::fail)?;
         if let Some(turn) = result.turn.as_mut() {

@@ -1,6 +1,7 @@
 //! The cards of calls the assistant waits on (issue #24): what it would do, to which task (by
-//! title), and two buttons, the safe one first and primary. Shown live in every tab; the
-//! first card takes the focus when it appears, so a keyboard user can decide at once.
+//! title), and two buttons, the safe one first and primary; with several, a row to decide all
+//! together. Shown live in every tab; the newest card's safe button takes the focus when it
+//! appears, so a keyboard user can decide at once.
 
 use leptos::prelude::*;
 
@@ -9,11 +10,12 @@ use crate::model::PendingApproval;
 #[component]
 pub fn ApprovalCards(
     approvals: Signal<Vec<PendingApproval>>,
-    /// (call id, approve)
-    on_decide: Callback<(String, bool)>,
+    /// (call id, or none for every call together; approve)
+    on_decide: Callback<(Option<String>, bool)>,
     /// A decision is on its way: the buttons wait.
     deciding: Signal<bool>,
 ) -> impl IntoView {
+    let several = move || approvals.with(|a| a.len() > 1);
     view! {
         <li class="approvals" data-testid="approvals">
             <For
@@ -23,6 +25,28 @@ pub fn ApprovalCards(
             >
                 <ApprovalCard approval on_decide deciding />
             </For>
+            <Show when=several>
+                <div class="approval-actions approval-all" role="group" aria-label="All of these changes">
+                    <button
+                        type="button"
+                        class="primary"
+                        data-testid="approval-keep-all"
+                        disabled=move || deciding.get()
+                        on:click=move |_| on_decide.run((None, false))
+                    >
+                        {move || format!("Decline all {}", approvals.with(Vec::len))}
+                    </button>
+                    <button
+                        type="button"
+                        class="ghost"
+                        data-testid="approval-approve-all"
+                        disabled=move || deciding.get()
+                        on:click=move |_| on_decide.run((None, true))
+                    >
+                        {move || format!("Approve all {}", approvals.with(Vec::len))}
+                    </button>
+                </div>
+            </Show>
         </li>
     }
 }
@@ -30,7 +54,7 @@ pub fn ApprovalCards(
 #[component]
 fn ApprovalCard(
     approval: PendingApproval,
-    on_decide: Callback<(String, bool)>,
+    on_decide: Callback<(Option<String>, bool)>,
     deciding: Signal<bool>,
 ) -> impl IntoView {
     let heading_id = format!("approval-{}", approval.call_id);
@@ -63,7 +87,7 @@ fn ApprovalCard(
                     node_ref=keep_button
                     data-testid="approval-keep"
                     disabled=move || deciding.get()
-                    on:click=move |_| on_decide.run((keep.clone(), false))
+                    on:click=move |_| on_decide.run((Some(keep.clone()), false))
                 >
                     {if destructive { "Keep it" } else { "Don't" }}
                 </button>
@@ -73,7 +97,7 @@ fn ApprovalCard(
                     class:danger=destructive
                     data-testid="approval-approve"
                     disabled=move || deciding.get()
-                    on:click=move |_| on_decide.run((go.clone(), true))
+                    on:click=move |_| on_decide.run((Some(go.clone()), true))
                 >
                     {yes}
                 </button>

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     api::chat::{
-        decide_approval, edit_message, list_messages, regenerate_message, send_message, stop_turn,
-        switch_branch, undo_tool_call,
+        decide_all_approvals, decide_approval, edit_message, list_messages, regenerate_message,
+        send_message, stop_turn, switch_branch, undo_tool_call,
     },
     contexts::{chat::ChatContext, live::LiveContext},
     model::{
@@ -392,13 +392,17 @@ pub fn Thread(
     // The user's decision on a call the assistant waits on; the continued answer comes back
     // (and, live, to every tab).
     let deciding = RwSignal::new(false);
-    let decide = Callback::new(move |(call_id, approve): (String, bool)| {
+    let decide = Callback::new(move |(call_id, approve): (Option<String>, bool)| {
         deciding.set(true);
         notice.set(None);
         spawn_local(async move {
-            match decide_approval(id, call_id.clone(), approve).await {
+            let result = match call_id.clone() {
+                Some(call_id) => decide_approval(id, call_id, approve).await,
+                None => decide_all_approvals(id, approve).await,
+            };
+            match result {
                 Ok(result) => {
-                    activity.update(|a| *a = thread_state::decided(a, &call_id));
+                    activity.update(|a| *a = thread_state::decided(a, call_id.as_deref()));
                     if let Some(turn) = result.turn {
                         settle(turn);
                     }

@@ -116,17 +116,18 @@ pub fn activity_after(
             conversation_id,
             call_id,
             ..
-        } if *conversation_id == id => Some(decided(current, call_id)),
+        } if *conversation_id == id => Some(decided(current, Some(call_id))),
         _ => None,
     }
 }
 
-/// The activity once `call_id` is decided: its card goes; with the last one the assistant goes
-/// on (its own activity follows).
-pub fn decided(current: &Option<TurnActivity>, call_id: &str) -> Option<TurnActivity> {
+/// The activity once `call_id` is decided (`None`: every call, together): its card goes; with
+/// the last one the assistant goes on (its own activity follows).
+pub fn decided(current: &Option<TurnActivity>, call_id: Option<&str>) -> Option<TurnActivity> {
     let mut next = current.clone();
     if let Some(a) = next.as_mut().filter(|a| a.state == ActivityState::Approval) {
-        a.approvals.retain(|p| p.call_id != call_id);
+        a.approvals
+            .retain(|p| call_id.is_some_and(|id| p.call_id != id));
         if a.approvals.is_empty() {
             a.state = ActivityState::Thinking;
             a.tool_name = None;
@@ -232,12 +233,16 @@ mod tests {
         let two = activity_after(&one, &approval("b"), id, 3, now).unwrap();
         let again = activity_after(&two, &approval("b"), id, 3, now).unwrap();
         assert_eq!(again.as_ref().unwrap().approvals.len(), 2);
-        let left = decided(&again, "a").unwrap();
+        let left = decided(&again, Some("a")).unwrap();
         assert_eq!(left.state, ActivityState::Approval);
         assert_eq!(left.approvals[0].call_id, "b");
-        let done = decided(&Some(left), "b").unwrap();
+        let done = decided(&Some(left), Some("b")).unwrap();
         assert_eq!(done.state, ActivityState::Thinking);
         assert!(done.approvals.is_empty());
+        // "Approve all" decides every card at once.
+        let all = decided(&again, None).unwrap();
+        assert_eq!(all.state, ActivityState::Thinking);
+        assert!(all.approvals.is_empty());
         // Another conversation's events change nothing.
         assert!(activity_after(&None, &approval("a"), Uuid::new_v4(), 3, now).is_none());
     }

@@ -292,7 +292,7 @@ fn decode(text: &str) -> Option<LiveEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ActivityState, Conversation, Message, MessageStatus, Role};
+    use crate::model::{Conversation, Message, MessageStatus, Role};
 
     #[test]
     fn decodes_what_the_server_encodes() {

@@ -99,7 +99,7 @@ pub fn approval_id(user_message: Uuid, call_id: &str) -> String {
 /// press.
 pub fn approval_item(
     conversation: Uuid,
-    user_message: Uuid,
+    asked: &Message,
     approval: &PendingApproval,
     decided: Option<bool>,
 ) -> Item {
@@ -135,9 +135,10 @@ pub fn approval_item(
         ],
     });
     Item::Widget {
-        id: approval_id(user_message, &approval.call_id),
+        id: approval_id(asked.id, &approval.call_id),
         thread_id: conversation.to_string(),
-        created_at: chrono::Utc::now(),
+        // The message it answers: a card keeps its time however often it is read.
+        created_at: asked.created_at,
         widget,
         copy_text: format!("{what}? Keep it / {}", approve_label(&approval.tool_name)),
     }
@@ -325,18 +326,19 @@ pub async fn page(
             })
         }
     };
-    // Each message is at least one item, and at most one item of the fetched messages (the
-    // cursor's workflow or reply) is left out, so limit + 1 messages fill the page.
+    // Each message is at least one item, and only the cursor's message is read again and left
+    // out (its cards aside), so limit + 1 messages fill the page.
     let query = MessageQuery {
         limit: Some((limit + 1).min(MAX_PAGE)),
         after: match (order, cursor) {
-            (Order::Asc, Some((seq, part))) => Some(if part == 1 { seq } else { seq - 1 }),
+            // The cursor's message is read again: a card after it hangs on it.
+            (Order::Asc, Some((seq, _))) => Some(seq - 1),
             // From the first message (no cursor reads the newest page).
             (Order::Asc, None) => Some(0),
             _ => None,
         },
         before: match (order, cursor) {
-            (Order::Desc, Some((seq, part))) => Some(if part == 1 { seq + 1 } else { seq }),
+            (Order::Desc, Some((seq, part))) => Some(if part == 0 { seq } else { seq + 1 }),
             _ => None,
         },
         since: None,
@@ -358,7 +360,7 @@ pub async fn page(
         let asked = fetched.messages.iter().find(|m| m.seq == activity.user_seq);
         if let Some(asked) = asked {
             positioned.extend(activity.approvals.iter().map(|approval| {
-                let item = approval_item(conversation, asked.id, approval, None);
+                let item = approval_item(conversation, asked, approval, None);
                 ((asked.seq, 2), item)
             }));
         }

@@ -208,8 +208,9 @@ async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> AppResul
             }
             None => Err(AppError::validation(format!(
                 "unknown request type \"{other}\"; this server supports threads.create, \
-                 threads.add_user_message, threads.retry_after_item, threads.get_by_id, \
-                 threads.list, threads.update, threads.delete, items.list and items.feedback"
+                 threads.add_user_message, threads.retry_after_item, threads.custom_action, \
+                 threads.get_by_id, threads.list, threads.update, threads.delete, items.list \
+                 and items.feedback"
             ))),
         },
     }
@@ -347,13 +348,15 @@ async fn custom_action(
         .await?
         .ok_or_else(|| AppError::NotFound("item".into()))?;
     let card = items::approval_id(asked.id, call_id);
-    if p.item_id.as_deref().is_some_and(|item| item != card) {
+    // ChatKit sends "" for an action outside any item.
+    let pressed = p.item_id.as_deref().filter(|item| !item.is_empty());
+    if pressed.is_some_and(|item| item != card) {
         return Err(AppError::validation("item_id is not the card of this call"));
     }
     let receiver = state.live.open_for_turn(&user)?;
-    let decision = agent::start_decision(&state.agent, user.id, id, call_id, approve).await?;
+    let decision = agent::start_decision(&state.agent, user.id, id, Some(call_id), approve).await?;
     let decided = Event::ItemReplaced {
-        item: items::approval_item(id, asked.id, &approval, Some(approve)),
+        item: items::approval_item(id, &asked, &approval, Some(approve)),
     };
     match decision.turn {
         None => {

@@ -302,9 +302,9 @@ pub enum ItemUpdate {
     TaskUpdated { task_index: usize, task: Task },
 }
 
-/// `threads.custom_action`: a widget's button was pressed.
+/// `threads.custom_action`: a widget's button was pressed. (Open to fields newer ChatKit
+/// clients add: an action carries whatever its widget declared.)
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CustomActionParams {
     pub thread_id: String,
     #[serde(default)]
@@ -313,7 +313,6 @@ pub struct CustomActionParams {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Action {
     #[serde(rename = "type")]
     pub kind: String,

@@ -265,7 +265,7 @@ impl TurnEvents {
         self.assistant_open = false;
         self.sent_chars = 0;
         out.extend(approvals.iter().map(|approval| Event::ItemDone {
-            item: items::approval_item(self.conversation, asked.id, approval, None),
+            item: items::approval_item(self.conversation, asked, approval, None),
         }));
     }
 

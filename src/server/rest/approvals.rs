@@ -20,6 +20,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(decide))
+        .routes(routes!(decide_all))
         .routes(routes!(undo_call))
         .routes(routes!(get_settings, put_settings))
 }
@@ -39,7 +40,25 @@ async fn decide(
     ApiPath((id, call_id)): ApiPath<(Uuid, String)>,
     ApiJson(body): ApiJson<ApprovalDecision>,
 ) -> AppResult<ApiJson<DecisionResult>> {
-    agent::decide(&state.agent, user.id, id, &call_id, body.approve)
+    agent::decide(&state.agent, user.id, id, Some(&call_id), body.approve)
+        .await
+        .map(ApiJson)
+}
+
+/// Approve or decline every call the assistant waits on in the conversation, together; the
+/// turn then continues as after the last single decision. Nothing waiting is 409.
+#[utoipa::path(post, path = "/api/chat/conversations/{id}/approvals", tag = "chat",
+    params(("id" = Uuid, Path)),
+    request_body = ApprovalDecision,
+    responses((status = 200, body = DecisionResult), (status = 400), (status = 401), (status = 404),
+              (status = 409), (status = 429)))]
+async fn decide_all(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ApprovalDecision>,
+) -> AppResult<ApiJson<DecisionResult>> {
+    agent::decide(&state.agent, user.id, id, None, body.approve)
         .await
         .map(ApiJson)
 }

@@ -159,31 +159,6 @@ pub async fn get(pool: &PgPool, user_id: Uuid) -> AppResult<User> {
     .ok_or(AppError::Unauthorized)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::normalize_email;
-
-    #[test]
-    fn emails() {
-        assert_eq!(
-            normalize_email("  A@Example.com ").unwrap(),
-            "A@Example.com"
-        );
-        for bad in [
-            "",
-            "a",
-            "a@b",
-            "@b.com",
-            "a@@b.com",
-            "a b@c.com",
-            "a@.com",
-            "a@b.com.",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad} should be rejected");
-        }
-    }
-}
-
 /// The account's settings.
 pub async fn settings(pool: &PgPool, user_id: Uuid) -> AppResult<crate::model::AccountSettings> {
     let policy: Option<String> =
@@ -212,4 +187,29 @@ pub async fn update_settings(
         return Err(AppError::Unauthorized);
     }
     Ok(settings.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email("  A@Example.com ").unwrap(),
+            "A@Example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@b.com.",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad} should be rejected");
+        }
+    }
 }

@@ -55,7 +55,7 @@ fn call(name: &str, arguments: Value) -> ModelReply {
 fn verb_of(intent: &Intent) -> &'static str {
     match intent {
         Intent::Complete(_) => "mark as done",
-        Intent::Delete(_) => "delete",
+        Intent::Delete(_) | Intent::DeleteMany(_) => "delete",
         _ => "change",
     }
 }
@@ -81,6 +81,16 @@ fn first_step(intent: Intent) -> ModelReply {
         Intent::List(status) => call("list_tasks", json!({ "status": status })),
         Intent::Complete(TaskRef::Number(n)) => call("complete_task", json!({ "task_id": n })),
         Intent::Delete(TaskRef::Number(n)) => call("delete_task", json!({ "task_id": n })),
+        Intent::DeleteMany(numbers) => ModelReply::ToolCalls(
+            numbers
+                .iter()
+                .map(|n| ToolCallRequest {
+                    id: format!("offline_delete_task_{n}"),
+                    name: "delete_task".into(),
+                    arguments: json!({ "task_id": n }).to_string(),
+                })
+                .collect(),
+        ),
         Intent::Update {
             target: TaskRef::Number(n),
             title,
@@ -197,6 +207,12 @@ mod tests {
                 Intent::Complete(TaskRef::Title("buy milk".into())),
             ),
             ("Delete task 2", Intent::Delete(TaskRef::Number(2))),
+            ("delete tasks 2 and 3", Intent::DeleteMany(vec![2, 3])),
+            (
+                "remove task 1, task 4 & #5",
+                Intent::DeleteMany(vec![1, 4, 5]),
+            ),
+            ("delete 7 and 8", Intent::DeleteMany(vec![7, 8])),
             (
                 "undo that",
                 Intent::Undo {

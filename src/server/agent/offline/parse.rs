@@ -20,6 +20,8 @@ pub enum Intent {
     List(&'static str),
     Complete(TaskRef),
     Delete(TaskRef),
+    /// "delete tasks 2 and 3": several deletes in one round (decided one by one or together).
+    DeleteMany(Vec<i32>),
     Update {
         target: TaskRef,
         title: Option<String>,
@@ -163,6 +165,9 @@ pub fn parse(text: &str) -> Intent {
         return parse_update(target);
     }
     if let Some(target) = after_verb(rest, &DELETE_VERBS) {
+        if let Some(numbers) = task_numbers(target) {
+            return Intent::DeleteMany(numbers);
+        }
         return Intent::Delete(task_ref(target));
     }
     if let Some(target) = after_verb(rest, &COMPLETE_VERBS) {
@@ -350,6 +355,25 @@ fn parse_update(text: &str) -> Intent {
 }
 
 /// "task 3", "#3", "number 3", "3", a title ("buy milk"), or nothing usable ("it", "").
+/// Two or more task numbers: "tasks 2 and 3", "task 1, task 4 & #5" (`None` otherwise).
+fn task_numbers(text: &str) -> Option<Vec<i32>> {
+    let lower = text.to_lowercase().replace([',', '&'], " and ");
+    let mut numbers = Vec::new();
+    for part in lower
+        .split(" and ")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let part = ["tasks ", "task ", "numbers ", "number "]
+            .iter()
+            .find_map(|p| part.strip_prefix(p))
+            .unwrap_or(part);
+        numbers.push(part.trim().trim_start_matches('#').parse::<i32>().ok()?);
+    }
+    numbers.dedup();
+    (numbers.len() > 1).then_some(numbers)
+}
+
 pub fn task_ref(text: &str) -> TaskRef {
     let mut t = text.trim();
     for suffix in [

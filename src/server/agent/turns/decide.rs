@@ -27,14 +27,15 @@ pub struct Decision {
     pub turn: Option<(Message, TurnHandle)>,
 }
 
-/// Decides on call `call_id` of the conversation's parked turn; the last decision continues
+/// Decides on call `call_id` of the conversation's parked turn (`None`: on every call that
+/// waits, together); the last decision continues
 /// the turn as its own task. 404: not the user's conversation; 409: nothing waits, or the
 /// call was decided already; 429: the user's turn limits (checked before anything changes).
 pub async fn start_decision(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
-    call_id: &str,
+    call_id: Option<&str>,
     approve: bool,
 ) -> AppResult<Decision> {
     let admitted = admit(agent, user).await?;
@@ -89,7 +90,7 @@ pub async fn decide(
     agent: &AgentState,
     user: Uuid,
     conversation: Uuid,
-    call_id: &str,
+    call_id: Option<&str>,
     approve: bool,
 ) -> AppResult<DecisionResult> {
     let decision = start_decision(agent, user, conversation, call_id, approve).await?;

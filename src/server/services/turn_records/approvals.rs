@@ -159,15 +159,16 @@ pub enum Decided {
     Resumed(Turn),
 }
 
-/// Records the user's decision on call `call_id` of the conversation's parked turn. 404: no
-/// such conversation of this user; 409: nothing waits, or that call was decided already.
-/// The last decision takes the turn for `owner` with a new attempt and lease.
+/// Records the user's decision on call `call_id` of the conversation's parked turn, or on
+/// every call that waits (`None`: "approve all"). 404: no such conversation of this user; 409:
+/// nothing waits, or that call was decided already. The last decision takes the turn for
+/// `owner` with a new attempt and lease.
 pub async fn decide(
     pool: &PgPool,
     bus: &EventBus,
     user: Uuid,
     conversation: Uuid,
-    call_id: &str,
+    call_id: Option<&str>,
     approve: bool,
     (owner, lease): (Uuid, Duration),
 ) -> AppResult<Decided> {
@@ -178,28 +179,33 @@ pub async fn decide(
             "nothing in this conversation waits for approval".into(),
         ));
     };
-    let decided: Option<i32> = sqlx::query_scalar(
+    let decided: Vec<String> = sqlx::query_scalar(
         "UPDATE turn_approvals SET decision = $3, decided_at = now()
-         WHERE turn_id = $1 AND call_id = $2 AND decision IS NULL
-         RETURNING idx",
+         WHERE turn_id = $1 AND ($2::text IS NULL OR call_id = $2) AND decision IS NULL
+         RETURNING call_id",
     )
     .bind(turn.id)
     .bind(call_id)
     .bind(if approve { "approved" } else { "declined" })
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    if decided.is_none() {
+    if decided.is_empty() {
         return Err(AppError::Conflict(format!(
-            "call {call_id} does not wait for a decision (it was decided already, or is not this conversation's)"
+            "call {} does not wait for a decision (it was decided already, or is not this conversation's)",
+            call_id.unwrap_or("*")
         )));
     }
-    let event = LiveEvent::ApprovalDecided {
-        conversation_id: conversation,
-        user_seq: turn.user_seq,
-        call_id: call_id.to_string(),
-        approved: approve,
-    };
-    let outbox = events::record(&mut tx, bus, user, &event).await?;
+    let decided: Vec<LiveEvent> = decided
+        .into_iter()
+        .map(|call_id| LiveEvent::ApprovalDecided {
+            conversation_id: conversation,
+            user_seq: turn.user_seq,
+            call_id,
+            approved: approve,
+        })
+        .collect();
+    let outbox =
+        events::record_all(&mut tx, bus, user, &decided.iter().collect::<Vec<_>>()).await?;
     let waiting: Vec<ParkedCall> = sqlx::query_as::<_, ApprovalRow>(&format!(
         "SELECT {APPROVAL_COLUMNS} FROM turn_approvals
          WHERE turn_id = $1 AND decision IS NULL ORDER BY idx"
