@@ -780,14 +780,22 @@ fn decision(thread: &str, card: &Value, call_id: &str, approve: bool) -> Value {
     })
 }
 
-/// What the model was told call `call_id` returned, in its request `request`.
-fn tool_result(request: &Value, call_id: &str) -> String {
-    request["messages"]
-        .as_array()
-        .unwrap()
+/// What the model was told the newest call of `tool` returned, in its request `request`. (The
+/// prompt names calls by their record, the same in every attempt, not by the model's own id.)
+fn tool_result(request: &Value, tool: &str) -> String {
+    let messages = request["messages"].as_array().unwrap();
+    let id = messages
         .iter()
-        .find(|m| m["role"] == "tool" && m["tool_call_id"] == call_id)
-        .unwrap_or_else(|| panic!("no result of {call_id} in {request}"))["content"]
+        .filter_map(|m| m["tool_calls"].as_array())
+        .flatten()
+        .filter(|c| c["function"]["name"] == tool)
+        .last()
+        .unwrap_or_else(|| panic!("no call of {tool} in {request}"))["id"]
+        .clone();
+    messages
+        .iter()
+        .find(|m| m["role"] == "tool" && m["tool_call_id"] == id)
+        .unwrap_or_else(|| panic!("no result of {id} in {request}"))["content"]
         .as_str()
         .unwrap()
         .to_string()
@@ -941,7 +949,7 @@ async fn approval_card_continues_the_turn_in_the_action_stream(pool: PgPool) {
     );
     let requests = model.requests();
     assert_eq!(requests.len(), 2);
-    let told = tool_result(&requests[1], &call_id);
+    let told = tool_result(&requests[1], "delete_task");
     assert!(
         told.contains("deleted") && !told.contains("declined"),
         "{told}"
@@ -1015,7 +1023,7 @@ async fn approval_card_continues_the_turn_in_the_action_stream(pool: PgPool) {
     assert_eq!(requests.len(), 4);
     let last = requests.last().unwrap();
     assert!(last.to_string().contains("declined"), "{last}");
-    let told = tool_result(last, &call_id);
+    let told = tool_result(last, "delete_task");
     assert!(told.contains("declined"), "{told}");
 }
 
