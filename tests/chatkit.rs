@@ -788,8 +788,7 @@ fn tool_result(request: &Value, tool: &str) -> String {
         .iter()
         .filter_map(|m| m["tool_calls"].as_array())
         .flatten()
-        .filter(|c| c["function"]["name"] == tool)
-        .last()
+        .rfind(|c| c["function"]["name"] == tool)
         .unwrap_or_else(|| panic!("no call of {tool} in {request}"))["id"]
         .clone();
     messages
