@@ -9,6 +9,7 @@ use common::{
     mock_model::{MockModel, Step},
     TestApp,
 };
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -89,8 +90,12 @@ async fn a_tool_call_goes_through_mcp_into_postgres(pool: PgPool) {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(offered.len(), 5);
+    assert_eq!(offered.len(), 6);
     assert!(offered.contains(&"add_task") && offered.contains(&"update_task"));
+    assert!(
+        offered.contains(&"undo_change"),
+        "the agent's own tool: {offered:?}"
+    );
     assert_eq!(
         requests[0]["tools"][0]["function"]["parameters"]["type"],
         "object"
@@ -408,8 +413,24 @@ async fn offline_assistant_understands_everyday_phrasings(pool: PgPool) {
         ]
     );
 
-    app.say(&token, &id, "delete task 1").await;
-    app.say(&token, &id, "remove pay rent and bills").await;
+    // Deletes ask first (the default policy): each is approved.
+    for text in ["delete task 1", "remove pay rent and bills"] {
+        let parked = app.say(&token, &id, text).await;
+        assert_eq!(
+            parked["approvals"][0]["tool_name"], "delete_task",
+            "{parked}"
+        );
+        let call = parked["approvals"][0]["call_id"].as_str().unwrap();
+        let res = app
+            .post(
+                &token,
+                &format!("/api/chat/conversations/{id}/approvals/{call}"),
+                json!({ "approve": true }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "{text}");
+    }
+    // A task that does not exist: nothing to ask about, the call fails at once.
     let cancel = app.say(&token, &id, "cancel task 9").await;
     assert!(cancel["assistant_message"]["content"]
         .as_str()

@@ -309,11 +309,20 @@ async fn the_offline_assistant_asks_before_touching_an_unnamed_task(pool: PgPool
     assert!(reply.contains("Several tasks match"), "{reply}");
     // The Kelvin sign lowercases to a shorter "k": no panic, no 500.
     let turn = app.say(&token, &id, "remove \u{212A}itchen").await;
-    assert_eq!(turn["assistant_message"]["status"], "complete");
-    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM tasks ORDER BY id")
-        .fetch_all(&app.state.pool)
-        .await
-        .unwrap();
+    // It asks first (the default policy), naming the task it found; approved, it deletes.
+    let asked = &turn["approvals"][0];
+    assert_eq!(asked["task"]["title"], "Edit the kitchen list", "{turn}");
+    let call = asked["call_id"].as_str().unwrap();
+    let path = format!("/api/chat/conversations/{id}/approvals/{call}");
+    let decided = app.post(&token, &path, json!({ "approve": true })).await;
+    assert_eq!(decided.status().as_u16(), 200);
+    let decided: Value = decided.json().await.unwrap();
+    assert_eq!(decided["turn"]["assistant_message"]["status"], "complete");
+    let titles: Vec<String> =
+        sqlx::query_scalar("SELECT title FROM tasks WHERE deleted_at IS NULL ORDER BY id")
+            .fetch_all(&app.state.pool)
+            .await
+            .unwrap();
     assert_eq!(
         titles.len(),
         2,

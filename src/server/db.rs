@@ -48,6 +48,17 @@ impl Database {
             .max_connections(config.db_max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection it hands out: a round trip before each query of a
+            // turn. Only a connection idle for a while may have been closed under us.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(30) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
             .await
             .with_context(|| format!("could not connect to the database at {}", redact(&url)))?;

@@ -208,12 +208,18 @@ pub async fn run(
                 return refuse("arguments are not a JSON object", message);
             };
             let slot = slots.take(&call.id);
-            if scope.policy.needs_approval(&call.name) {
+            let task = match scope.policy.needs_approval(&call.name) {
+                true => Some(named_task(agent, scope.user, &arguments).await),
+                false => None,
+            };
+            // A call on a task that does not exist changes nothing: it is made at once, fails,
+            // and the model is told (no card asks about a task nobody has).
+            if let Some(task) = task.filter(|t| t.is_some() || !arguments.contains_key("task_id")) {
                 // Not made now: the turn parks on it once the round's other calls are made.
                 let approval = PendingApproval {
                     call_id: call.id.clone(),
                     tool_name: call.name.clone(),
-                    task: named_task(agent, scope.user, &arguments).await,
+                    task,
                     arguments: Value::Object(arguments),
                 };
                 parked.push(ParkedCall {
