@@ -230,28 +230,14 @@ server_fns! {
         call_id: String,
         approve: bool,
     ) -> Result<DecisionResult, ApiError> {
-        let (state, user) = super::ssr::writer().await?;
-        let mut result = crate::server::agent::decide(&state.agent, user.id, id, Some(&call_id), approve)
-            .await
-            .map_err(super::ssr::fail)?;
-        if let Some(turn) = result.turn.as_mut() {
-            super::ssr::render_turn(turn);
-        }
-        Ok(result)
+        super::ssr::decide(id, Some(&call_id), approve).await
     }
 
     /// Approve or decline every call the assistant waits on in the conversation, together
     /// (REST: `POST /api/chat/conversations/{id}/approvals`).
     #[endpoint = "approve_all", name = DecideAllApprovals]
     pub async fn decide_all_approvals(id: Uuid, approve: bool) -> Result<DecisionResult, ApiError> {
-        let (state, user) = super::ssr::writer().await?;
-        let mut result = crate::server::agent::decide(&state.agent, user.id, id, None, approve)
-            .await
-            .map_err(super::ssr::fail)?;
-        if let Some(turn) = result.turn.as_mut() {
-            super::ssr::render_turn(turn);
-        }
-        Ok(result)
+        super::ssr::decide(id, None, approve).await
     }
 
     /// Undo the task change of tool call `index` of an assistant message (`confirm`: even

@@ -38,6 +38,24 @@ pub(crate) mod ssr {
         }
     }
 
+    /// The caller's decision on its parked turn (`call_id` none: every call that waits), the
+    /// continued turn's reply rendered.
+    pub async fn decide(
+        conversation: uuid::Uuid,
+        call_id: Option<&str>,
+        approve: bool,
+    ) -> Result<crate::model::DecisionResult, ApiError> {
+        let (state, user) = writer().await?;
+        let mut result =
+            crate::server::agent::decide(&state.agent, user.id, conversation, call_id, approve)
+                .await
+                .map_err(fail)?;
+        if let Some(turn) = result.turn.as_mut() {
+            render_turn(turn);
+        }
+        Ok(result)
+    }
+
     pub fn state() -> Result<AppState, ApiError> {
         use_context::<AppState>().ok_or_else(|| ApiError::new(500, "server state missing"))
     }

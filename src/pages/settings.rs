@@ -2,11 +2,11 @@
 //! form posts the file itself (`/api/import`, streamed), so it works without JavaScript; the
 //! server sends the browser back here with what it did.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::auth::get_account_settings,
+    api::auth::{get_account_settings, DeleteAccount, LogoutEverywhere, UpdateAccountSettings},
     model::{ApprovalPolicy, User},
 };
 
@@ -56,13 +56,13 @@ pub fn SettingsPage() -> impl IntoView {
             <section aria-labelledby="account-heading">
                 <h2 id="account-heading">"Account"</h2>
                 <p>"Signed in as " <strong data-testid="settings-email">{user.map(|u| u.email)}</strong></p>
-                <form method="post" action="/sfn/auth/logout_everywhere" class="inline-form">
+                <form method="post" action=LogoutEverywhere::url() class="inline-form">
                     <button type="submit" class="ghost" data-testid="logout-everywhere">"Sign out everywhere"</button>
                     <span class="form-hint">"Ends every session of this account, on every device."</span>
                 </form>
                 <form
                     method="post"
-                    action="/sfn/auth/delete_account"
+                    action=DeleteAccount::url()
                     class="inline-form"
                     on:submit=|ev| {
                         let sure = crate::components::browser::confirm(
@@ -117,7 +117,7 @@ fn ApprovalSetting(current: ApprovalPolicy, saved: bool) -> impl IntoView {
         ApprovalPolicy::Never => "It makes changes at once (you can still undo each one).",
     };
     view! {
-        <form method="post" action="/sfn/auth/update_settings" class="approval-setting">
+        <form method="post" action=UpdateAccountSettings::url() class="approval-setting">
             <fieldset>
                 <legend>"Ask before changing tasks"</legend>
                 {ApprovalPolicy::ALL

@@ -208,13 +208,15 @@ pub async fn run(
                 return refuse("arguments are not a JSON object", message);
             };
             let slot = slots.take(&call.id);
-            let task = match scope.policy.needs_approval(&call.name) {
-                true => Some(named_task(agent, scope.user, &arguments).await),
-                false => None,
+            let asks = scope.policy.needs_approval(&call.name);
+            let task = if asks {
+                named_task(agent, scope.user, &arguments).await
+            } else {
+                None
             };
             // A call on a task that does not exist changes nothing: it is made at once, fails,
             // and the model is told (no card asks about a task nobody has).
-            if let Some(task) = task.filter(|t| t.is_some() || !arguments.contains_key("task_id")) {
+            if asks && (task.is_some() || !arguments.contains_key("task_id")) {
                 // Not made now: the turn parks on it once the round's other calls are made.
                 let approval = PendingApproval {
                     call_id: call.id.clone(),

@@ -354,7 +354,6 @@ fn parse_update(text: &str) -> Intent {
     }
 }
 
-/// "task 3", "#3", "number 3", "3", a title ("buy milk"), or nothing usable ("it", "").
 /// Two or more task numbers: "tasks 2 and 3", "task 1, task 4 & #5" (`None` otherwise).
 fn task_numbers(text: &str) -> Option<Vec<i32>> {
     let lower = text.to_lowercase().replace([',', '&'], " and ");
@@ -374,6 +373,7 @@ fn task_numbers(text: &str) -> Option<Vec<i32>> {
     (numbers.len() > 1).then_some(numbers)
 }
 
+/// "task 3", "#3", "number 3", "3", a title ("buy milk"), or nothing usable ("it", "").
 pub fn task_ref(text: &str) -> TaskRef {
     let mut t = text.trim();
     for suffix in [

@@ -28,9 +28,9 @@ pub struct Decision {
 }
 
 /// Decides on call `call_id` of the conversation's parked turn (`None`: on every call that
-/// waits, together); the last decision continues
-/// the turn as its own task. 404: not the user's conversation; 409: nothing waits, or the
-/// call was decided already; 429: the user's turn limits (checked before anything changes).
+/// waits, together); the last decision continues the turn as its own task. 404: not the
+/// user's conversation; 409: nothing waits, or the call was decided already; 429: the user's
+/// turn limits (checked before anything changes).
 pub async fn start_decision(
     agent: &AgentState,
     user: Uuid,
