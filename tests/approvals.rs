@@ -1071,6 +1071,93 @@ async fn mcp_delete_is_direct_and_parks_nothing(pool: PgPool) {
     client.cancel().await.unwrap();
 }
 
+/// The settings page's "Sign out everywhere", through REST and through its server function:
+/// every session of the account ends, on the other replica too; another account's do not.
+#[sqlx::test]
+async fn sign_out_everywhere_ends_every_session_on_every_replica(pool: PgPool) {
+    let model = MockModel::start(vec![]).await;
+    let db = database_url(&pool);
+    let a = ServerProcess::start(&db, &settings(&model)).await;
+    let b = ServerProcess::start(&db, &settings(&model)).await;
+    let first = Client::register(&a, "everywhere@example.com").await;
+    let other = Client::register(&a, "someone-else@example.com").await;
+    let login = |server: &ServerProcess| {
+        let url = server.at("/api/auth/login");
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "email": "everywhere@example.com", "password": "password123" }))
+                .send()
+                .await
+                .unwrap();
+            json_with(res, StatusCode::OK, "login").await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let status = |server: &ServerProcess, token: &str| {
+        let request = reqwest::Client::new()
+            .get(server.at("/api/tasks"))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    // Signed out on B within the session cache's refresh.
+    let until_refused = |server: &ServerProcess, token: String| {
+        let server_at = server.at("/api/tasks");
+        async move {
+            for _ in 0..100 {
+                let res = reqwest::Client::new()
+                    .get(&server_at)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                if res.status() == StatusCode::UNAUTHORIZED {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("a revoked session still answers on {server_at}");
+        }
+    };
+
+    for through_sfn in [false, true] {
+        let (here, there) = (login(&a).await, login(&b).await);
+        assert_eq!(status(&b, &there).await, StatusCode::OK);
+        let res = if through_sfn {
+            reqwest::Client::new()
+                .post(a.at("/sfn/auth/logout_everywhere"))
+                .bearer_auth(&here)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("")
+                .send()
+                .await
+                .unwrap()
+        } else {
+            reqwest::Client::new()
+                .post(a.at("/api/auth/logout-everywhere"))
+                .bearer_auth(&here)
+                .send()
+                .await
+                .unwrap()
+        };
+        assert!(
+            res.status().is_success(),
+            "sfn {through_sfn}: {}",
+            res.status()
+        );
+        assert_eq!(status(&a, &here).await, StatusCode::UNAUTHORIZED);
+        until_refused(&b, there).await;
+        assert_eq!(status(&a, &first.token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(&b, &other.token).await,
+            StatusCode::OK,
+            "another account"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------

@@ -285,6 +285,58 @@ test("undoing a task renamed since asks", async ({ page }) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// 5b. Settings: sign out everywhere, and delete the account.
+// ---------------------------------------------------------------------------------------------
+
+test("settings: sign out everywhere ends the other browser's session; delete account", async ({ page, browser }) => {
+  test.setTimeout(90_000);
+  const email = await signedIn(page, "approvals-everywhere");
+  // A second device: its own browser context, signed in to the same account.
+  const device = await browser.newContext({ baseURL: new URL(page.url()).origin });
+  try {
+    const other = await device.newPage();
+    await other.goto("/login");
+    await hydrated(other);
+    await other.getByLabel("Email").fill(email);
+    await other.getByLabel("Password").fill("correct horse 1");
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await expect(other).toHaveURL(/\/chat/);
+    expect((await api(other, "GET", "/api/tasks")).status).toBe(200);
+
+    await page.goto("/settings");
+    await hydrated(page);
+    await page.getByTestId("logout-everywhere").click();
+    await expect(page).toHaveURL(/\/login/);
+    expect((await api(page, "GET", "/api/tasks")).status).toBe(401);
+    await expect.poll(async () => (await api(other, "GET", "/api/tasks")).status).toBe(401);
+  } finally {
+    await device.close();
+  }
+
+  // Signed in again, the account goes once the browser's confirm() is accepted.
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("correct horse 1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/chat/);
+  await page.goto("/settings");
+  await hydrated(page);
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    void dialog.dismiss();
+  });
+  await page.getByTestId("delete-account").click();
+  await expect.poll(() => asked).toContain("Delete your account");
+  expect((await api(page, "GET", "/api/tasks")).status, "dismissed: the account stays").toBe(200);
+  page.once("dialog", (dialog) => void dialog.accept());
+  await page.getByTestId("delete-account").click();
+  await expect(page).toHaveURL(/\/register/);
+  const login = await api(page, "POST", "/api/auth/login", { email, password: "correct horse 1" });
+  expect(login.status, "the account is gone").toBe(401);
+});
+
+// ---------------------------------------------------------------------------------------------
 // 6. Settings: ask before any change.
 // ---------------------------------------------------------------------------------------------
 
