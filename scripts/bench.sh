@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark (SPEC §11): builds the release site and server, then runs `bench`, which starts
 # the server on its own database, seeds it, loads it and prints one table (+ bench/out/latest.json).
-# Settings: BENCH_SECONDS (10), BENCH_CONCURRENCY (64), PG_ADMIN_URL, BENCH_OUT.
+# Settings: BENCH_SECONDS (10), BENCH_CONCURRENCY (64), PG_ADMIN_URL, BENCH_OUT; BENCH_ONLY=turns|search
+# runs that phase alone (it still builds first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test   # Chromium and Playwright: the page-interactivity measure

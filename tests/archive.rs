@@ -570,6 +570,128 @@ async fn search_stems_completes_the_last_word_ranks_titles_first_and_escapes(poo
     );
 }
 
+/// `count` messages in `conversation`, written straight into the table (as an import or a
+/// long history would leave them): message `n` (1-based) is `text(n)`, one second after
+/// message `n - 1`, the last one now.
+async fn bulk_messages(pool: &PgPool, conversation: &str, count: i64, text: &str) {
+    let conversation: Uuid = conversation.parse().unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, seq, role, content, created_at)
+         SELECT gen_random_uuid(), $1, n, CASE WHEN n % 2 = 1 THEN 'user' ELSE 'assistant' END,
+                replace($3, '{n}', n::text), now() - ($2 - n) * interval '1 second'
+         FROM generate_series(1, $2) n",
+    )
+    .bind(conversation)
+    .bind(count)
+    .bind(text)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE conversations SET last_seq = $2, message_count = $2 WHERE id = $1")
+        .bind(conversation)
+        .bind(count)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// The seqs of a search's hits, page after page (`limit` each) while there are more.
+async fn paged_seqs(
+    server: &ServerProcess,
+    client: &Client,
+    q: &str,
+    limit: &str,
+    pages: usize,
+) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..pages {
+        let mut params = vec![("q", q), ("limit", limit)];
+        if let Some(c) = cursor.as_deref() {
+            params.push(("cursor", c));
+        }
+        let page = ok_json(search_res(server, client, &params).await, q).await;
+        for hit in page["results"].as_array().unwrap() {
+            assert_safe_snippet(hit);
+            seqs.push(hit["seq"].as_i64().expect("a message hit"));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    seqs
+}
+
+#[sqlx::test]
+async fn search_shows_the_newest_matches_first_however_common_or_old(pool: PgPool) {
+    let server = start(&pool).await;
+    let alice = Client::register(&server, "newest-alice@example.com").await;
+    let bob = Client::register(&server, "newest-bob@example.com").await;
+    // 4,000 messages: every fourth says "pelican" (a common word: its newest matches are
+    // among the newest messages), the first three say "quokka" (rare, and older than any
+    // window of recent messages), the rest neither.
+    let history = alice.conversation(&server).await;
+    bulk_messages(&pool, &history, 4_000, "filler {n}").await;
+    sqlx::query(
+        "UPDATE messages SET content = CASE WHEN seq <= 3 THEN 'a quokka sighting number ' || seq
+                                            ELSE 'the pelican report number ' || seq END
+         WHERE conversation_id = $1 AND (seq <= 3 OR seq % 4 = 0)",
+    )
+    .bind(history.parse::<Uuid>().unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Bob's newest messages say both words: none of them is ever Alice's hit.
+    let bobs = bob.conversation(&server).await;
+    bulk_messages(&pool, &bobs, 2_000, "quokka and pelican {n}").await;
+
+    // A common word: newest first, page after page, each match once, nothing skipped (pages
+    // of 10 read a window of 1,024 newest messages of the 4,000; of 40, one of all of them).
+    let expected: Vec<i64> = (1..=4_000).rev().filter(|n| n % 4 == 0).take(120).collect();
+    assert_eq!(
+        paged_seqs(&server, &alice, "pelican", "10", 12).await,
+        expected
+    );
+    assert_eq!(
+        paged_seqs(&server, &alice, "pelican", "40", 3).await,
+        expected
+    );
+    // The same while its last word is still being typed.
+    assert_eq!(
+        paged_seqs(&server, &alice, "pelic", "10", 12).await,
+        expected
+    );
+    // A rare word whose matches are the oldest messages: all of them, newest first.
+    assert_eq!(
+        paged_seqs(&server, &alice, "quokka", "50", 2).await,
+        vec![3, 2, 1]
+    );
+    assert_eq!(
+        paged_seqs(&server, &alice, "quokka sigh", "2", 3).await,
+        vec![3, 2, 1]
+    );
+    // Both words: no message of Alice's says both (Bob's all do).
+    assert!(search(&server, &alice, "pelican quokka").await.is_empty());
+    // Bob finds only his own, newest first.
+    let page = ok_json(
+        search_res(&server, &bob, &[("q", "quokka"), ("limit", "50")]).await,
+        "bob's search",
+    )
+    .await;
+    let bobs_hits = page["results"].as_array().unwrap();
+    assert!(
+        conversation_ids(bobs_hits).iter().all(|c| c == &bobs),
+        "{page}"
+    );
+    let seqs: Vec<i64> = bobs_hits
+        .iter()
+        .map(|h| h["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1_951..=2_000).rev().collect::<Vec<_>>());
+    assert_eq!(page["has_more"], true);
+}
+
 #[sqlx::test]
 async fn search_leaves_out_deleted_and_foreign_conversations_pages_and_refuses_bad_queries(
     pool: PgPool,

@@ -40,7 +40,7 @@ pub struct SearchHit {
     pub created_at: DateTime<Utc>,
 }
 
-/// Best matches first: titles, then messages by rank, then the newest.
+/// Best matches first: titles (the best-matching first), then messages newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SearchPage {

@@ -63,10 +63,40 @@ async fn main() -> Result<()> {
     }
     let machine = setup::machine();
     eprintln!("[bench] machine: {machine}");
+    if let Ok(phase) = std::env::var("BENCH_ONLY") {
+        return only(&opts, &phase).await;
+    }
     let results = run(&opts, machine).await?;
     let rows = table(&opts, &results);
     print(&results, &rows);
     write_report(&opts, &results, &rows)
+}
+
+/// One phase on its own (`BENCH_ONLY=turns|search`), for working on what it measures: its
+/// rows are printed, nothing is written.
+async fn only(opts: &setup::Options, phase: &str) -> Result<()> {
+    let db_url = setup::fresh_database(&opts.admin_url).await?;
+    let model = model::start().await?;
+    let rows = match phase {
+        "turns" => {
+            let server = setup::start_server(opts, &db_url, &model.url).await?;
+            let user = setup::bench_user(&server, &db_url).await?;
+            vec![turns::row(
+                &turns::overhead(&server, &user, &model.busy).await?,
+            )]
+        }
+        "search" => {
+            // The schema comes from the server's migrations; the search phase seeds before
+            // it starts its own server.
+            drop(setup::start_server(opts, &db_url, &model.url).await?);
+            search::rows(&search::measure(opts, &db_url, &model.url).await)
+        }
+        other => bail!("BENCH_ONLY={other}: the phases on their own are turns and search"),
+    };
+    for (name, value, context, verdict) in rows {
+        println!("| {name} | {value} | {context} | {verdict} |");
+    }
+    Ok(())
 }
 
 /// The phases in order on one server, then the replicas (on the same database).
