@@ -647,7 +647,7 @@ async fn search_shows_the_newest_matches_first_however_common_or_old(pool: PgPoo
     bulk_messages(&pool, &bobs, 2_000, "quokka and pelican {n}").await;
 
     // A common word: newest first, page after page, each match once, nothing skipped (pages
-    // of 10 read a window of 1,024 newest messages of the 4,000; of 40, one of all of them).
+    // of 10 read a window of 512 newest messages of the 4,000; of 40, one of 2,048).
     let expected: Vec<i64> = (1..=4_000).rev().filter(|n| n % 4 == 0).take(120).collect();
     assert_eq!(
         paged_seqs(&server, &alice, "pelican", "10", 12).await,
