@@ -182,6 +182,8 @@ fn newest_matches(wanted: i64) -> String {
              ORDER BY w.created_at DESC, w.id DESC
              LIMIT $10
          ),
+         -- The owner is compared outside: inside, the planner may take the owner's index
+         -- and test every one of the user's messages instead of the GIN lookup.
          rarer AS MATERIALIZED (
              SELECT m.conversation_id, m.id AS message_id, m.seq, m.role, m.created_at, m.user_id
              FROM messages m, owned
