@@ -84,6 +84,9 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    // The bound address, not the configured one: with port 0 the kernel picks the port, and
+    // whoever started the process (the tests) reads it from here.
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!("listening on http://{addr}");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

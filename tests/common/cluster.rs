@@ -34,7 +34,19 @@ pub struct Balancer {
 }
 
 impl Balancer {
+    /// HAProxy in front of `backends`. It binds without SO_REUSEPORT, so a port another
+    /// process took since `free_port` chose it makes HAProxy exit (and another port is tried)
+    /// instead of sharing the port with, say, another test's balancer.
     pub async fn start(backends: &[&ServerProcess]) -> Self {
+        for _ in 0..5 {
+            if let Some(balancer) = Self::try_start(backends).await {
+                return balancer;
+            }
+        }
+        panic!("HAProxy did not come up on any of 5 ports");
+    }
+
+    async fn try_start(backends: &[&ServerProcess]) -> Option<Self> {
         let port = free_port();
         let servers: String = backends
             .iter()
@@ -47,7 +59,7 @@ impl Balancer {
             })
             .collect();
         let config = format!(
-            "global\n    maxconn 4000\n\
+            "global\n    maxconn 4000\n    noreuseport\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 120s\n    \
              timeout server 120s\n    timeout tunnel 1h\n    option redispatch\n    retries 3\n\
              frontend web\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
@@ -67,7 +79,7 @@ impl Balancer {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start HAProxy (scripts/setup.sh --test installs it)");
-        let balancer = Self {
+        let mut balancer = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             config: path,
@@ -77,6 +89,9 @@ impl Balancer {
         // Every replica up (round-robin sends each of these to the next one).
         let mut ok = 0;
         while ok < backends.len() * 2 {
+            if let Ok(Some(_)) = balancer.child.try_wait() {
+                return None; // the port was taken
+            }
             match http.get(balancer.at("/readyz")).send().await {
                 Ok(res) if res.status().is_success() => ok += 1,
                 _ => {
@@ -85,7 +100,11 @@ impl Balancer {
                 }
             }
         }
-        balancer
+        // Answers from another listener on a port HAProxy could not bind are not ours.
+        match balancer.child.try_wait() {
+            Ok(None) => Some(balancer),
+            _ => None,
+        }
     }
 
     pub fn at(&self, path: &str) -> String {

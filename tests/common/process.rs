@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -28,27 +28,35 @@ pub fn database_url(pool: &PgPool) -> String {
     format!("{server}/{database}")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A log file name no other server of this test run has.
+fn new_log_path() -> std::path::PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("chatkit-server-{}-{n}.log", std::process::id()))
+}
+
+/// The port in the server's "listening on http://127.0.0.1:<port>" line, once it is there.
+fn bound_port(log: &str) -> Option<u16> {
+    let (_, rest) = log.split_once("listening on http://127.0.0.1:")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl ServerProcess {
-    /// Starts the server on a free port over `database_url`, with `env` on top of test
-    /// defaults, and waits until it answers `/healthz`.
+    /// Starts the server over `database_url`, with `env` on top of test defaults, and waits
+    /// until it answers `/healthz`. The server binds port 0 and logs the port the kernel gave
+    /// it: a port picked here and bound there later could be taken in between by another
+    /// test's process (HAProxy binds with SO_REUSEPORT and would then answer in its place).
     pub async fn start(database_url: &str, env: &[(&str, String)]) -> Self {
         let bin = std::env::var("CHATKIT_SERVER_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_chatkit").to_string());
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("chatkit-server-{port}.log"));
+        let log = new_log_path();
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(bin);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ADDR", format!("127.0.0.1:{port}"))
+            .env("ADDR", "127.0.0.1:0")
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", "process-test-secret-process-test-secret!!")
             .env(
@@ -59,18 +67,34 @@ impl ServerProcess {
             .env("AUTH_RATE_PER_MINUTE_EMAIL", "1000")
             .env("SEND_RATE_PER_MINUTE", "1000")
             .env("RUST_LOG", "info,sqlx=warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::from(log_file.try_clone().expect("log")))
             .stderr(Stdio::from(log_file));
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().expect("start the server binary");
+        let mut child = command.spawn().expect("start the server binary");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let output = || std::fs::read_to_string(&log).unwrap_or_default();
+        let port = loop {
+            if let Some(port) = bound_port(&output()) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the server exited ({status}): {}", output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start: {}",
+                output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let server = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            log,
+            log: log.clone(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::Client::new();
         loop {
             if let Ok(res) = http.get(format!("{}/healthz", server.url)).send().await {
@@ -81,7 +105,7 @@ impl ServerProcess {
             assert!(
                 Instant::now() < deadline,
                 "the server did not start: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
+                output()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
