@@ -278,9 +278,14 @@ async fn in_process_client_gives_the_same_results(pool: PgPool) {
     let me: Value = app.get(&token, "/api/auth/me").await.json().await.unwrap();
     let user: uuid::Uuid = me["id"].as_str().unwrap().parse().unwrap();
 
-    let local = InProcessClient::connect(app.state.pool.clone(), app.state.bus.clone(), user)
-        .await
-        .unwrap();
+    let local = InProcessClient::connect(
+        app.state.pool.clone(),
+        app.state.bus.clone(),
+        user,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let remote = connect(&app, &token).await;
     let local_tools: Vec<String> = local
         .list_tools()
@@ -344,6 +349,7 @@ async fn a_recorded_call_is_replayed_only_to_the_same_tool_with_the_same_argumen
         pool.clone(),
         std::sync::Arc::new(chatkit::server::bus::EventBus::new(None)),
         user,
+        Default::default(),
     )
     .await
     .unwrap();

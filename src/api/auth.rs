@@ -99,9 +99,10 @@ server_fns! {
     #[endpoint = "update_settings", name = UpdateAccountSettings]
     pub async fn update_account_settings(
         approval_policy: ApprovalPolicy,
+        time_zone: Option<String>,
     ) -> Result<AccountSettings, ApiError> {
         let (state, user) = super::ssr::writer().await?;
-        let settings = AccountSettings { approval_policy };
+        let settings = AccountSettings { approval_policy, time_zone };
         let saved = crate::server::services::users::update_settings(&state.pool, user.id, &settings)
             .await
             .map_err(super::ssr::fail)?;

@@ -2,7 +2,7 @@
 
 use super::declare::server_fns;
 
-use crate::model::{ApiError, NewTask, Task, TaskFilter, TaskPatch};
+use crate::model::{ApiError, NewTask, Task, TaskFilter, TaskPatch, TaskQuery};
 
 server_fns! {
     prefix = "/sfn/tasks";
@@ -12,6 +12,16 @@ server_fns! {
     pub async fn list_tasks(status: TaskFilter) -> Result<Vec<Task>, ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
         crate::server::services::tasks::list(&state.pool, user.id, status)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// The tasks a query selects: a status, a planning view (today, upcoming, overdue in the
+    /// user's time zone), a tag, a priority.
+    #[endpoint = "find", name = FindTasks]
+    pub async fn find_tasks(query: TaskQuery) -> Result<Vec<Task>, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        state.tasks().find(user.id, &query)
             .await
             .map_err(super::ssr::fail)
     }

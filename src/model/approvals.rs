@@ -73,6 +73,11 @@ impl ApprovalPolicy {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccountSettings {
     pub approval_policy: ApprovalPolicy,
+    /// The IANA time zone due dates are in (`Europe/Berlin`); unset until the browser tells it
+    /// (UTC meanwhile). A `PUT` without it leaves it as it is.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 64, example = "Europe/Berlin"))]
+    pub time_zone: Option<String>,
 }
 
 /// A task as a call names it: its number and title.
@@ -152,6 +157,15 @@ pub struct TaskState {
     pub title: String,
     pub description: Option<String>,
     pub completed: bool,
+    // Recorded since issue 26; older records have none of these.
+    #[serde(default)]
+    pub due: Option<String>,
+    #[serde(default = "super::tasks::no_priority")]
+    pub priority: u8,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub recurrence: Option<String>,
 }
 
 impl From<&Task> for TaskState {
@@ -160,6 +174,10 @@ impl From<&Task> for TaskState {
             title: task.title.clone(),
             description: task.description.clone(),
             completed: task.completed,
+            due: task.due.clone(),
+            priority: task.priority,
+            tags: task.tags.clone(),
+            recurrence: task.recurrence.clone(),
         }
     }
 }

@@ -76,6 +76,26 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LEPTOS_SITE_ROOT`: where cargo-leptos put the compiled site.
     pub site_root: String,
+    /// `CLOCK_AT` (RFC 3339): a test hook that stops the clock the task views and due dates
+    /// read at this instant ("today" in the user's zone). Unset: the real clock.
+    pub clock: Clock,
+}
+
+/// The clock task views, due dates and repeats read: the real one, or stopped at an instant.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock(pub Option<chrono::DateTime<chrono::Utc>>);
+
+impl Clock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.unwrap_or_else(chrono::Utc::now)
+    }
+}
+
+impl Config {
+    /// Now, as the task views and due dates see it (see `clock`).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
 }
 
 impl Config {
@@ -135,6 +155,17 @@ impl Config {
             jwt_secret,
             jwt_ttl: Duration::from_secs(
                 3600 * num("JWT_TTL_HOURS", get("JWT_TTL_HOURS"), 24 * 7)?,
+            ),
+            clock: Clock(
+                get("CLOCK_AT")
+                    .map(|v| {
+                        chrono::DateTime::parse_from_rfc3339(v.trim())
+                            .map(|t| t.with_timezone(&chrono::Utc))
+                            .map_err(|_| {
+                                anyhow::anyhow!("CLOCK_AT must be an RFC 3339 instant, got {v:?}")
+                            })
+                    })
+                    .transpose()?,
             ),
             cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("1" | "true" | "yes")),
             allowed_origins: list("CORS_ALLOWED_ORIGINS"),
@@ -235,6 +266,7 @@ impl Config {
             history_limit: 50,
             shutdown_grace: Duration::from_secs(5),
             site_root: "target/site".into(),
+            clock: Clock::default(),
         }
     }
 

@@ -103,6 +103,7 @@ impl AppState {
         super::services::tasks::Tasks {
             pool: &self.pool,
             bus: &self.bus,
+            now: self.config.now(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct AgentSettings {
     pub turns_per_user: usize,
     /// How long a send waits for the conversation's running turn before giving up.
     pub queue_timeout: Duration,
+    /// The clock the task tools read (due dates, repeats).
+    pub clock: super::config::Clock,
 }
 
 impl AgentSettings {
@@ -51,6 +53,7 @@ impl AgentSettings {
             max_attempts: config.turn_max_attempts.max(1),
             turns_per_user: config.turns_per_user.max(1),
             queue_timeout: Duration::from_secs(120),
+            clock: config.clock,
         }
     }
 }

@@ -29,6 +29,7 @@ pub fn http_service(
     hosts.extend(config.mcp_allowed_hosts.iter().cloned());
     let allowed_origins = config.allowed_origins.clone();
     let any_host = config.mcp_allowed_hosts.iter().any(|h| h == "*");
+    let clock = config.clock;
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true);
@@ -42,7 +43,7 @@ pub fn http_service(
         config = config.with_allowed_origins(allowed_origins);
     }
     StreamableHttpService::new(
-        move || Ok(TaskTools::for_http(pool.clone(), bus.clone())),
+        move || Ok(TaskTools::for_http(pool.clone(), bus.clone(), clock)),
         Arc::new(LocalSessionManager::default()),
         config,
     )

@@ -37,9 +37,14 @@ pub struct ToolOutcome {
 }
 
 impl InProcessClient {
-    pub async fn connect(pool: PgPool, bus: Arc<EventBus>, user: Uuid) -> AppResult<Self> {
+    pub async fn connect(
+        pool: PgPool,
+        bus: Arc<EventBus>,
+        user: Uuid,
+        clock: crate::server::config::Clock,
+    ) -> AppResult<Self> {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = TaskTools::for_user(pool, bus, user);
+        let server = TaskTools::for_user(pool, bus, user, clock);
         tokio::spawn(async move {
             match server.serve(server_io).await {
                 Ok(running) => {

@@ -29,7 +29,12 @@ use super::{
         turn_records::{self, CallSlot, CallStart},
     },
 };
-use crate::model::{NewTask, Task, TaskChange, TaskFilter, TaskPatch, TaskState, ToolCallStatus};
+use crate::model::{
+    NewTask, Task, TaskChange, TaskFilter, TaskPatch, TaskQuery, TaskState, TaskView,
+    ToolCallStatus,
+};
+
+use super::config::Clock;
 
 /// The `_meta` key under which the agent names the turn call slot of an in-process tool call
 /// (see `services::turn_records::CallSlot`): the call's effect and its record then commit together.
@@ -46,11 +51,30 @@ pub const TOOL_NAMES: [&str; 5] = [
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddTaskArgs {
-    /// Short title of the task, 1 to 200 characters, e.g. "Buy groceries".
+    /// Short title of the task, 1 to 200 characters, e.g. "Buy groceries" (without the date,
+    /// priority or tags: those go in their own fields).
     pub title: String,
     /// Optional longer details, up to 1000 characters.
     #[serde(default)]
     pub description: Option<String>,
+    /// When it is due, in the user's time zone: "2026-03-13" (a day) or "2026-03-13T17:00" (a
+    /// day and a time).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?$"))]
+    pub due: Option<String>,
+    /// 1 (highest, urgent) to 4 (none, the default).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 4))]
+    pub priority: Option<u8>,
+    /// Up to 10 short lowercase words without "#", e.g. ["work"].
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// How it repeats, as an RFC 5545 RRULE: FREQ=DAILY|WEEKLY|MONTHLY|YEARLY with optional
+    /// INTERVAL, BYDAY (MO,TU,…), BYMONTHDAY and UNTIL (a day, 20261231), e.g.
+    /// "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR" for every other Friday. Without `due` it starts at its
+    /// first occurrence from today.
+    #[serde(default)]
+    pub recurrence: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -59,6 +83,13 @@ pub struct ListTasksArgs {
     /// Which tasks to list: "all" (default), "pending" (not done yet) or "completed".
     #[serde(default)]
     pub status: Option<TaskFilter>,
+    /// A planning view of open tasks: "today" (due today), "upcoming" (the next 7 days),
+    /// "overdue", or "all" (default).
+    #[serde(default)]
+    pub view: Option<TaskView>,
+    /// Only tasks with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -83,6 +114,20 @@ pub struct UpdateTaskArgs {
     /// New description, up to 1000 characters; an empty string removes it. Omit to keep it.
     #[serde(default)]
     pub description: Option<String>,
+    /// New due date as in add_task; an empty string removes it (and the repeat).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^([0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2})?)?$"))]
+    pub due: Option<String>,
+    /// New priority, 1 (highest) to 4 (none).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 4))]
+    pub priority: Option<u8>,
+    /// The new tags (replacing the old ones; an empty list removes them).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// A new repeat as in add_task; an empty string stops it.
+    #[serde(default)]
+    pub recurrence: Option<String>,
 }
 
 /// Models sometimes quote numbers ("3"); accept both forms.
@@ -113,27 +158,31 @@ pub struct TaskTools {
     /// Every task change is announced to the user's open streams.
     bus: Arc<EventBus>,
     user: Option<Uuid>,
+    /// What "today" is for due dates and views.
+    clock: Clock,
     tool_router: ToolRouter<TaskTools>,
 }
 
 #[tool_router]
 impl TaskTools {
     /// For the HTTP endpoint: the user is read from each request (see `require_bearer`).
-    pub fn for_http(pool: PgPool, bus: Arc<EventBus>) -> Self {
+    pub fn for_http(pool: PgPool, bus: Arc<EventBus>, clock: Clock) -> Self {
         Self {
             pool,
             bus,
             user: None,
+            clock,
             tool_router: Self::tool_router(),
         }
     }
 
     /// For the agent: every call acts as `user`.
-    pub fn for_user(pool: PgPool, bus: Arc<EventBus>, user: Uuid) -> Self {
+    pub fn for_user(pool: PgPool, bus: Arc<EventBus>, user: Uuid, clock: Clock) -> Self {
         Self {
             pool,
             bus,
             user: Some(user),
+            clock,
             tool_router: Self::tool_router(),
         }
     }
@@ -150,7 +199,7 @@ impl TaskTools {
     }
 
     #[tool(
-        description = "Add a task to the user's to-do list. Returns the new task's number.",
+        description = "Add a task to the user's to-do list, optionally with a due date (and time), a priority, tags and a repeat. Returns the new task's number.",
         input_schema = schema_for_type::<AddTaskArgs>()
     )]
     async fn add_task(
@@ -162,7 +211,7 @@ impl TaskTools {
     }
 
     #[tool(
-        description = "List the user's tasks with their numbers, titles, descriptions and whether they are completed.",
+        description = "List the user's tasks with their numbers, titles, descriptions, due dates, priorities, tags, repeats and whether they are completed; or a planning view (today, upcoming, overdue), or one tag.",
         input_schema = schema_for_type::<ListTasksArgs>()
     )]
     async fn list_tasks(
@@ -194,7 +243,7 @@ impl TaskTools {
     }
 
     #[tool(
-        description = "Change a task's title and/or description. Give at least one of them.",
+        description = "Change a task's title, description, due date, priority, tags or repeat. Give at least one of them.",
         input_schema = schema_for_type::<UpdateTaskArgs>()
     )]
     async fn update_task(
@@ -236,7 +285,7 @@ async fn state_before(tx: &mut PgConnection, user: Uuid, id: i32) -> AppResult<O
 async fn apply(
     tx: &mut PgConnection,
     bus: &EventBus,
-    user: Uuid,
+    (user, now): (Uuid, chrono::DateTime<chrono::Utc>),
     op: TaskOp,
 ) -> AppResult<Applied> {
     let (task, outbox, status, before) = match op {
@@ -244,16 +293,23 @@ async fn apply(
             let new = NewTask {
                 title: a.title,
                 description: a.description,
+                due: a.due,
+                priority: a.priority,
+                tags: a.tags,
+                recurrence: a.recurrence,
             };
-            let (task, outbox) = tasks::create_in(tx, bus, user, new).await?;
+            let (task, outbox) = tasks::create_in(tx, bus, user, new, now).await?;
             (task, outbox, "created", None)
         }
         TaskOp::List(a) => {
-            let list = tasks::list(&mut *tx, user, a.status.unwrap_or_default()).await?;
-            let items: Vec<Value> = list
-                .iter()
-                .map(|t| json!({ "id": t.id, "title": t.title, "description": t.description, "completed": t.completed }))
-                .collect();
+            let query = TaskQuery {
+                status: a.status.unwrap_or_default(),
+                view: a.view.unwrap_or_default(),
+                tag: a.tag,
+                priority: None,
+            };
+            let list = tasks::find(&mut *tx, user, &query, now).await?;
+            let items: Vec<Value> = list.iter().map(listed).collect();
             let list = json!({ "tasks": items, "count": items.len() });
             return Ok(Applied {
                 value: list,
@@ -263,7 +319,8 @@ async fn apply(
         }
         TaskOp::Complete(a) => {
             let was = state_before(tx, user, a.task_id).await?;
-            let (task, outbox) = tasks::set_completed_in(tx, bus, user, a.task_id, true).await?;
+            let (task, outbox) =
+                tasks::set_completed_in(tx, bus, user, a.task_id, true, now).await?;
             (task, outbox, "completed", was)
         }
         TaskOp::Delete(a) => {
@@ -272,18 +329,22 @@ async fn apply(
             (task, outbox, "deleted", was)
         }
         TaskOp::Update(a) => {
-            if a.title.is_none() && a.description.is_none() {
-                return Err(AppError::validation(
-                    "give a new title or description for the task",
-                ));
-            }
-            let was = state_before(tx, user, a.task_id).await?;
             let patch = TaskPatch {
                 title: a.title,
                 description: a.description,
                 completed: None,
+                due: a.due,
+                priority: a.priority,
+                tags: a.tags,
+                recurrence: a.recurrence,
             };
-            let (task, outbox) = tasks::update_in(tx, bus, user, a.task_id, patch).await?;
+            if patch.is_empty() {
+                return Err(AppError::validation(
+                    "give a new title, description, due date, priority, tags or repeat for the task",
+                ));
+            }
+            let was = state_before(tx, user, a.task_id).await?;
+            let (task, outbox) = tasks::update_in(tx, bus, user, a.task_id, patch, now).await?;
             (task, outbox, "updated", was)
         }
     };
@@ -303,7 +364,7 @@ impl TaskTools {
     /// A call outside any turn (an MCP client's): its own transaction.
     async fn apply_alone(&self, user: Uuid, op: TaskOp) -> AppResult<Value> {
         let mut tx = self.pool.begin().await?;
-        let applied = apply(&mut tx, &self.bus, user, op).await?;
+        let applied = apply(&mut tx, &self.bus, (user, self.clock.now()), op).await?;
         tx.commit().await?;
         applied.outbox.publish(&self.bus, &self.pool).await;
         Ok(applied.value)
@@ -344,7 +405,7 @@ impl TaskTools {
                 CallStart::Fresh(call) => call,
             };
             let outcome = match parsed {
-                Ok(op) => apply(call.conn(), &self.bus, user, op).await,
+                Ok(op) => apply(call.conn(), &self.bus, (user, self.clock.now()), op).await,
                 Err(err) => Err(err),
             };
             // A failed statement voids the transaction: nothing happened, nothing is recorded.
@@ -425,8 +486,36 @@ impl ServerHandler for TaskTools {
     }
 }
 
+/// A task as list_tasks shows it (the planning fields only when set).
+fn listed(task: &Task) -> Value {
+    let mut item = json!({
+        "id": task.id, "title": task.title, "description": task.description,
+        "completed": task.completed,
+    });
+    if let Some(due) = &task.due {
+        item["due"] = json!(due);
+    }
+    if task.priority != crate::model::NO_PRIORITY {
+        item["priority"] = json!(task.priority);
+    }
+    if !task.tags.is_empty() {
+        item["tags"] = json!(task.tags);
+    }
+    if let Some(rule) = &task.recurrence {
+        item["recurrence"] = json!(rule);
+    }
+    item
+}
+
 fn summary(task: &Task, status: &str) -> Value {
-    json!({ "task_id": task.id, "status": status, "title": task.title })
+    let mut result = json!({ "task_id": task.id, "status": status, "title": task.title });
+    match &task.due {
+        // A repeating task that was completed moved on to its next occurrence.
+        Some(due) if status == "completed" && !task.completed => result["next_due"] = json!(due),
+        Some(due) if status != "deleted" => result["due"] = json!(due),
+        _ => {}
+    }
+    result
 }
 
 mod http;

@@ -6,7 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::{
-    model::{NewTask, Task, TaskFilter, TaskPatch},
+    model::{NewTask, Task, TaskFilter, TaskPatch, TaskQuery, TaskView},
     server::{auth::AuthUser, error::AppResult, services::tasks, state::AppState},
 };
 
@@ -24,9 +24,19 @@ struct ListParams {
     /// all (default), pending or completed
     #[serde(default)]
     status: TaskFilter,
+    /// all (default), or a planning view of open tasks in the user's time zone: today (due
+    /// today), upcoming (the next 7 days) or overdue
+    #[serde(default)]
+    view: TaskView,
+    /// only tasks with this tag
+    #[param(max_length = 32)]
+    tag: Option<String>,
+    /// only tasks of this priority (1 highest … 4 none)
+    #[param(minimum = 1, maximum = 4)]
+    priority: Option<u8>,
 }
 
-/// The user's tasks, oldest first.
+/// The user's tasks: all of them in task order, or a planning view in the order they are due.
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(ListParams),
     responses((status = 200, body = Vec<Task>), (status = 400), (status = 401)))]
 async fn list_tasks(
@@ -34,9 +44,13 @@ async fn list_tasks(
     user: AuthUser,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> AppResult<ApiJson<Vec<Task>>> {
-    tasks::list(&state.pool, user.id, params.status)
-        .await
-        .map(ApiJson)
+    let query = TaskQuery {
+        status: params.status,
+        view: params.view,
+        tag: params.tag,
+        priority: params.priority,
+    };
+    state.tasks().find(user.id, &query).await.map(ApiJson)
 }
 
 /// Add a task.
@@ -62,7 +76,9 @@ async fn get_task(
     tasks::get(&state.pool, user.id, id).await.map(ApiJson)
 }
 
-/// Change the title, description (empty string clears it) or completion.
+/// Change the title, description (empty string clears it), completion, due date (empty
+/// string clears it), priority, tags or repeat (empty string stops it). Completing a repeating
+/// task records the completion and moves it to its next occurrence.
 #[utoipa::path(put, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i32, Path, description = "task number")),
     request_body = TaskPatch,
     responses((status = 200, body = Task), (status = 400), (status = 401), (status = 404)))]

@@ -161,32 +161,49 @@ pub async fn get(pool: &PgPool, user_id: Uuid) -> AppResult<User> {
 
 /// The account's settings.
 pub async fn settings(pool: &PgPool, user_id: Uuid) -> AppResult<crate::model::AccountSettings> {
-    let policy: Option<String> =
-        sqlx::query_scalar("SELECT approval_policy FROM users WHERE id = $1")
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT approval_policy, time_zone FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(pool)
             .await?;
-    let policy = policy.ok_or(AppError::Unauthorized)?;
+    let (policy, time_zone) = row.ok_or(AppError::Unauthorized)?;
     Ok(crate::model::AccountSettings {
         approval_policy: crate::model::ApprovalPolicy::parse(&policy),
+        time_zone,
     })
 }
 
-/// Changes the account's settings; the next tool call of any turn follows them.
+/// Changes the account's settings; the next tool call of any turn follows them. A new time
+/// zone moves the instants the user's tasks become overdue with it.
 pub async fn update_settings(
     pool: &PgPool,
     user_id: Uuid,
     settings: &crate::model::AccountSettings,
 ) -> AppResult<crate::model::AccountSettings> {
-    let updated = sqlx::query("UPDATE users SET approval_policy = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(settings.approval_policy.as_str())
-        .execute(pool)
-        .await?;
-    if updated.rows_affected() == 0 {
-        return Err(AppError::Unauthorized);
+    let zone = settings
+        .time_zone
+        .as_deref()
+        .map(super::tasks::due::clean_zone)
+        .transpose()?;
+    let mut tx = pool.begin().await?;
+    let saved: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE users SET approval_policy = $2, time_zone = COALESCE($3, time_zone) WHERE id = $1
+         RETURNING time_zone",
+    )
+    .bind(user_id)
+    .bind(settings.approval_policy.as_str())
+    .bind(&zone)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let time_zone = saved.ok_or(AppError::Unauthorized)?;
+    if zone.is_some() {
+        super::tasks::rezone_in(&mut tx, user_id).await?;
     }
-    Ok(settings.clone())
+    tx.commit().await?;
+    Ok(crate::model::AccountSettings {
+        approval_policy: settings.approval_policy,
+        time_zone,
+    })
 }
 
 #[cfg(test)]

@@ -224,7 +224,12 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
             records::at_start(&agent.pool, turn),
         )
     };
-    let connect = InProcessClient::connect(agent.pool.clone(), agent.bus.clone(), turn.user_id);
+    let connect = InProcessClient::connect(
+        agent.pool.clone(),
+        agent.bus.clone(),
+        turn.user_id,
+        agent.settings.clock,
+    );
     let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
     let (history, mut done, elsewhere, (policy, decided)) = match loaded {
         Ok(loaded) => loaded,
