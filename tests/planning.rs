@@ -427,3 +427,288 @@ async fn the_mcp_tools_plan_too(pool: PgPool) {
     let all: Vec<Value> = app.get(&token, "/api/tasks").await.json().await.unwrap();
     assert_eq!(all.len(), 2);
 }
+
+/// The offline assistant over REST, for a user in Berlin on Tuesday 10 March 2026 at 10:00
+/// there: each phrasing becomes a task with the expected title, due date, priority, tags and
+/// repeat, or (a date that has passed) a question and no task.
+#[sqlx::test]
+async fn the_offline_assistant_plans_in_plain_words(pool: PgPool) {
+    let app = stopped_at(pool, "2026-03-10T09:00:00Z").await;
+    let token = app.register("words@example.com").await;
+    set_zone(&app, &token, "Europe/Berlin").await;
+    let conversation = app.conversation(&token).await;
+    // (what the user says, title, due, priority, tags, recurrence)
+    let table: [(&str, &str, Option<&str>, u8, &[&str], Option<&str>); 28] = [
+        (
+            "remind me to call the dentist on Friday",
+            "Call the dentist",
+            Some("2026-03-13"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add buy milk today",
+            "Buy milk",
+            Some("2026-03-10"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add submit the report tomorrow at 5pm",
+            "Submit the report",
+            Some("2026-03-11T17:00"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add water the plants every Monday",
+            "Water the plants",
+            Some("2026-03-16"),
+            4,
+            &[],
+            Some("FREQ=WEEKLY;BYDAY=MO"),
+        ),
+        (
+            "add team drinks every other Friday at 18:00",
+            "Team drinks",
+            Some("2026-03-13T18:00"),
+            4,
+            &[],
+            Some("FREQ=WEEKLY;INTERVAL=2;BYDAY=FR"),
+        ),
+        (
+            "add pay rent every month on the 1st",
+            "Pay rent",
+            Some("2026-04-01"),
+            4,
+            &[],
+            Some("FREQ=MONTHLY;BYMONTHDAY=1"),
+        ),
+        (
+            "add stretch every day",
+            "Stretch",
+            Some("2026-03-10"),
+            4,
+            &[],
+            Some("FREQ=DAILY"),
+        ),
+        (
+            "add take vitamins every day at 8am",
+            "Take vitamins",
+            Some("2026-03-11T08:00"),
+            4,
+            &[],
+            Some("FREQ=DAILY"),
+        ),
+        (
+            "add renew passport in 3 days",
+            "Renew passport",
+            Some("2026-03-13"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add book flights next Monday",
+            "Book flights",
+            Some("2026-03-16"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add call mum on 12 March",
+            "Call mum",
+            Some("2026-03-12"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add file taxes by the end of the month",
+            "File taxes",
+            Some("2026-03-31"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add fix the leak urgent",
+            "Fix the leak",
+            None,
+            1,
+            &[],
+            None,
+        ),
+        ("add review budget p2", "Review budget", None, 2, &[], None),
+        (
+            "add clean the garage, low priority",
+            "Clean the garage",
+            None,
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add prepare slides #work",
+            "Prepare slides",
+            None,
+            4,
+            &["work"],
+            None,
+        ),
+        (
+            "add order printer ink #work #office p3",
+            "Order printer ink",
+            None,
+            3,
+            &["work", "office"],
+            None,
+        ),
+        (
+            "add call the plumber tomorrow at noon",
+            "Call the plumber",
+            Some("2026-03-11T12:00"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add dinner with Sam tonight",
+            "Dinner with Sam",
+            Some("2026-03-10T20:00"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add gym at 6pm",
+            "Gym",
+            Some("2026-03-10T18:00"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add dentist appointment on March 20 at 9:30am",
+            "Dentist appointment",
+            Some("2026-03-20T09:30"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add send the invoice in a week",
+            "Send the invoice",
+            Some("2026-03-17"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add yoga every weekday at 7am",
+            "Yoga",
+            Some("2026-03-11T07:00"),
+            4,
+            &[],
+            Some("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"),
+        ),
+        (
+            "add weekly review every Friday at 4pm #work",
+            "Weekly review",
+            Some("2026-03-13T16:00"),
+            4,
+            &["work"],
+            Some("FREQ=WEEKLY;BYDAY=FR"),
+        ),
+        (
+            "add renew insurance on 12 March 2027",
+            "Renew insurance",
+            Some("2027-03-12"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add call grandma this Sunday",
+            "Call grandma",
+            Some("2026-03-15"),
+            4,
+            &[],
+            None,
+        ),
+        (
+            "add back up the laptop monthly",
+            "Back up the laptop",
+            Some("2026-03-10"),
+            4,
+            &[],
+            Some("FREQ=MONTHLY"),
+        ),
+        (
+            "add quarterly report by Friday, high priority #work",
+            "Quarterly report",
+            Some("2026-03-13"),
+            2,
+            &["work"],
+            None,
+        ),
+    ];
+    for (n, (said, title, due, priority, tags, recurrence)) in table.iter().enumerate() {
+        let turn = app.say(&token, &conversation, said).await;
+        let reply = turn["assistant_message"]["content"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(reply.starts_with("Added task"), "{said}: {reply}");
+        let task: Value = app
+            .get(&token, &format!("/api/tasks/{}", n + 1))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(task["title"], *title, "{said}");
+        assert_eq!(task["due"], json!(due), "{said}");
+        assert_eq!(task["priority"], *priority, "{said}");
+        assert_eq!(task["tags"], json!(tags), "{said}");
+        assert_eq!(task["recurrence"], json!(recurrence), "{said}");
+    }
+    // A date or time that has passed is asked about, and nothing is added.
+    for said in ["add pay rent on 1 March", "add stand-up today at 9am"] {
+        let turn = app.say(&token, &conversation, said).await;
+        let reply = turn["assistant_message"]["content"].as_str().unwrap();
+        assert!(reply.contains("already passed"), "{said}: {reply}");
+    }
+    let all: Vec<Value> = app.get(&token, "/api/tasks").await.json().await.unwrap();
+    assert_eq!(all.len(), table.len());
+    // And it answers what is due.
+    let turn = app.say(&token, &conversation, "what's due today?").await;
+    let reply = turn["assistant_message"]["content"].as_str().unwrap();
+    for due_today in [
+        "Buy milk",
+        "Stretch",
+        "Dinner with Sam",
+        "Gym",
+        "Back up the laptop",
+    ] {
+        assert!(reply.contains(due_today), "{due_today} in {reply}");
+    }
+    assert!(!reply.contains("Call the dentist"), "{reply}");
+    let turn = app
+        .say(&token, &conversation, "What's due this week?")
+        .await;
+    let reply = turn["assistant_message"]["content"].as_str().unwrap();
+    assert!(
+        reply.contains("Call the dentist") && reply.contains("Buy milk"),
+        "{reply}"
+    );
+    assert!(
+        !reply.contains("Renew insurance") && !reply.contains("File taxes"),
+        "{reply}"
+    );
+    let turn = app.say(&token, &conversation, "anything overdue?").await;
+    let reply = turn["assistant_message"]["content"].as_str().unwrap();
+    assert_eq!(reply, "You have no overdue tasks.");
+}

@@ -52,6 +52,8 @@ pub enum TaskView {
     Today,
     /// Due in the next 7 days after today.
     Upcoming,
+    /// Due today (and not yet overdue) or in the next 7 days: today and upcoming together.
+    Week,
     /// Past its due day (or its due time today).
     Overdue,
 }

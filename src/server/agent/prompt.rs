@@ -13,7 +13,38 @@ use super::model::{PromptMessage, ToolCallRequest};
 const SYSTEM_PROMPT: &str = "You are a friendly assistant that manages the user's personal to-do list. \
 Use the tools to add, list, complete, update and delete tasks; never invent task numbers, list the tasks \
 first when unsure. After using tools, say briefly what you did. Answer in Markdown. Tool calls that \
-already appear in this conversation have been made: do not repeat them.";
+already appear in this conversation have been made: do not repeat them. Put dates, times, repeats, \
+priorities and tags in the tools' own fields, not in titles; give due dates in the user's time zone. \
+When a date the user names has passed or is unclear, ask instead of guessing.";
+
+/// The user's wall clock, told to the model so "on Friday" and "what's due today" mean the
+/// user's Friday and today.
+pub struct LocalNow {
+    pub at: chrono::NaiveDateTime,
+    pub zone: String,
+}
+
+/// The marker the offline assistant reads the user's local time after.
+pub const NOW_MARKER: &str = "Now, in the user's time zone: ";
+
+impl LocalNow {
+    pub fn of(zone: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let tz = crate::server::services::tasks::due::zone_of(zone);
+        Self {
+            at: now.with_timezone(&tz).naive_local(),
+            zone: tz.name().to_string(),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{NOW_MARKER}{} ({}, {}).",
+            self.at.format("%Y-%m-%dT%H:%M"),
+            self.at.format("%A %-d %B %Y"),
+            self.zone
+        )
+    }
+}
 
 /// The prompt for answering the last message of `history` (a user message). `elsewhere`: the
 /// task changes other branches of the conversation made (an abandoned answer, an edited-away
@@ -22,8 +53,12 @@ pub fn build(
     history: &[Message],
     done: &[DoneCall],
     elsewhere: &[BranchChange],
+    now: &LocalNow,
 ) -> Vec<PromptMessage> {
-    let mut prompt = vec![PromptMessage::System(SYSTEM_PROMPT.into())];
+    let mut prompt = vec![PromptMessage::System(format!(
+        "{SYSTEM_PROMPT} {}",
+        now.line()
+    ))];
     if !elsewhere.is_empty() {
         prompt.push(PromptMessage::System(branch_note(elsewhere)));
     }

@@ -84,7 +84,7 @@ pub struct ListTasksArgs {
     #[serde(default)]
     pub status: Option<TaskFilter>,
     /// A planning view of open tasks: "today" (due today), "upcoming" (the next 7 days),
-    /// "overdue", or "all" (default).
+    /// "week" (today and the next 7 days), "overdue", or "all" (default).
     #[serde(default)]
     pub view: Option<TaskView>,
     /// Only tasks with this tag.

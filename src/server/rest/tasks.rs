@@ -25,7 +25,7 @@ struct ListParams {
     #[serde(default)]
     status: TaskFilter,
     /// all (default), or a planning view of open tasks in the user's time zone: today (due
-    /// today), upcoming (the next 7 days) or overdue
+    /// today), upcoming (the next 7 days), week (today and the next 7 days) or overdue
     #[serde(default)]
     view: TaskView,
     /// only tasks with this tag

@@ -8,6 +8,7 @@ mod parse;
 mod reply;
 mod resolve;
 mod text;
+mod when;
 
 use serde_json::{json, Value};
 
@@ -32,7 +33,7 @@ impl OfflineModel {
         let done = tool_results(&prompt[last_user + 1..]);
         let intent = parse(text);
         match done.last() {
-            None => first_step(intent),
+            None => first_step(intent, local_now(prompt)),
             Some((call, result))
                 if call.name == "list_tasks" && done.len() == 1 && needs_lookup(&intent) =>
             {
@@ -41,6 +42,47 @@ impl OfflineModel {
             Some(_) => ModelReply::Text(confirm(&done)),
         }
     }
+}
+
+/// The user's local time as the system prompt tells it (the server's UTC clock otherwise).
+fn local_now(prompt: &[PromptMessage]) -> chrono::NaiveDateTime {
+    prompt
+        .iter()
+        .find_map(|m| match m {
+            PromptMessage::System(text) => {
+                let (_, after) = text.split_once(super::prompt::NOW_MARKER)?;
+                chrono::NaiveDateTime::parse_from_str(after.get(..16)?, "%Y-%m-%dT%H:%M").ok()
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| chrono::Utc::now().naive_utc())
+}
+
+/// A new task with the dates, repeats, priorities and tags its words give (or a question when
+/// its date has passed).
+fn add_call(title: &str, description: Option<String>, now: chrono::NaiveDateTime) -> ModelReply {
+    let planned = when::plan(title, now);
+    if let Some(question) = planned.question {
+        return ModelReply::Text(question);
+    }
+    if planned.title.is_empty() {
+        return ModelReply::Text(help());
+    }
+    let mut arguments = json!({ "title": planned.title, "description": description });
+    for (key, value) in [
+        ("due", planned.due.map(Value::from)),
+        ("priority", planned.priority.map(Value::from)),
+        ("recurrence", planned.recurrence.map(Value::from)),
+        (
+            "tags",
+            (!planned.tags.is_empty()).then(|| Value::from(planned.tags)),
+        ),
+    ] {
+        if let Some(value) = value {
+            arguments[key] = value;
+        }
+    }
+    call("add_task", arguments)
 }
 
 fn call(name: &str, arguments: Value) -> ModelReply {
@@ -69,16 +111,14 @@ fn target_of(intent: &Intent) -> Option<&TaskRef> {
     }
 }
 
-fn first_step(intent: Intent) -> ModelReply {
+fn first_step(intent: Intent, now: chrono::NaiveDateTime) -> ModelReply {
     if target_of(&intent) == Some(&TaskRef::Unnamed) {
         return ModelReply::Text(which_task(verb_of(&intent)));
     }
     match intent {
-        Intent::Add { title, description } => call(
-            "add_task",
-            json!({ "title": title, "description": description }),
-        ),
+        Intent::Add { title, description } => add_call(&title, description, now),
         Intent::List(status) => call("list_tasks", json!({ "status": status })),
+        Intent::Due(view) => call("list_tasks", json!({ "view": view })),
         Intent::Complete(TaskRef::Number(n)) => call("complete_task", json!({ "task_id": n })),
         Intent::Delete(TaskRef::Number(n)) => call("delete_task", json!({ "task_id": n })),
         Intent::DeleteMany(numbers) => ModelReply::ToolCalls(

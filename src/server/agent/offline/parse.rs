@@ -18,6 +18,8 @@ pub enum Intent {
         description: Option<String>,
     },
     List(&'static str),
+    /// "what's due today?", "what's overdue?", "what's due this week?": a planning view.
+    Due(&'static str),
     Complete(TaskRef),
     Delete(TaskRef),
     /// "delete tasks 2 and 3": several deletes in one round (decided one by one or together).
@@ -176,6 +178,9 @@ pub fn parse(text: &str) -> Intent {
     if let Some(title) = after_verb(rest, &ADD_VERBS) {
         return add(title);
     }
+    if let Some(view) = due_view(&lower) {
+        return Intent::Due(view);
+    }
     let listy = [
         "show", "list", "what", "which", "display", "tasks", "my tasks", "pending", "todo",
         "to-do", "to do",
@@ -224,6 +229,48 @@ fn parse_undo(lower: &str) -> Option<Intent> {
         task,
         confirm: rest.contains("anyway"),
     })
+}
+
+/// The planning view a question asks for, if it asks for one.
+fn due_view(lower: &str) -> Option<&'static str> {
+    let asks = [
+        "what",
+        "which",
+        "show",
+        "list",
+        "anything",
+        "is there",
+        "do i have",
+        "any",
+        "due",
+    ]
+    .iter()
+    .any(|w| lower.starts_with(w) || lower.contains(&format!(" {w} ")));
+    if !asks {
+        return None;
+    }
+    if ["overdue", "past due", "late", "missed"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        Some("overdue")
+    } else if [
+        "this week",
+        "next 7 days",
+        "next seven days",
+        "coming up",
+        "upcoming",
+        "the week",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
+        Some("week")
+    } else if lower.contains("today") || lower.contains("tonight") {
+        Some("today")
+    } else {
+        None
+    }
 }
 
 fn list_status(lower: &str) -> &'static str {

@@ -87,8 +87,14 @@ pub fn confirm(done: &[(ToolCallRequest, Value)]) -> String {
                     .unwrap_or_default(),
             );
             match call.name.as_str() {
-                "add_task" => format!("Added task {id}: **{title}**."),
-                "complete_task" => format!("Marked task {id} (**{title}**) as done."),
+                "add_task" => format!("Added task {id}: **{title}**{}.", planning_of(result)),
+                "complete_task" => match result.get("next_due").and_then(Value::as_str) {
+                    Some(next) => format!(
+                        "Marked task {id} (**{title}**) as done; it repeats, next on {}.",
+                        due_in_words(next)
+                    ),
+                    None => format!("Marked task {id} (**{title}**) as done."),
+                },
                 "delete_task" => format!("Deleted task {id}: **{title}**."),
                 "update_task" => format!("Updated task {id}: it is now **{title}**."),
                 "list_tasks" => listing(call, result),
@@ -99,15 +105,39 @@ pub fn confirm(done: &[(ToolCallRequest, Value)]) -> String {
     lines.join("\n\n")
 }
 
+/// ", due Friday 13 March at 17:00" when the task has a due date.
+fn planning_of(result: &Value) -> String {
+    result
+        .get("due")
+        .and_then(Value::as_str)
+        .map(|due| format!(", due {}", due_in_words(due)))
+        .unwrap_or_default()
+}
+
+/// "2026-03-13T17:00" as "Friday 13 March at 17:00".
+pub fn due_in_words(due: &str) -> String {
+    let day = chrono::NaiveDate::parse_from_str(due.get(..10).unwrap_or(due), "%Y-%m-%d");
+    match (day, due.get(11..16)) {
+        (Ok(day), Some(time)) => format!("{} at {time}", day.format("%A %-d %B")),
+        (Ok(day), None) => day.format("%A %-d %B").to_string(),
+        _ => due.to_string(),
+    }
+}
+
 fn listing(call: &ToolCallRequest, result: &Value) -> String {
-    let status = serde_json::from_str::<Value>(&call.arguments)
-        .ok()
-        .and_then(|a| a.get("status").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "all".into());
-    let kind = match status.as_str() {
-        "pending" => "pending ",
-        "completed" => "completed ",
-        _ => "",
+    let arguments = serde_json::from_str::<Value>(&call.arguments).unwrap_or(Value::Null);
+    let status = arguments
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("all");
+    let view = arguments.get("view").and_then(Value::as_str);
+    let kind = match (view, status) {
+        (Some("today"), _) => "tasks due today",
+        (Some("overdue"), _) => "overdue tasks",
+        (Some("week" | "upcoming"), _) => "tasks due this week",
+        (_, "pending") => "pending tasks",
+        (_, "completed") => "completed tasks",
+        _ => "tasks",
     };
     let tasks = result
         .get("tasks")
@@ -115,8 +145,26 @@ fn listing(call: &ToolCallRequest, result: &Value) -> String {
         .cloned()
         .unwrap_or_default();
     if tasks.is_empty() {
-        return format!("You have no {kind}tasks.");
+        return format!("You have no {kind}.");
     }
+    if view.is_some() {
+        let lines: Vec<String> = tasks
+            .iter()
+            .map(|t| {
+                format!(
+                    "- task {}: **{}**{}",
+                    t.get("id").and_then(Value::as_i64).unwrap_or_default(),
+                    escape(t.get("title").and_then(Value::as_str).unwrap_or_default()),
+                    t.get("due")
+                        .and_then(Value::as_str)
+                        .map(|d| format!(", due {}", due_in_words(d)))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        return format!("You have {} {kind}:\n\n{}", tasks.len(), lines.join("\n"));
+    }
+    let kind = kind.trim_end_matches("tasks");
     let mut out = format!(
         "You have {} {kind}task{}:\n\n| # | Task | Status |\n|---:|---|---|\n",
         tasks.len(),

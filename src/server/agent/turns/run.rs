@@ -231,7 +231,7 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
         agent.settings.clock,
     );
     let ((), loaded, connected) = tokio::join!(progress.report(None), loaded, connect);
-    let (history, mut done, elsewhere, (policy, decided)) = match loaded {
+    let (history, mut done, elsewhere, (policy, decided, zone)) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!(error = %err, "loading a turn's history");
@@ -293,7 +293,8 @@ async fn answer(agent: &AgentState, turn: &Turn, progress: &Progress, log: Arc<T
     if let Ok(mut shown) = log.branch_changes.lock() {
         shown.extend(elsewhere.into_iter().filter(|c| !c.shown).map(|c| c.change));
     }
-    let prompt = prompt::build(&history, &done, &told);
+    let now = prompt::LocalNow::of(zone.as_deref(), agent.settings.clock.now());
+    let prompt = prompt::build(&history, &done, &told, &now);
     let reply = tool_loop::run(agent, &mcp, progress, scope, prompt, slots, log).await;
     mcp.close().await;
     reply

@@ -151,6 +151,7 @@ pub async fn find(
         TaskView::Today => "today",
         TaskView::Upcoming => "upcoming",
         TaskView::Overdue => "overdue",
+        TaskView::Week => "week",
     };
     let rows = sqlx::query_as::<_, TaskRow>(&format!(
         "SELECT {COLUMNS} FROM tasks,
@@ -164,6 +165,7 @@ pub async fn find(
                  WHEN 'overdue' THEN NOT completed AND due_at < $6
                  WHEN 'today' THEN NOT completed AND due_at >= $6 AND due_date = d.today
                  WHEN 'upcoming' THEN NOT completed AND due_date > d.today AND due_date <= d.today + 7
+                 WHEN 'week' THEN NOT completed AND due_at >= $6 AND due_date <= d.today + 7
                  ELSE true
                END
          ORDER BY CASE WHEN $5 = 'all' THEN NULL ELSE due_at END, CASE WHEN $5 = 'all' THEN 0 ELSE priority END, id"

@@ -279,9 +279,15 @@ pub struct DecidedCall {
 /// What a turn attempt reads about approvals when it starts, in one query: the user's policy
 /// and the decided calls of `turn` not yet in its record (all of them right after the
 /// decision; after a crash, those the attempt that died did not get to).
-pub async fn at_start(pool: &PgPool, turn: &Turn) -> AppResult<(ApprovalPolicy, Vec<DecidedCall>)> {
+/// What a turn starts with, read together: the approval policy, the calls decided while it was
+/// parked, and the user's time zone (for the prompt's "now").
+pub async fn at_start(
+    pool: &PgPool,
+    turn: &Turn,
+) -> AppResult<(ApprovalPolicy, Vec<DecidedCall>, Option<String>)> {
     type Row = (
         String,
+        Option<String>,
         Option<i32>,
         Option<String>,
         Option<String>,
@@ -289,7 +295,7 @@ pub async fn at_start(pool: &PgPool, turn: &Turn) -> AppResult<(ApprovalPolicy, 
         Option<bool>,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT u.approval_policy, d.idx, d.call_id, d.tool_name, d.arguments, d.approved
+        "SELECT u.approval_policy, u.time_zone, d.idx, d.call_id, d.tool_name, d.arguments, d.approved
          FROM users u
          LEFT JOIN LATERAL (
              SELECT a.idx, a.call_id, a.tool_name, a.arguments, a.decision = 'approved' AS approved
@@ -309,9 +315,10 @@ pub async fn at_start(pool: &PgPool, turn: &Turn) -> AppResult<(ApprovalPolicy, 
         .first()
         .map(|r| ApprovalPolicy::parse(&r.0))
         .unwrap_or_default();
+    let zone = rows.first().and_then(|r| r.1.clone());
     let decided = rows
         .into_iter()
-        .filter_map(|(_, idx, call_id, tool_name, arguments, approved)| {
+        .filter_map(|(_, _, idx, call_id, tool_name, arguments, approved)| {
             Some(DecidedCall {
                 slot: CallSlot {
                     turn: turn.id,
@@ -325,7 +332,7 @@ pub async fn at_start(pool: &PgPool, turn: &Turn) -> AppResult<(ApprovalPolicy, 
             })
         })
         .collect();
-    Ok((policy, decided))
+    Ok((policy, decided, zone))
 }
 
 /// Records a declined call at its slot (once: a replay finds it), for the model to read.
