@@ -102,12 +102,24 @@ server_fns! {
         time_zone: Option<String>,
     ) -> Result<AccountSettings, ApiError> {
         let (state, user) = super::ssr::writer().await?;
+        // An empty field leaves the zone as it is.
+        let time_zone = time_zone.filter(|z| !z.trim().is_empty());
         let settings = AccountSettings { approval_policy, time_zone };
         let saved = crate::server::services::users::update_settings(&state.pool, user.id, &settings)
             .await
             .map_err(super::ssr::fail)?;
         super::ssr::redirect_form_post("/settings?saved=1");
         Ok(saved)
+    }
+
+    /// Offers the browser's time zone (an IANA name): taken only while the account has none.
+    /// Whether it was taken.
+    #[endpoint = "adopt_time_zone", name = AdoptTimeZone]
+    pub async fn adopt_time_zone(time_zone: String) -> Result<bool, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        crate::server::services::users::adopt_time_zone(&state.pool, user.id, &time_zone)
+            .await
+            .map_err(super::ssr::fail)
     }
 
     /// The signed-in user, or `None`.

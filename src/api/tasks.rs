@@ -2,7 +2,7 @@
 
 use super::declare::server_fns;
 
-use crate::model::{ApiError, NewTask, Task, TaskFilter, TaskPatch, TaskQuery};
+use crate::model::{ApiError, NewTask, Task, TaskBoard, TaskFilter, TaskPatch, TaskQuery};
 
 server_fns! {
     prefix = "/sfn/tasks";
@@ -22,6 +22,16 @@ server_fns! {
     pub async fn find_tasks(query: TaskQuery) -> Result<Vec<Task>, ApiError> {
         let (state, user) = super::ssr::authenticated().await?;
         state.tasks().find(user.id, &query)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Every task with the user's local now (`YYYY-MM-DDTHH:MM` in their time zone): what the
+    /// task panel sorts into Overdue, Today, Upcoming and the rest.
+    #[endpoint = "board", name = TaskBoardOf]
+    pub async fn task_board() -> Result<TaskBoard, ApiError> {
+        let (state, user) = super::ssr::authenticated().await?;
+        state.tasks().board(user.id)
             .await
             .map_err(super::ssr::fail)
     }

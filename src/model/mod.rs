@@ -16,6 +16,7 @@ mod branches;
 mod chat;
 mod error;
 mod live;
+mod planning;
 mod search;
 mod tasks;
 
@@ -25,5 +26,6 @@ pub use branches::*;
 pub use chat::*;
 pub use error::*;
 pub use live::*;
+pub use planning::*;
 pub use search::*;
 pub use tasks::*;

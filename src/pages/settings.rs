@@ -81,8 +81,10 @@ pub fn SettingsPage() -> impl IntoView {
                 <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || {
                         settings.get().map(|loaded| {
-                            let current = loaded.map(|s| s.approval_policy).unwrap_or_default();
-                            view! { <ApprovalSetting current saved /> }
+                            let loaded = loaded.unwrap_or_default();
+                            let current = loaded.approval_policy;
+                            let zone = loaded.time_zone;
+                            view! { <ApprovalSetting current zone saved /> }
                         })
                     }}
                 </Suspense>
@@ -108,7 +110,7 @@ pub fn SettingsPage() -> impl IntoView {
 
 /// When the assistant asks before it changes tasks: a plain form (it works without JavaScript).
 #[component]
-fn ApprovalSetting(current: ApprovalPolicy, saved: bool) -> impl IntoView {
+fn ApprovalSetting(current: ApprovalPolicy, zone: Option<String>, saved: bool) -> impl IntoView {
     let hint = |policy: ApprovalPolicy| match policy {
         ApprovalPolicy::AskBeforeDeleting => "It shows a card to approve before it deletes a task.",
         ApprovalPolicy::AskBeforeChanges => {
@@ -142,6 +144,21 @@ fn ApprovalSetting(current: ApprovalPolicy, saved: bool) -> impl IntoView {
                     })
                     .collect_view()}
             </fieldset>
+            <div class="field">
+                <label for="time-zone">"Time zone"</label>
+                <input
+                    id="time-zone"
+                    name="time_zone"
+                    type="text"
+                    autocomplete="off"
+                    placeholder="Europe/Berlin"
+                    value=zone.unwrap_or_default()
+                    aria-describedby="time-zone-hint"
+                />
+                <p class="form-hint" id="time-zone-hint">
+                    "Due dates and “today” are in this zone (an IANA name). Your browser's is taken on your first sign-in."
+                </p>
+            </div>
             <button type="submit" class="primary">"Save"</button>
             {saved.then(|| view! { <p class="saved-note" role="status">"Saved."</p> })}
         </form>

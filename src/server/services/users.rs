@@ -206,6 +206,26 @@ pub async fn update_settings(
     })
 }
 
+/// The browser's time zone, taken on the first sign-in: only while the account has none (a zone
+/// the user chose is never replaced by a browser's).
+pub async fn adopt_time_zone(pool: &PgPool, user_id: Uuid, zone: &str) -> AppResult<bool> {
+    let zone = super::tasks::due::clean_zone(zone)?;
+    let mut tx = pool.begin().await?;
+    let adopted =
+        sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1 AND time_zone IS NULL")
+            .bind(user_id)
+            .bind(&zone)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if adopted {
+        super::tasks::rezone_in(&mut tx, user_id).await?;
+    }
+    tx.commit().await?;
+    Ok(adopted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_email;

@@ -494,6 +494,32 @@ impl Tasks<'_> {
         self.commit(tx, done).await
     }
 
+    /// Every task of the user with their local now, for the task panel's sections.
+    pub async fn board(&self, user: Uuid) -> AppResult<crate::model::TaskBoard> {
+        let zone_name = async {
+            sqlx::query_scalar::<_, Option<String>>("SELECT time_zone FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(self.pool)
+                .await
+                .map_err(AppError::from)
+        };
+        let every = TaskQuery::default();
+        let (zone_name, tasks) =
+            tokio::try_join!(zone_name, find(self.pool, user, &every, self.now))?;
+        let zone_name = zone_name.flatten();
+        let zone = due::zone_of(zone_name.as_deref());
+        let local_now = self
+            .now
+            .with_timezone(&zone)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string();
+        Ok(crate::model::TaskBoard {
+            local_now,
+            time_zone: zone_name,
+            tasks,
+        })
+    }
+
     /// The tasks `query` selects (see `find`).
     pub async fn find(&self, user: Uuid, query: &TaskQuery) -> AppResult<Vec<Task>> {
         find(self.pool, user, query, self.now).await
