@@ -108,6 +108,35 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
     assert_eq!(send["maxLength"], 10000);
     assert_eq!(send["minLength"], 1);
     assert_eq!(schemas["NewTask"]["properties"]["title"]["maxLength"], 200);
+    // Issue 26: what a planned task accepts.
+    let new_task = &schemas["NewTask"]["properties"];
+    assert!(new_task["due"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("T[0-9]{2}:[0-9]{2}"));
+    assert_eq!(new_task["priority"]["minimum"], 1);
+    assert_eq!(new_task["priority"]["maximum"], 4);
+    assert_eq!(new_task["tags"]["maxItems"], 10);
+    assert_eq!(new_task["recurrence"]["maxLength"], 200);
+    for field in ["due", "priority", "tags", "recurrence"] {
+        assert!(
+            schemas["Task"]["properties"][field].is_object(),
+            "Task.{field}"
+        );
+        assert!(
+            schemas["TaskPatch"]["properties"][field].is_object(),
+            "TaskPatch.{field}"
+        );
+    }
+    let list_params: Vec<&str> = doc["paths"]["/api/tasks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for param in ["status", "view", "tag", "priority"] {
+        assert!(list_params.contains(&param), "GET /api/tasks ?{param}");
+    }
     assert_eq!(
         schemas["Credentials"]["properties"]["password"]["minLength"],
         8

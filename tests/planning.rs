@@ -346,6 +346,48 @@ async fn server_functions_take_the_same_fields(pool: PgPool) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
+#[sqlx::test]
+async fn the_browsers_zone_is_taken_only_while_none_is_set(pool: PgPool) {
+    let app = stopped_at(pool, "2026-03-09T23:30:00Z").await;
+    let token = app.register("adopt@example.com").await;
+    add(
+        &app,
+        &token,
+        json!({ "title": "Tuesday", "due": "2026-03-10" }),
+    )
+    .await;
+    // UTC until a zone is set: 23:30 on Monday, Tuesday is still to come.
+    assert!(view(&app, &token, "view=today").await.is_empty());
+    let cookie = format!("chatkit_session={token}");
+    let adopt = |zone: &'static str| {
+        app.http
+            .post(app.at("/sfn/auth/adopt_time_zone"))
+            .header("cookie", &cookie)
+            .header("origin", &app.url)
+            .form(&[("time_zone", zone)])
+            .send()
+    };
+    let res = adopt("Europe/Berlin").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!(true));
+    // Already 00:30 on Tuesday in Berlin: the task is due today now.
+    assert_eq!(view(&app, &token, "view=today").await, ["Tuesday"]);
+    // Another browser's zone does not replace it; a chosen one does.
+    let res = adopt("America/New_York").await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!(false));
+    let settings: Value = app
+        .get(&token, "/api/account/settings")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["time_zone"], "Europe/Berlin");
+    let res = adopt("Nowhere/Atlantis").await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    set_zone(&app, &token, "America/New_York").await;
+    assert!(view(&app, &token, "view=today").await.is_empty());
+}
+
 fn python() -> String {
     std::env::var("CHATKIT_PYTHON").unwrap_or_else(|_| {
         let tools = std::env::var("TOOLS_DIR")

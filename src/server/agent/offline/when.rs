@@ -262,7 +262,9 @@ pub fn plan(text: &str, now: NaiveDateTime) -> Planned {
                 "day" => Some(n),
                 "week" => Some(7 * n),
                 _ => None,
-            };
+            }
+            // Within ten years (further is not a to-do, and not a date chrono can add).
+            .filter(|d| (0..=3650).contains(d));
             if let Some(days) = days {
                 date = Some(today + Duration::days(days));
                 take(&mut keep, i, 3);
@@ -468,6 +470,35 @@ mod tests {
         assert_eq!(p.tags, ["health"]);
         assert_eq!(p.priority, Some(1));
         assert_eq!(p.question, None);
+    }
+
+    #[test]
+    fn odd_words_never_panic() {
+        for text in [
+            "",
+            "at",
+            "every",
+            "in",
+            "on the",
+            "#",
+            "p",
+            "at 25pm",
+            "at 13pm",
+            "every 0 days",
+            "in 99999999999 days",
+            "in -3 days",
+            "on 31 february",
+            "12 march 99999",
+            "every other",
+            "by the end of",
+            "tonight at midnight",
+            "on",
+            "the 1st",
+            "every month on the 99th",
+        ] {
+            let _ = plan(text, now());
+        }
+        assert_eq!(plan("in 99999999999 days", now()).due, None);
     }
 
     #[test]

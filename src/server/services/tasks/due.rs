@@ -213,7 +213,7 @@ fn until_utc(value: &str, zone: Tz) -> Option<String> {
     if value.ends_with('Z') && value.len() == 16 {
         return Some(value.to_string());
     }
-    let day = NaiveDate::parse_from_str(&value[..value.len().min(8)], "%Y%m%d").ok()?;
+    let day = NaiveDate::parse_from_str(value.get(..8)?, "%Y%m%d").ok()?;
     let end = local_instant(zone, day.and_hms_opt(23, 59, 59)?);
     Some(end.format("%Y%m%dT%H%M%SZ").to_string())
 }
