@@ -120,7 +120,8 @@ async fn delete_waits_for_approval_and_a_second_replica_approves(pool: PgPool) {
     let record = &turn["assistant_message"]["tool_calls"]["tool_calls"][0];
     assert_eq!(record["tool_name"], "delete_task");
     assert_eq!(record["status"], "success");
-    let before = json!({ "title": "Water the plants", "description": null, "completed": false });
+    let before = json!({ "title": "Water the plants", "description": null, "completed": false,
+                         "due": null, "priority": 4, "tags": [], "recurrence": null });
     assert_eq!(
         record["change"],
         json!({ "task_id": 1, "before": before, "after": null })
@@ -615,7 +616,10 @@ async fn undo_each_kind_of_change(pool: PgPool) {
         "settings",
     )
     .await;
-    assert_eq!(settings, json!({ "approval_policy": "never" }));
+    assert_eq!(
+        settings,
+        json!({ "approval_policy": "never", "time_zone": null })
+    );
     let id = app.conversation(&token).await;
     let mut before = Vec::new();
     let mut replies = Vec::new();
@@ -640,7 +644,8 @@ async fn undo_each_kind_of_change(pool: PgPool) {
     assert!(task_state(&app, &token, 1).await.is_none(), "deleted");
     let page = app.messages(&token, &id, "").await;
     let added = &page["messages"][1]["tool_calls"]["tool_calls"][0]["change"];
-    let milk = json!({ "title": "Buy milk", "description": null, "completed": false });
+    let milk = json!({ "title": "Buy milk", "description": null, "completed": false,
+                       "due": null, "priority": 4, "tags": [], "recurrence": null });
     assert_eq!(
         *added,
         json!({ "task_id": 1, "before": null, "after": milk })
