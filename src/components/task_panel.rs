@@ -57,7 +57,7 @@ pub fn TaskPanel() -> impl IntoView {
                         view! {
                             <p class="tag-filter" data-testid="tag-filter">
                                 {format!("Tagged #{t} ")}
-                                <button type="button" class="link" on:click=move |_| tag.set(None)>
+                                <button type="button" class="ghost" on:click=move |_| tag.set(None)>
                                     "Show all"
                                 </button>
                             </p>
@@ -66,10 +66,12 @@ pub fn TaskPanel() -> impl IntoView {
             }}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
+                    // Re-sorted when the tag filter changes, without asking the server again.
+                    let chosen = tag.get();
                     board
                         .get()
                         .map(|result| match result {
-                            Ok(board) => view! { <Board board tag /> }.into_any(),
+                            Ok(board) => view! { <Board board tag chosen /> }.into_any(),
                             Err(err) => view! { <p class="form-error">{err.detail}</p> }.into_any(),
                         })
                 }}
@@ -89,9 +91,8 @@ fn browser_time_zone() -> Option<String> {
 }
 
 #[component]
-fn Board(board: TaskBoard, tag: RwSignal<Option<String>>) -> impl IntoView {
+fn Board(board: TaskBoard, tag: RwSignal<Option<String>>, chosen: Option<String>) -> impl IntoView {
     let now = parse_now(&board.local_now);
-    let chosen = tag.get_untracked();
     let s = sections(&board, chosen.as_deref());
     let open = s.overdue.len()
         + s.today.len()
@@ -224,7 +225,7 @@ fn TaskItem(
                     .collect_view()}
                 <button
                     type="button"
-                    class="link task-edit"
+                    class="ghost task-edit"
                     aria-expanded=move || editing.get().to_string()
                     aria-label=format!("Edit task {id}")
                     on:click=move |_| editing.update(|e| *e = !*e)
@@ -306,7 +307,7 @@ fn TaskEditor(task: Task, editing: RwSignal<bool>) -> impl IntoView {
             <input id=field("tags") type="text" placeholder="work home" prop:value=tags on:input=move |ev| tags.set(event_target_value(&ev)) />
             <div class="task-editor-actions">
                 <button type="submit" class="primary">"Save"</button>
-                <button type="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+                <button type="button" class="ghost" on:click=move |_| editing.set(false)>"Cancel"</button>
             </div>
             {move || error.get().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
         </form>
