@@ -30,24 +30,8 @@ pub fn TaskPanel() -> impl IntoView {
     });
     let board = Resource::new(move || ctx.tasks_version.get(), |_| task_board());
     let tag = RwSignal::new(None::<String>);
-    // An account without a time zone takes the browser's (the first sign-in).
-    Effect::new(move |offered: Option<bool>| {
-        let offered = offered.unwrap_or(false);
-        let unset = board
-            .get()
-            .is_some_and(|b| b.is_ok_and(|b| b.time_zone.is_none()));
-        if unset && !offered {
-            if let Some(zone) = browser_time_zone() {
-                spawn_local(async move {
-                    if adopt_time_zone(zone).await == Ok(true) {
-                        ctx.tasks_version.update(|v| *v += 1);
-                    }
-                });
-            }
-            return true;
-        }
-        offered
-    });
+    // Whether this page offered the browser's time zone already (see `Board`).
+    let offered = StoredValue::new(false);
     view! {
         <aside id="task-panel" class="task-panel" aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>
@@ -71,7 +55,7 @@ pub fn TaskPanel() -> impl IntoView {
                     board
                         .get()
                         .map(|result| match result {
-                            Ok(board) => view! { <Board board tag chosen /> }.into_any(),
+                            Ok(board) => view! { <Board board tag chosen offered /> }.into_any(),
                             Err(err) => view! { <p class="form-error">{err.detail}</p> }.into_any(),
                         })
                 }}
@@ -91,7 +75,29 @@ fn browser_time_zone() -> Option<String> {
 }
 
 #[component]
-fn Board(board: TaskBoard, tag: RwSignal<Option<String>>, chosen: Option<String>) -> impl IntoView {
+fn Board(
+    board: TaskBoard,
+    tag: RwSignal<Option<String>>,
+    chosen: Option<String>,
+    offered: StoredValue<bool>,
+) -> impl IntoView {
+    let ctx = expect_context::<ChatContext>();
+    // An account without a time zone takes the browser's (the first sign-in). An effect, so
+    // it runs in the browser only; it reads no resource (a resource read outside the panel's
+    // own Transition would suspend the page around it).
+    let unset = board.time_zone.is_none();
+    Effect::new(move |_| {
+        if unset && !offered.get_value() {
+            offered.set_value(true);
+            if let Some(zone) = browser_time_zone() {
+                spawn_local(async move {
+                    if adopt_time_zone(zone).await == Ok(true) {
+                        ctx.tasks_version.update(|v| *v += 1);
+                    }
+                });
+            }
+        }
+    });
     let now = parse_now(&board.local_now);
     let s = sections(&board, chosen.as_deref());
     let open = s.overdue.len()
