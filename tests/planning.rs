@@ -470,6 +470,16 @@ async fn the_mcp_tools_plan_too(pool: PgPool) {
     assert_eq!(all.len(), 2);
 }
 
+/// What the user says, and the task's title, due, priority, tags and recurrence.
+type Phrasing = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u8,
+    &'static [&'static str],
+    Option<&'static str>,
+);
+
 /// The offline assistant over REST, for a user in Berlin on Tuesday 10 March 2026 at 10:00
 /// there: each phrasing becomes a task with the expected title, due date, priority, tags and
 /// repeat, or (a date that has passed) a question and no task.
@@ -479,8 +489,7 @@ async fn the_offline_assistant_plans_in_plain_words(pool: PgPool) {
     let token = app.register("words@example.com").await;
     set_zone(&app, &token, "Europe/Berlin").await;
     let conversation = app.conversation(&token).await;
-    // (what the user says, title, due, priority, tags, recurrence)
-    let table: [(&str, &str, Option<&str>, u8, &[&str], Option<&str>); 28] = [
+    let table: [Phrasing; 28] = [
         (
             "remind me to call the dentist on Friday",
             "Call the dentist",

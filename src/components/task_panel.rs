@@ -213,7 +213,6 @@ fn TaskItem(
                 {task
                     .tags
                     .iter()
-                    .cloned()
                     .map(|t| {
                         let chosen = t.clone();
                         view! {

@@ -29,8 +29,11 @@ pub struct Sections {
     pub completed: Vec<Task>,
 }
 
+/// A due day, and its time if it has one.
+pub type DueAt = (NaiveDate, Option<chrono::NaiveTime>);
+
 /// A due date as the API writes it: the day, and the time if any.
-pub fn parse_due(due: &str) -> Option<(NaiveDate, Option<chrono::NaiveTime>)> {
+pub fn parse_due(due: &str) -> Option<DueAt> {
     let date = NaiveDate::parse_from_str(due.get(..10)?, "%Y-%m-%d").ok()?;
     let time = due
         .get(11..16)
@@ -43,7 +46,7 @@ pub fn parse_now(local_now: &str) -> Option<NaiveDateTime> {
 }
 
 /// Whether an open task's due time has passed at `now`.
-fn is_overdue(due: (NaiveDate, Option<chrono::NaiveTime>), now: NaiveDateTime) -> bool {
+fn is_overdue(due: DueAt, now: NaiveDateTime) -> bool {
     match due {
         (date, Some(time)) => date.and_time(time) <= now,
         (date, None) => date < now.date(),
@@ -70,7 +73,7 @@ pub fn sections(board: &TaskBoard, tag: Option<&str>) -> Sections {
         };
     };
     let today = now.date();
-    let mut open: Vec<(Option<(NaiveDate, Option<chrono::NaiveTime>)>, &Task)> = Vec::new();
+    let mut open: Vec<(Option<DueAt>, &Task)> = Vec::new();
     let mut out = Sections::default();
     for task in board
         .tasks

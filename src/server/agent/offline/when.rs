@@ -254,9 +254,7 @@ pub fn plan(text: &str, now: NaiveDateTime) -> Planned {
         } else if w == "tomorrow" {
             date = Some(today + Duration::days(1));
             take(&mut keep, i, 1);
-        } else if w == "in" && next.parse::<i64>().is_ok()
-            || (w == "in" && (next == "a" || next == "an"))
-        {
+        } else if w == "in" && (next.parse::<i64>().is_ok() || next == "a" || next == "an") {
             let n = next.parse::<i64>().unwrap_or(1);
             let days = match after.trim_end_matches('s') {
                 "day" => Some(n),
