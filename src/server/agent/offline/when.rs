@@ -303,20 +303,8 @@ pub fn plan(text: &str, now: NaiveDateTime) -> Planned {
             }
             date = Some(target);
             take(&mut keep, i, 1);
-        } else if let (Some(d), Some(m)) = (day_number(w), month(next)) {
-            // "12 March", "on 12 March 2027"
-            let (year, used) = year_of(after, today);
-            date = NaiveDate::from_ymd_opt(year, m, d);
-            if date.is_some() {
-                take(&mut keep, i, used);
-                i += used;
-                continue;
-            }
-        } else if let (Some(m), Some(d)) = (
-            month(w).filter(|_| i > 0 && low[i - 1] == "on"),
-            day_number(next),
-        ) {
-            // "on March 12"
+        } else if let Some((d, m)) = day_and_month(w, next, i > 0 && low[i - 1] == "on") {
+            // "12 March", "on March 12", a year after them or not
             let (year, used) = year_of(after, today);
             date = NaiveDate::from_ymd_opt(year, m, d);
             if date.is_some() {
@@ -388,6 +376,16 @@ fn first_day(rule: &str, today: NaiveDate, skip_today: bool) -> NaiveDate {
         .map(|k| today + Duration::days(k))
         .find(|day| fits(*day))
         .unwrap_or(today)
+}
+
+/// (day, month) of "12 March", or of "March 12" right after "on".
+fn day_and_month(first: &str, second: &str, after_on: bool) -> Option<(u32, u32)> {
+    day_number(first).zip(month(second)).or_else(|| {
+        month(first)
+            .filter(|_| after_on)
+            .zip(day_number(second))
+            .map(|(m, d)| (d, m))
+    })
 }
 
 /// The year a day-and-month without a year falls in (this one), or the one given.

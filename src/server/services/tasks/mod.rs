@@ -80,12 +80,17 @@ fn given_due(due: Option<&str>) -> AppResult<Option<Due>> {
 
 /// The user's time zone (UTC until one is set).
 async fn zone_of_user(db: impl PgExecutor<'_>, user: Uuid) -> AppResult<chrono_tz::Tz> {
+    Ok(due::zone_of(zone_name_of_user(db, user).await?.as_deref()))
+}
+
+/// The user's time zone as set (`None` until one is).
+async fn zone_name_of_user(db: impl PgExecutor<'_>, user: Uuid) -> AppResult<Option<String>> {
     let zone: Option<Option<String>> =
         sqlx::query_scalar("SELECT time_zone FROM users WHERE id = $1")
             .bind(user)
             .fetch_optional(db)
             .await?;
-    Ok(due::zone_of(zone.flatten().as_deref()))
+    Ok(zone.flatten())
 }
 
 /// A repeat and the due date it starts from: the given date, or the repeat's first
@@ -496,17 +501,10 @@ impl Tasks<'_> {
 
     /// Every task of the user with their local now, for the task panel's sections.
     pub async fn board(&self, user: Uuid) -> AppResult<crate::model::TaskBoard> {
-        let zone_name = async {
-            sqlx::query_scalar::<_, Option<String>>("SELECT time_zone FROM users WHERE id = $1")
-                .bind(user)
-                .fetch_optional(self.pool)
-                .await
-                .map_err(AppError::from)
-        };
+        let zone_name = zone_name_of_user(self.pool, user);
         let every = TaskQuery::default();
         let (zone_name, tasks) =
             tokio::try_join!(zone_name, find(self.pool, user, &every, self.now))?;
-        let zone_name = zone_name.flatten();
         let zone = due::zone_of(zone_name.as_deref());
         let local_now = self
             .now
