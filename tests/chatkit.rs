@@ -66,14 +66,6 @@ async fn expect_chatkit_error(res: reqwest::Response, status: StatusCode) -> Str
     body["message"].as_str().expect("message").to_string()
 }
 
-fn python() -> String {
-    std::env::var("CHATKIT_PYTHON").unwrap_or_else(|_| {
-        let tools = std::env::var("TOOLS_DIR")
-            .unwrap_or_else(|_| format!("{}/.cache/chatkit/tools", std::env::var("HOME").unwrap()));
-        format!("{tools}/venv/bin/python")
-    })
-}
-
 #[sqlx::test]
 async fn every_response_and_event_parses_with_the_reference_sdk(pool: PgPool) {
     // Paced like a remote model, so its reply streams as deltas.
@@ -90,7 +82,7 @@ async fn every_response_and_event_parses_with_the_reference_sdk(pool: PgPool) {
     let scripted = TestApp::with_model(pool.clone(), &model).await;
     let token = offline.register("sdk@example.com").await;
 
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(common::python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/chatkit_conformance.py"

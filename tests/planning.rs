@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::{expect_error, TestApp};
+use common::{expect_error, python_mcp, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -388,40 +388,13 @@ async fn the_browsers_zone_is_taken_only_while_none_is_set(pool: PgPool) {
     assert!(view(&app, &token, "view=today").await.is_empty());
 }
 
-fn python() -> String {
-    std::env::var("CHATKIT_PYTHON").unwrap_or_else(|_| {
-        let tools = std::env::var("TOOLS_DIR")
-            .unwrap_or_else(|_| format!("{}/.cache/chatkit/tools", std::env::var("HOME").unwrap()));
-        format!("{tools}/venv/bin/python")
-    })
-}
-
-/// One tool call through the official MCP Python SDK (`end2end/mcp-call.py`).
-async fn python_mcp(app: &TestApp, token: &str, tool: &str, arguments: Value) -> Value {
-    let output = tokio::process::Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/end2end/mcp-call.py"))
-        .arg(app.at("/mcp"))
-        .arg(tool)
-        .arg(arguments.to_string())
-        .env("MCP_BEARER_TOKEN", token)
-        .output()
-        .await
-        .expect("run the MCP Python SDK (scripts/setup.sh --test installs it)");
-    assert!(
-        output.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the tool's JSON result")
-}
-
 #[sqlx::test]
 async fn the_mcp_tools_plan_too(pool: PgPool) {
     let app = stopped_at(pool, "2026-03-09T10:00:00Z").await;
     let token = app.register("mcp-plan@example.com").await;
     set_zone(&app, &token, "Europe/Berlin").await;
     let added = python_mcp(
-        &app,
+        &app.at("/mcp"),
         &token,
         "add_task",
         json!({ "title": "Send the report", "due": "2026-03-09T17:00", "tags": ["work"],
@@ -431,31 +404,49 @@ async fn the_mcp_tools_plan_too(pool: PgPool) {
     assert_eq!(added["status"], "created");
     assert_eq!(added["due"], "2026-03-09T17:00");
     python_mcp(
-        &app,
+        &app.at("/mcp"),
         &token,
         "add_task",
         json!({ "title": "Later", "due": "2026-03-12" }),
     )
     .await;
-    let today = python_mcp(&app, &token, "list_tasks", json!({ "view": "today" })).await;
+    let today = python_mcp(
+        &app.at("/mcp"),
+        &token,
+        "list_tasks",
+        json!({ "view": "today" }),
+    )
+    .await;
     assert_eq!(today["count"], 1, "{today}");
     assert_eq!(today["tasks"][0]["title"], "Send the report");
     assert_eq!(today["tasks"][0]["tags"], json!(["work"]));
     assert_eq!(today["tasks"][0]["priority"], 1);
-    let upcoming = python_mcp(&app, &token, "list_tasks", json!({ "view": "upcoming" })).await;
+    let upcoming = python_mcp(
+        &app.at("/mcp"),
+        &token,
+        "list_tasks",
+        json!({ "view": "upcoming" }),
+    )
+    .await;
     assert_eq!(upcoming["tasks"][0]["title"], "Later");
     let updated = python_mcp(
-        &app,
+        &app.at("/mcp"),
         &token,
         "update_task",
         json!({ "task_id": 2, "recurrence": "FREQ=WEEKLY;BYDAY=TH" }),
     )
     .await;
     assert_eq!(updated["status"], "updated");
-    let completed = python_mcp(&app, &token, "complete_task", json!({ "task_id": 2 })).await;
+    let completed = python_mcp(
+        &app.at("/mcp"),
+        &token,
+        "complete_task",
+        json!({ "task_id": 2 }),
+    )
+    .await;
     assert_eq!(completed["next_due"], "2026-03-19", "{completed}");
     // The schema says what is accepted: a bad date is the tool's error, not a stored task.
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(common::python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/end2end/mcp-call.py"))
         .arg(app.at("/mcp"))
         .arg("add_task")

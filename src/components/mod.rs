@@ -8,6 +8,7 @@ pub mod conversation_item;
 pub mod follow;
 pub mod message;
 pub mod message_editor;
+pub mod reminders;
 pub mod search_palette;
 pub mod shortcuts;
 pub mod sidebar;

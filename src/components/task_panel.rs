@@ -23,7 +23,10 @@ pub fn TaskPanel() -> impl IntoView {
     expect_context::<LiveContext>().subscribe(move |event| {
         if matches!(
             event,
-            LiveEvent::Task(_) | LiveEvent::TaskDeleted { .. } | LiveEvent::Resync
+            LiveEvent::Task(_)
+                | LiveEvent::TaskDeleted { .. }
+                | LiveEvent::Reminder { .. }
+                | LiveEvent::Resync
         ) {
             ctx.tasks_version.update(|v| *v += 1);
         }

@@ -226,6 +226,13 @@ fn decode(text: &str) -> Option<LiveEvent> {
     struct TaskDeleted {
         id: i32,
     }
+    #[derive(Deserialize)]
+    struct Reminder {
+        task_id: i32,
+        title: String,
+        due: Option<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    }
     let kind = serde_json::from_str::<Kind>(text).ok()?.kind;
     Some(match kind.as_str() {
         "message" => LiveEvent::Message(serde_json::from_str::<Message>(text).ok()?),
@@ -284,6 +291,15 @@ fn decode(text: &str) -> Option<LiveEvent> {
         "task_deleted" => LiveEvent::TaskDeleted {
             id: serde_json::from_str::<TaskDeleted>(text).ok()?.id,
         },
+        "reminder" => {
+            let r = serde_json::from_str::<Reminder>(text).ok()?;
+            LiveEvent::Reminder {
+                task_id: r.task_id,
+                title: r.title,
+                due: r.due,
+                at: r.at,
+            }
+        }
         "resync" => LiveEvent::Resync,
         _ => return None,
     })
@@ -373,6 +389,12 @@ mod tests {
                 recurrence: Some("FREQ=WEEKLY;BYDAY=FR".into()),
             }),
             LiveEvent::TaskDeleted { id: 3 },
+            LiveEvent::Reminder {
+                task_id: 3,
+                title: "Milk".into(),
+                due: Some("2026-03-13T17:00".into()),
+                at,
+            },
             LiveEvent::Resync,
         ];
         for event in events {

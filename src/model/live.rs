@@ -102,6 +102,15 @@ pub enum LiveEvent {
     TaskDeleted {
         id: i32,
     },
+    /// A task's reminder: it is due now (`at`, its due time, or 09:00 of a due day without
+    /// one, in the user's zone). Sent once per occurrence to every open stream of the user.
+    Reminder {
+        task_id: i32,
+        title: String,
+        /// The occurrence reminded of, as `Task::due` writes it.
+        due: Option<String>,
+        at: DateTime<Utc>,
+    },
     /// Events were missed that can no longer be replayed: reload the data.
     Resync,
     /// Only in a streaming send: the turn could not run (`status` as the JSON API would give).

@@ -14,6 +14,7 @@ use crate::{
     },
     components::{
         composer::StartComposer,
+        reminders::Reminders,
         search_palette::SearchPalette,
         shortcuts::Shortcuts,
         sidebar::Sidebar,
@@ -66,6 +67,7 @@ pub fn ChatLayout() -> impl IntoView {
                                 </div>
                                 <Shortcuts />
                                 <SearchPalette />
+                                <Reminders />
                                 <Show when=move || !ctx.online.get()>
                                     <div class="banner offline" role="status">
                                         "Connection lost. Reconnecting…"

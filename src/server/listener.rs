@@ -16,7 +16,7 @@ use super::{
     agent::AgentState,
     bus::{LIVE_CHANNEL, STOP_CHANNEL},
     live::StreamFanout,
-    services::sessions,
+    services::{reminders, sessions},
     sessions::Sessions,
 };
 
@@ -25,6 +25,8 @@ pub struct Receivers {
     pub live: Arc<StreamFanout>,
     pub sessions: Arc<Sessions>,
     pub agent: AgentState,
+    /// Woken when a task write makes a reminder owed (`reminder_sweeper`).
+    pub reminders_owed: Arc<tokio::sync::Notify>,
 }
 
 pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
@@ -35,7 +37,12 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
         .connect_lazy_with((*app_pool.connect_options()).clone());
     // The live and stop channels carry everything on the Postgres bus, and stand in for NATS
     // while it is unreachable.
-    let channels = [LIVE_CHANNEL, STOP_CHANNEL, sessions::REVOKED_CHANNEL];
+    let channels = [
+        LIVE_CHANNEL,
+        STOP_CHANNEL,
+        sessions::REVOKED_CHANNEL,
+        reminders::OWED_CHANNEL,
+    ];
     let mut first = true;
     loop {
         if app_pool.is_closed() {
@@ -58,6 +65,7 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
         if !first {
             state.live.resync_all();
             state.sessions.forget_all();
+            state.reminders_owed.notify_one();
         }
         first = false;
         // `try_recv` reports a lost connection (instead of reconnecting silently), so what
@@ -84,6 +92,7 @@ pub async fn listen_forever(app_pool: PgPool, state: Receivers) {
                             state.sessions.handle(payload);
                             state.live.close_revoked(payload);
                         }
+                        reminders::OWED_CHANNEL => state.reminders_owed.notify_one(),
                         _ => state.agent.handle_stop(payload),
                     }
                 }

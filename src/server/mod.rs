@@ -16,6 +16,7 @@ pub mod live;
 pub mod markdown;
 pub mod mcp;
 pub mod rate_limit;
+mod reminder_sweeper;
 pub mod rendered;
 pub mod rest;
 mod router;

@@ -62,18 +62,29 @@ impl AppState {
 
 impl AppState {
     /// Starts the process's background work: turn ownership (the sweeper), the notification
-    /// listener (live events, stops, revocations), and pruning. Runs for the life of the runtime.
+    /// listener (live events, stops, revocations), reminders, and pruning. Runs for the life of the runtime.
     pub fn start(&self) {
         self.agent.start();
         self.live.start_worker();
+        let reminders_owed = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(super::listener::listen_forever(
             self.pool.clone(),
             super::listener::Receivers {
                 live: self.live.clone(),
                 sessions: self.sessions.clone(),
                 agent: self.agent.clone(),
+                reminders_owed: reminders_owed.clone(),
             },
         ));
+        tokio::spawn(
+            super::reminder_sweeper::ReminderSweeper {
+                pool: self.pool.clone(),
+                bus: self.bus.clone(),
+                clock: self.config.clock,
+                owed: reminders_owed,
+            }
+            .run(),
+        );
         // Handling a delivery never waits (live events go to the fan-out's worker), so a stop
         // request is never held up behind event reads.
         let (deliveries, mut arrived) = tokio::sync::mpsc::channel(1024);

@@ -172,3 +172,31 @@ impl TestApp {
         me["id"].as_str().unwrap().parse().unwrap()
     }
 }
+
+/// The Python with the project's tools (`scripts/setup.sh --test`: the MCP SDK, openai-chatkit).
+pub fn python() -> String {
+    std::env::var("CHATKIT_PYTHON").unwrap_or_else(|_| {
+        let tools = std::env::var("TOOLS_DIR")
+            .unwrap_or_else(|_| format!("{}/.cache/chatkit/tools", std::env::var("HOME").unwrap()));
+        format!("{tools}/venv/bin/python")
+    })
+}
+
+/// One tool call through the official MCP Python SDK (`end2end/mcp-call.py`).
+pub async fn python_mcp(mcp_url: &str, token: &str, tool: &str, arguments: Value) -> Value {
+    let output = tokio::process::Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/end2end/mcp-call.py"))
+        .arg(mcp_url)
+        .arg(tool)
+        .arg(arguments.to_string())
+        .env("MCP_BEARER_TOKEN", token)
+        .output()
+        .await
+        .expect("run the MCP Python SDK (scripts/setup.sh --test installs it)");
+    assert!(
+        output.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the tool's JSON result")
+}

@@ -10,6 +10,7 @@ pub mod export;
 pub mod feedback;
 pub mod import;
 pub mod messages;
+pub mod reminders;
 pub mod search;
 pub mod sessions;
 pub mod stream_tickets;

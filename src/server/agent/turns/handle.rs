@@ -232,6 +232,7 @@ impl EventsState {
             | LiveEvent::Message(_)
             | LiveEvent::Task(_)
             | LiveEvent::TaskDeleted { .. }
+            | LiveEvent::Reminder { .. }
             | LiveEvent::Resync
             | LiveEvent::Error { .. } => false,
         }
@@ -261,6 +262,7 @@ fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
         LiveEvent::ConversationDeleted { id } => *id == conversation,
         LiveEvent::Task(_)
         | LiveEvent::TaskDeleted { .. }
+        | LiveEvent::Reminder { .. }
         | LiveEvent::Resync
         | LiveEvent::Error { .. } => false,
     }

@@ -1,0 +1,134 @@
+// Reminders (issue 26): two tabs of one user, each on its own replica (two release servers on
+// one database, NATS between them); a task comes due: each tab shows one reminder card and
+// makes one browser notification (both with the same tag, so the browser shows one); "Mark
+// done" in one tab ticks the task off and closes the card in both. The second tab is dark and
+// 375 px wide.
+import { test, expect, Page } from "@playwright/test";
+import { hydrated, streamOpened, uniqueEmail } from "./helpers";
+import { startServer, stopServer, ServerHandle } from "../server";
+
+const base = Number(process.env.E2E_PORT ?? 3100) + 80;
+const password = "correct horse 1";
+let replicas: ServerHandle[] = [];
+
+test.beforeAll(async () => {
+  const env = { EVENT_BUS_URL: process.env.E2E_NATS_URL ?? "nats://127.0.0.1:4222" };
+  replicas = [await startServer(base, env), await startServer(base + 1, env)];
+});
+
+test.afterAll(async () => {
+  for (const r of replicas) await stopServer(r);
+});
+
+async function api(url: string, token: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  expect(res.status, `${method} ${path}: ${text}`).toBeLessThan(300);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Records every notification the page makes (and still makes it). */
+async function recordNotifications(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const made: { title: string; tag?: string; body?: string }[] = [];
+    (window as any).__notifications = made;
+    const Original = window.Notification;
+    class Recorded extends Original {
+      constructor(title: string, options?: NotificationOptions) {
+        super(title, options);
+        made.push({ title, tag: options?.tag, body: options?.body });
+      }
+    }
+    (window as any).Notification = Recorded;
+  });
+}
+
+/** The next whole minute at least 8 s away (due times are minutes), in Kolkata (UTC+05:30). */
+async function dueSoon(): Promise<{ due: string; at: number }> {
+  for (;;) {
+    const now = Date.now();
+    const next = Math.ceil(now / 60_000) * 60_000;
+    if (next - now >= 8_000 && next - now <= 12_000) {
+      const local = new Date(next + 5.5 * 3_600_000).toISOString().slice(0, 16);
+      return { due: local, at: next };
+    }
+    const wait = next - now > 12_000 ? next - now - 12_000 : next - now + 48_000;
+    await new Promise((r) => setTimeout(r, wait + 20));
+  }
+}
+
+test("a task coming due reminds each tab on each replica once", async ({ browser }) => {
+  test.setTimeout(150_000);
+  const [a, b] = replicas;
+  const context = await browser.newContext({ timezoneId: "Asia/Kolkata" });
+  await context.grantPermissions(["notifications"], { origin: a.url });
+  await context.grantPermissions(["notifications"], { origin: b.url });
+  const first = await context.newPage();
+  const second = await context.newPage();
+  await recordNotifications(first);
+  await recordNotifications(second);
+  await second.setViewportSize({ width: 375, height: 740 });
+  await second.emulateMedia({ colorScheme: "dark" });
+
+  const email = uniqueEmail("remind");
+  await first.goto(`${a.url}/register`);
+  await hydrated(first);
+  await first.getByLabel("Email").fill(email);
+  await first.getByLabel("Password").fill(password);
+  const firstStream = streamOpened(first);
+  await first.getByRole("button", { name: "Create account" }).click();
+  await expect(first).toHaveURL(/\/chat/);
+  await firstStream;
+  // The same browser, signed in (cookies are per host), in a tab on the other replica.
+  const secondStream = streamOpened(second);
+  await second.goto(`${b.url}/chat`);
+  await hydrated(second);
+  await secondStream;
+
+  const login = await fetch(`${a.url}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const token = (await login.json()).access_token as string;
+  await expect
+    .poll(async () => (await api(a.url, token, "GET", "/api/account/settings")).time_zone, { timeout: 10_000 })
+    .toBe("Asia/Kolkata");
+  const { due, at } = await dueSoon();
+  const task = await api(a.url, token, "POST", "/api/tasks", { title: "Call the dentist", due });
+
+  for (const page of [first, second]) {
+    const card = page.locator(".reminder");
+    await expect(card).toHaveCount(1, { timeout: 25_000 });
+    await expect(card).toContainText("Call the dentist");
+    await expect(card).toContainText(`Due at ${due.slice(11)}`);
+    await expect(card).toHaveAttribute("role", "alert");
+  }
+  expect(Date.now()).toBeGreaterThanOrEqual(at);
+  // Nothing reminds again.
+  await first.waitForTimeout(3_000);
+  for (const page of [first, second]) {
+    await expect(page.locator(".reminder")).toHaveCount(1);
+    const made = await page.evaluate(() => (window as any).__notifications);
+    expect(made).toEqual([
+      { title: "Call the dentist", tag: `reminder-${task.id}-${at / 1000}`, body: `Due at ${due.slice(11)}` },
+    ]);
+  }
+  // On a phone in dark mode the card fits the screen and is dark.
+  const box = (await second.locator(".reminder").boundingBox())!;
+  expect(box.x).toBeGreaterThanOrEqual(0);
+  expect(box.x + box.width).toBeLessThanOrEqual(375);
+  const background = await second.locator(".reminder").evaluate((el) => getComputedStyle(el).backgroundColor);
+  expect(background).toBe("rgb(23, 28, 35)");
+
+  // Done from one tab: the task is ticked off and both cards close.
+  await first.locator(".reminder").getByRole("button", { name: "Mark done" }).click();
+  for (const page of [first, second]) await expect(page.locator(".reminder")).toHaveCount(0);
+  const tasks = await api(a.url, token, "GET", "/api/tasks");
+  expect(tasks.find((t: any) => t.id === task.id).completed).toBe(true);
+  await context.close();
+});
