@@ -4,7 +4,7 @@
 // done" in one tab ticks the task off and closes the card in both. The second tab is dark and
 // 375 px wide.
 import { test, expect, BrowserContext, Page } from "@playwright/test";
-import { hydrated, streamOpened, uniqueEmail } from "./helpers";
+import { expectNoAxeViolations, hydrated, streamOpened, uniqueEmail } from "./helpers";
 import { startServer, stopServer, ServerHandle } from "../server";
 
 const base = Number(process.env.E2E_PORT ?? 3100) + 80;
@@ -146,6 +146,8 @@ async function remindBoth(context: BrowserContext, a: ServerHandle, b: ServerHan
   expect(box.x + box.width).toBeLessThanOrEqual(375);
   const background = await second.locator(".reminder").evaluate((el) => getComputedStyle(el).backgroundColor);
   expect(background).toBe("rgb(23, 28, 35)");
+  await expectNoAxeViolations(first, "a reminder card, light");
+  await expectNoAxeViolations(second, "a reminder card, dark, 375 px");
 
   // Done from one tab: the task is ticked off and both cards close.
   await first.locator(".reminder").getByRole("button", { name: "Mark done" }).click();
