@@ -369,3 +369,76 @@ async fn every_interface_s_writes_keep_the_owed_reminder(pool: PgPool) {
         Some(local(tomorrow, 17, 0))
     );
 }
+
+/// "Snooze": every tab closes its card (`reminder_snoozed`), and the reminder comes again once
+/// the snooze is over, at its new time. Bad snoozes are 400 (REST and server functions alike),
+/// another user's task 404, a done task's 400; none of them changes what is owed.
+#[sqlx::test]
+async fn a_snoozed_reminder_leaves_every_tab_and_comes_again(pool: PgPool) {
+    let db = database_url(&pool);
+    let server = ServerProcess::start(&db, &[]).await;
+    let client = Client::register(&server, "snooze@example.com").await;
+    let other = Client::register(&server, "other-snooze@example.com").await;
+    let mut tab = open_tab(&client, &server, None).await;
+    let mut second_tab = open_tab(&client, &server, None).await;
+    let (due, at) = due_soon(3, 6).await;
+    let task = add(&client, &server, json!({ "title": "Call back", "due": due })).await;
+    let first = tab
+        .until(Duration::from_secs(15), |d| d["type"] == "reminder")
+        .await;
+    assert_reminds_of(first.last().unwrap(), &task, &due, at);
+    let path = format!("/api/tasks/{}/snooze", task["id"]);
+    let snooze = |who: &Client, body: Value| {
+        who.http
+            .post(server.at(&path))
+            .bearer_auth(&who.token)
+            .json(&body)
+            .send()
+    };
+    for bad in [json!({ "minutes": 0 }), json!({ "minutes": 1441 }), json!({}), json!({ "minutes": "ten" })] {
+        let res = snooze(&client, bad.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let sfn = |minutes: &str| {
+        client
+            .http
+            .post(server.at("/sfn/tasks/snooze"))
+            .header("cookie", format!("chatkit_session={}", client.token))
+            .header("origin", &server.url)
+            .form(&[("id", task["id"].to_string()), ("snooze[minutes]", minutes.to_string())])
+            .send()
+    };
+    assert_eq!(sfn("0").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(sfn("x").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let res = snooze(&other, json!({ "minutes": 1 })).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "another user's task");
+    assert_eq!(remind_at(&pool, "Call back").await, None, "nothing owed yet");
+    // Snoozed through the server function (the card's button) by a minute.
+    let res = sfn("1").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let snoozed: Value = res.json().await.unwrap();
+    let until: DateTime<Utc> = snoozed["until"].as_str().unwrap().parse().unwrap();
+    assert!((until - Utc::now() - Span::minutes(1)).num_seconds().abs() <= 2);
+    assert_eq!(remind_at(&pool, "Call back").await, Some(until));
+    for t in [&mut tab, &mut second_tab] {
+        let events = t
+            .until(Duration::from_secs(5), |d| d["type"] == "reminder_snoozed")
+            .await;
+        assert_eq!(events.last().unwrap().data["task_id"], task["id"]);
+    }
+    let again = one_reminder(&mut tab, Duration::from_secs(75)).await;
+    assert_reminds_of(&again, &task, &due, until);
+    assert_eq!(reminder_events(&pool).await, 2, "the first one and the snoozed one");
+    // Done: nothing to snooze.
+    let res = client
+        .http
+        .post(server.at(&format!("/api/tasks/{}/complete", task["id"])))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = snooze(&client, json!({ "minutes": 5 })).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(remind_at(&pool, "Call back").await, None);
+}

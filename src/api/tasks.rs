@@ -2,7 +2,9 @@
 
 use super::declare::server_fns;
 
-use crate::model::{ApiError, NewTask, Task, TaskBoard, TaskFilter, TaskPatch, TaskQuery};
+use crate::model::{
+    ApiError, NewTask, Snooze, Snoozed, Task, TaskBoard, TaskFilter, TaskPatch, TaskQuery,
+};
 
 server_fns! {
     prefix = "/sfn/tasks";
@@ -59,6 +61,16 @@ server_fns! {
     pub async fn set_task_completed(id: i32, completed: bool) -> Result<Task, ApiError> {
         let (state, user) = super::ssr::writer().await?;
         state.tasks().set_completed(user.id, id, completed)
+            .await
+            .map_err(super::ssr::fail)
+    }
+
+    /// Snooze a task's reminder: it comes again `snooze.minutes` from now.
+    #[endpoint = "snooze", name = SnoozeReminder]
+    pub async fn snooze_reminder(id: i32, snooze: Snooze) -> Result<Snoozed, ApiError> {
+        let (state, user) = super::ssr::writer().await?;
+        let now = state.config.now();
+        crate::server::services::reminders::snooze(&state.pool, &state.bus, user.id, id, &snooze, now)
             .await
             .map_err(super::ssr::fail)
     }

@@ -1,12 +1,19 @@
 //! Reminders as they arrive on the tab's live stream: a card for each (until it is dismissed,
-//! or its task is done, here or anywhere) and, where the user allowed it, a browser
+//! or its task is done or its reminder snoozed, here or anywhere) and, where the user allowed it, a browser
 //! notification. Every open tab gets the reminder once; the notifications of all tabs carry
 //! one tag per occurrence, so the browser shows a single one.
 
 use chrono::{DateTime, Utc};
 use leptos::{prelude::*, task::spawn_local};
 
-use crate::{api::tasks::set_task_completed, contexts::live::LiveContext, model::LiveEvent};
+use crate::{
+    api::tasks::{set_task_completed, snooze_reminder},
+    contexts::live::LiveContext,
+    model::{LiveEvent, Snooze},
+};
+
+/// What "Snooze" puts a reminder off by.
+const SNOOZE_MINUTES: u32 = 10;
 
 #[derive(Clone, Debug, PartialEq)]
 struct Shown {
@@ -56,7 +63,9 @@ pub fn Reminders() -> impl IntoView {
         LiveEvent::Task(task) if task.completed || task.due.is_none() => {
             shown.update(|list| list.retain(|r| r.task_id != task.id));
         }
-        LiveEvent::TaskDeleted { id } => shown.update(|list| list.retain(|r| r.task_id != id)),
+        LiveEvent::TaskDeleted { id } | LiveEvent::ReminderSnoozed { task_id: id, .. } => {
+            shown.update(|list| list.retain(|r| r.task_id != id))
+        }
         _ => {}
     });
     let dismiss = move |key: (i32, i64)| shown.update(|list| list.retain(|r| r.key() != key));
@@ -87,6 +96,18 @@ fn ReminderCard(
             }
         })
     };
+    let snooze = move |_| {
+        spawn_local(async move {
+            let minutes = Snooze {
+                minutes: SNOOZE_MINUTES,
+            };
+            match snooze_reminder(task_id, minutes).await {
+                // Its `reminder_snoozed` event closes the card in every tab.
+                Ok(_) => dismiss(key),
+                Err(err) => failed.set(Some(err.detail)),
+            }
+        })
+    };
     let ask = RwSignal::new(asks_for_notifications());
     view! {
         <div class="reminder" role="alert" data-task-id=task_id>
@@ -99,6 +120,9 @@ fn ReminderCard(
             <div class="reminder-actions">
                 <button type="button" class="primary" on:click=done>
                     "Mark done"
+                </button>
+                <button type="button" class="ghost" on:click=snooze>
+                    {format!("Snooze {SNOOZE_MINUTES} min")}
                 </button>
                 <button type="button" class="ghost" on:click=move |_| dismiss(key)>
                     "Dismiss"

@@ -233,6 +233,11 @@ fn decode(text: &str) -> Option<LiveEvent> {
         due: Option<String>,
         at: chrono::DateTime<chrono::Utc>,
     }
+    #[derive(Deserialize)]
+    struct Snoozed {
+        task_id: i32,
+        until: chrono::DateTime<chrono::Utc>,
+    }
     let kind = serde_json::from_str::<Kind>(text).ok()?.kind;
     Some(match kind.as_str() {
         "message" => LiveEvent::Message(serde_json::from_str::<Message>(text).ok()?),
@@ -298,6 +303,13 @@ fn decode(text: &str) -> Option<LiveEvent> {
                 title: r.title,
                 due: r.due,
                 at: r.at,
+            }
+        }
+        "reminder_snoozed" => {
+            let s = serde_json::from_str::<Snoozed>(text).ok()?;
+            LiveEvent::ReminderSnoozed {
+                task_id: s.task_id,
+                until: s.until,
             }
         }
         "resync" => LiveEvent::Resync,
@@ -394,6 +406,10 @@ mod tests {
                 title: "Milk".into(),
                 due: Some("2026-03-13T17:00".into()),
                 at,
+            },
+            LiveEvent::ReminderSnoozed {
+                task_id: 3,
+                until: at,
             },
             LiveEvent::Resync,
         ];

@@ -111,6 +111,12 @@ pub enum LiveEvent {
         due: Option<String>,
         at: DateTime<Utc>,
     },
+    /// A task's reminder was snoozed (in any tab): it comes again at `until`; every tab closes
+    /// the card it shows for it.
+    ReminderSnoozed {
+        task_id: i32,
+        until: DateTime<Utc>,
+    },
     /// Events were missed that can no longer be replayed: reload the data.
     Resync,
     /// Only in a streaming send: the turn could not run (`status` as the JSON API would give).

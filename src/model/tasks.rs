@@ -165,3 +165,22 @@ impl TaskPatch {
             && self.recurrence.is_none()
     }
 }
+
+/// The longest snooze of a reminder, in minutes (a day).
+pub const MAX_SNOOZE_MINUTES: u32 = 24 * 60;
+
+/// Snoozing a task's reminder: it comes again `minutes` from now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Snooze {
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1440))]
+    pub minutes: u32,
+}
+
+/// A snoozed reminder: when it comes again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Snoozed {
+    pub task_id: i32,
+    pub until: chrono::DateTime<chrono::Utc>,
+}

@@ -6,8 +6,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::{
-    model::{NewTask, Task, TaskFilter, TaskPatch, TaskQuery, TaskView},
-    server::{auth::AuthUser, error::AppResult, services::tasks, state::AppState},
+    model::{NewTask, Snooze, Snoozed, Task, TaskFilter, TaskPatch, TaskQuery, TaskView},
+    server::{
+        auth::AuthUser,
+        error::AppResult,
+        services::{reminders, tasks},
+        state::AppState,
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -16,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_task, update_task, delete_task))
         .routes(routes!(complete_task))
         .routes(routes!(reopen_task))
+        .routes(routes!(snooze_reminder))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -129,6 +135,23 @@ async fn reopen_task(
     state
         .tasks()
         .set_completed(user.id, id, false)
+        .await
+        .map(ApiJson)
+}
+
+/// Snooze the task's reminder: it comes again `minutes` (1 to 1440) from now, to every open
+/// tab, which close the card they show for it meanwhile. A done task has none to snooze (400).
+#[utoipa::path(post, path = "/api/tasks/{id}/snooze", tag = "tasks", params(("id" = i32, Path, description = "task number")),
+    request_body = Snooze,
+    responses((status = 200, body = Snoozed), (status = 400), (status = 401), (status = 404)))]
+async fn snooze_reminder(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<i32>,
+    ApiJson(snooze): ApiJson<Snooze>,
+) -> AppResult<ApiJson<Snoozed>> {
+    let now = state.config.now();
+    reminders::snooze(&state.pool, &state.bus, user.id, id, &snooze, now)
         .await
         .map(ApiJson)
 }

@@ -4,14 +4,17 @@
 //! stores its `reminder` event, so every replica may try and exactly one succeeds, and a
 //! replica killed halfway leaves it owed for the next.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, SubsecRound, Utc};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::{events, tasks::due::Due};
 use crate::{
-    model::LiveEvent,
-    server::{bus::EventBus, error::AppResult},
+    model::{LiveEvent, Snooze, Snoozed, MAX_SNOOZE_MINUTES},
+    server::{
+        bus::EventBus,
+        error::{AppError, AppResult},
+    },
 };
 
 /// The channel the task trigger notifies when a reminder becomes owed.
@@ -82,4 +85,56 @@ pub async fn send_due(pool: &PgPool, bus: &EventBus, now: DateTime<Utc>) -> AppR
     tx.commit().await?;
     outbox.publish(bus, pool).await;
     Ok(due)
+}
+
+/// Snoozes the reminder of the user's task `id`: it comes again `minutes` after `now` (that
+/// occurrence's, whether or not it was reminded yet). Every replica's sweeper is told, and
+/// every tab closes its card (`reminder_snoozed`). A done or deleted task has none.
+pub async fn snooze(
+    pool: &PgPool,
+    bus: &EventBus,
+    user: Uuid,
+    id: i32,
+    snooze: &Snooze,
+    now: DateTime<Utc>,
+) -> AppResult<Snoozed> {
+    if !(1..=MAX_SNOOZE_MINUTES).contains(&snooze.minutes) {
+        return Err(AppError::validation(format!(
+            "minutes must be 1 to {MAX_SNOOZE_MINUTES}, got {}",
+            snooze.minutes
+        )));
+    }
+    // Whole seconds: the instant round-trips through the database and JSON unchanged.
+    let until = now.trunc_subsecs(0) + Duration::minutes(i64::from(snooze.minutes));
+    let mut tx = pool.begin().await?;
+    let found: Option<bool> = sqlx::query_scalar(
+        "WITH t AS (
+             UPDATE tasks SET remind_at = $3
+             WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL AND NOT completed
+             RETURNING 1
+         )
+         SELECT EXISTS (SELECT 1 FROM t) AS snoozed FROM tasks
+         CROSS JOIN LATERAL (SELECT pg_notify($4, '')) n
+         WHERE user_id = $1 AND id = $2 AND deleted_at IS NULL",
+    )
+    .bind(user)
+    .bind(id)
+    .bind(until)
+    .bind(OWED_CHANNEL)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match found {
+        None => return Err(AppError::NotFound(format!("task {id}"))),
+        Some(false) => {
+            return Err(AppError::validation(
+                "the task is done: it has no reminder to snooze",
+            ))
+        }
+        Some(true) => {}
+    }
+    let event = LiveEvent::ReminderSnoozed { task_id: id, until };
+    let outbox = events::record(&mut tx, bus, user, &event).await?;
+    tx.commit().await?;
+    outbox.publish(bus, pool).await;
+    Ok(Snoozed { task_id: id, until })
 }

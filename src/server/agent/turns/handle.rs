@@ -233,6 +233,7 @@ impl EventsState {
             | LiveEvent::Task(_)
             | LiveEvent::TaskDeleted { .. }
             | LiveEvent::Reminder { .. }
+            | LiveEvent::ReminderSnoozed { .. }
             | LiveEvent::Resync
             | LiveEvent::Error { .. } => false,
         }
@@ -263,6 +264,7 @@ fn concerns(event: &LiveEvent, conversation: Uuid) -> bool {
         LiveEvent::Task(_)
         | LiveEvent::TaskDeleted { .. }
         | LiveEvent::Reminder { .. }
+        | LiveEvent::ReminderSnoozed { .. }
         | LiveEvent::Resync
         | LiveEvent::Error { .. } => false,
     }
