@@ -382,7 +382,12 @@ async fn a_snoozed_reminder_leaves_every_tab_and_comes_again(pool: PgPool) {
     let mut tab = open_tab(&client, &server, None).await;
     let mut second_tab = open_tab(&client, &server, None).await;
     let (due, at) = due_soon(3, 6).await;
-    let task = add(&client, &server, json!({ "title": "Call back", "due": due })).await;
+    let task = add(
+        &client,
+        &server,
+        json!({ "title": "Call back", "due": due }),
+    )
+    .await;
     let first = tab
         .until(Duration::from_secs(15), |d| d["type"] == "reminder")
         .await;
@@ -395,7 +400,12 @@ async fn a_snoozed_reminder_leaves_every_tab_and_comes_again(pool: PgPool) {
             .json(&body)
             .send()
     };
-    for bad in [json!({ "minutes": 0 }), json!({ "minutes": 1441 }), json!({}), json!({ "minutes": "ten" })] {
+    for bad in [
+        json!({ "minutes": 0 }),
+        json!({ "minutes": 1441 }),
+        json!({}),
+        json!({ "minutes": "ten" }),
+    ] {
         let res = snooze(&client, bad.clone()).await.unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
@@ -405,14 +415,21 @@ async fn a_snoozed_reminder_leaves_every_tab_and_comes_again(pool: PgPool) {
             .post(server.at("/sfn/tasks/snooze"))
             .header("cookie", format!("chatkit_session={}", client.token))
             .header("origin", &server.url)
-            .form(&[("id", task["id"].to_string()), ("snooze[minutes]", minutes.to_string())])
+            .form(&[
+                ("id", task["id"].to_string()),
+                ("snooze[minutes]", minutes.to_string()),
+            ])
             .send()
     };
     assert_eq!(sfn("0").await.unwrap().status(), StatusCode::BAD_REQUEST);
     assert_eq!(sfn("x").await.unwrap().status(), StatusCode::BAD_REQUEST);
     let res = snooze(&other, json!({ "minutes": 1 })).await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "another user's task");
-    assert_eq!(remind_at(&pool, "Call back").await, None, "nothing owed yet");
+    assert_eq!(
+        remind_at(&pool, "Call back").await,
+        None,
+        "nothing owed yet"
+    );
     // Snoozed through the server function (the card's button) by a minute.
     let res = sfn("1").await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -428,7 +445,11 @@ async fn a_snoozed_reminder_leaves_every_tab_and_comes_again(pool: PgPool) {
     }
     let again = one_reminder(&mut tab, Duration::from_secs(75)).await;
     assert_reminds_of(&again, &task, &due, until);
-    assert_eq!(reminder_events(&pool).await, 2, "the first one and the snoozed one");
+    assert_eq!(
+        reminder_events(&pool).await,
+        2,
+        "the first one and the snoozed one"
+    );
     // Done: nothing to snooze.
     let res = client
         .http
