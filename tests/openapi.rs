@@ -32,6 +32,7 @@ async fn openapi_describes_every_rest_route(pool: PgPool) {
         ("/api/tasks/{id}", "delete"),
         ("/api/tasks/{id}/complete", "post"),
         ("/api/tasks/{id}/reopen", "post"),
+        ("/api/tasks/{id}/snooze", "post"),
         ("/api/chat/conversations", "get"),
         ("/api/chat/conversations", "post"),
         ("/api/chat/conversations/{id}", "get"),
