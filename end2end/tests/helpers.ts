@@ -56,3 +56,15 @@ export async function expectNoAxeViolations(page: Page, state: string): Promise<
     `${state}: ${results.violations.length} axe violation(s)\n${report}`,
   ).toEqual([]);
 }
+
+/** A JSON API call to the server at `base` with a bearer token; must succeed. */
+export async function apiCall(base: string, token: string, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  expect(res.status, `${method} ${path}: ${text}`).toBeLessThan(300);
+  return text ? JSON.parse(text) : null;
+}

@@ -3,7 +3,7 @@
 // light and dark mode, on a 375 px screen. The server's clock stands at Tuesday 10 March 2026,
 // 10:00 in Berlin (CLOCK_AT); the browser is in Berlin, and the new account takes its zone.
 import { test, expect, Page } from "@playwright/test";
-import { expectNoAxeViolations } from "./helpers";
+import { apiCall, expectNoAxeViolations } from "./helpers";
 import { startServer, stopServer, ServerHandle } from "../server";
 
 const port = Number(process.env.E2E_PORT ?? 3100) + 70;
@@ -21,15 +21,8 @@ test.afterAll(async () => {
   await stopServer(server);
 });
 
-async function api(token: string, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  expect(res.status, `${method} ${path}: ${text}`).toBeLessThan(300);
-  return text ? JSON.parse(text) : null;
+function api(token: string, method: string, path: string, body?: unknown): Promise<any> {
+  return apiCall(url, token, method, path, body);
 }
 
 /** A new user in Berlin with four tasks, signed in on `page`; returns their bearer token. */

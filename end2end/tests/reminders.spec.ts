@@ -5,7 +5,7 @@
 // task off and closes its card in both. The second tab is dark and
 // 375 px wide.
 import { test, expect, BrowserContext, Page } from "@playwright/test";
-import { expectNoAxeViolations, hydrated, streamOpened, uniqueEmail } from "./helpers";
+import { apiCall, expectNoAxeViolations, hydrated, streamOpened, uniqueEmail } from "./helpers";
 import { startServer, stopServer, ServerHandle } from "../server";
 
 const base = Number(process.env.E2E_PORT ?? 3100) + 80;
@@ -20,17 +20,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   for (const r of replicas) await stopServer(r);
 });
-
-async function api(url: string, token: string, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  expect(res.status, `${method} ${path}: ${text}`).toBeLessThan(300);
-  return text ? JSON.parse(text) : null;
-}
 
 /** Records every notification the page makes (and still makes it). */
 async function recordNotifications(page: Page): Promise<void> {
@@ -117,13 +106,13 @@ async function remindBoth(context: BrowserContext, a: ServerHandle, b: ServerHan
   // The first sign-in took the browser's zone (Chromium names it by its older alias).
   let zone = "";
   await expect
-    .poll(async () => (zone = (await api(a.url, token, "GET", "/api/account/settings")).time_zone ?? ""), {
+    .poll(async () => (zone = (await apiCall(a.url, token, "GET", "/api/account/settings")).time_zone ?? ""), {
       timeout: 10_000,
     })
     .toMatch(/^Asia\/(Kolkata|Calcutta)$/);
   const { due, at } = await dueSoon(zone);
-  const task = await api(a.url, token, "POST", "/api/tasks", { title: "Call the dentist", due });
-  const plants = await api(b.url, token, "POST", "/api/tasks", { title: "Water the plants", due });
+  const task = await apiCall(a.url, token, "POST", "/api/tasks", { title: "Call the dentist", due });
+  const plants = await apiCall(b.url, token, "POST", "/api/tasks", { title: "Water the plants", due });
 
   for (const page of [first, second]) {
     const card = page.locator(".reminder", { hasText: "Call the dentist" });
@@ -167,6 +156,6 @@ async function remindBoth(context: BrowserContext, a: ServerHandle, b: ServerHan
   // Done from the other tab: the task is ticked off and its card closes in both.
   await first.locator(".reminder").getByRole("button", { name: "Mark done" }).click();
   for (const page of [first, second]) await expect(page.locator(".reminder")).toHaveCount(0);
-  const tasks = await api(a.url, token, "GET", "/api/tasks");
+  const tasks = await apiCall(a.url, token, "GET", "/api/tasks");
   expect(tasks.find((t: any) => t.id === task.id).completed).toBe(true);
 }
